@@ -1,0 +1,279 @@
+"""Settings: where the account is, how to authenticate, where the cache lives.
+
+Built from arguments, then the environment, then a ``.env`` file in the working folder
+(arguments win). Nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+__all__ = ["Settings"]
+
+_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_ENV = {
+    "subdomain": "ZENDESK_SUBDOMAIN",
+    "email": "ZENDESK_EMAIL",
+    "api_token": "ZENDESK_API_TOKEN",
+    "oauth_token": "ZENDESK_OAUTH_TOKEN",
+    "password": "ZENDESK_PASSWORD",
+    "base_url": "ZENDESK_BASE_URL",
+    "data_dir": "ZDEVENTS_DATA_DIR",
+    "requests_per_minute": "ZDEVENTS_REQUESTS_PER_MINUTE",
+}
+_SECRETS = ("api_token", "oauth_token", "password")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("zdevents", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Connection and cache settings (immutable).
+
+    Parameters
+    ----------
+    subdomain : str, optional
+        ``acme`` for ``https://acme.zendesk.com``. Names the account's cache folder.
+    email : str, optional
+        The admin's email, used with ``api_token`` (or the deprecated ``password``).
+    api_token, oauth_token, password : str, optional
+        Credentials. Never shown in reprs, logs, errors, state files or Parquet metadata.
+    base_url : str, optional
+        Overrides ``https://{subdomain}.zendesk.com``. Plain ``http`` only for loopback hosts.
+    data_dir : path, optional
+        Cache root (default: the platform's user data folder for ``zdevents``).
+    requests_per_minute : float
+        Budget for the incremental exports (10; 30 with Zendesk's High Volume add-on).
+    timeout : float
+        Seconds before one HTTP request is abandoned (and retried).
+    max_retries : int
+        Retries of one request after 429, 5xx, timeouts and connection failures.
+
+    Examples
+    --------
+    >>> s = Settings(subdomain="acme", email="a@acme.test", api_token="t0k3n")
+    >>> s.base_url
+    'https://acme.zendesk.com'
+    >>> "t0k3n" in repr(s)
+    False
+    """
+
+    subdomain: str | None = None
+    email: str | None = None
+    api_token: str | None = field(default=None, repr=False)
+    oauth_token: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+    data_dir: Path = field(default_factory=_default_data_dir)
+    requests_per_minute: float = 10.0
+    timeout: float = 30.0
+    max_retries: int = 6
+
+    def __post_init__(self) -> None:
+        if self.subdomain is not None:
+            sub = self.subdomain.strip().lower()
+            if not _SUBDOMAIN.match(sub):
+                raise ConfigError(
+                    f"ZENDESK_SUBDOMAIN {self.subdomain!r} is not a subdomain: use the part before "
+                    "'.zendesk.com', letters, digits and '-' only (e.g. 'acme')"
+                )
+            object.__setattr__(self, "subdomain", sub)
+        if self.base_url is not None:
+            object.__setattr__(self, "base_url", _check_base_url(self.base_url))
+        object.__setattr__(self, "data_dir", _check_data_dir(self.data_dir))
+        try:
+            rpm = float(self.requests_per_minute)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"ZDEVENTS_REQUESTS_PER_MINUTE must be a number, not {self.requests_per_minute!r}"
+            ) from None
+        if not rpm > 0:
+            raise ConfigError("ZDEVENTS_REQUESTS_PER_MINUTE must be greater than 0")
+        object.__setattr__(self, "requests_per_minute", rpm)
+        if self.timeout <= 0:
+            raise ConfigError("timeout must be greater than 0 seconds")
+        if self.max_retries < 0:
+            raise ConfigError("max_retries must be 0 or more")
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _SECRETS:
+                if value is not None:
+                    shown.append(f"{f.name}='***'")
+                continue
+            if value is not None:
+                shown.append(f"{f.name}={str(value)!r}")
+        return f"Settings({', '.join(shown)})"
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        dotenv: str | os.PathLike[str] | bool = True,
+        **overrides,
+    ) -> Settings:
+        """Build settings from ``overrides``, then ``env`` (default ``os.environ``), then ``.env``.
+
+        Parameters
+        ----------
+        env : mapping, optional
+            Environment to read (default: ``os.environ``).
+        dotenv : bool or path
+            ``True`` reads ``.env`` in the working folder if present; a path reads that file;
+            ``False`` reads none. The file never changes ``os.environ``.
+        **overrides
+            Field values; ``None`` values are ignored.
+
+        Examples
+        --------
+        >>> s = Settings.from_env({"ZENDESK_SUBDOMAIN": "acme"}, dotenv=False, data_dir="/tmp/z")
+        >>> s.subdomain, str(s.data_dir)
+        ('acme', '/tmp/z')
+        """
+        values: dict[str, object] = {}
+        if dotenv:
+            from dotenv import dotenv_values
+
+            path = Path(".env") if dotenv is True else Path(dotenv)
+            if path.is_file():
+                values.update({k: v for k, v in dotenv_values(path).items() if v})
+        source = os.environ if env is None else env
+        values.update({k: v for k, v in source.items() if v})
+        kwargs: dict[str, object] = {}
+        for name, var in _ENV.items():
+            if var in values:
+                kwargs[name] = values[var]
+        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(kwargs) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    def with_(self, **changes) -> Settings:
+        """A copy with some fields changed (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def url(self) -> str:
+        """The account's base URL (``base_url`` or ``https://{subdomain}.zendesk.com``).
+
+        Raises
+        ------
+        ConfigError
+            When neither a subdomain nor a base URL is set.
+        """
+        if self.base_url:
+            return self.base_url
+        if self.subdomain:
+            return f"https://{self.subdomain}.zendesk.com"
+        raise ConfigError(
+            "no Zendesk account configured: set ZENDESK_SUBDOMAIN (e.g. 'acme' for "
+            "acme.zendesk.com) or ZENDESK_BASE_URL"
+        )
+
+    @property
+    def has_account(self) -> bool:
+        """True when a subdomain or a base URL is set."""
+        return bool(self.subdomain or self.base_url)
+
+    @property
+    def has_credentials(self) -> bool:
+        """True when some complete set of credentials is present."""
+        return bool(self.oauth_token or (self.email and (self.api_token or self.password)))
+
+    @property
+    def account(self) -> str:
+        """Name of the account's folder in the cache: the subdomain, else the base URL's host."""
+        if self.subdomain:
+            return self.subdomain
+        if self.base_url:
+            host = urlsplit(self.base_url).hostname or "local"
+            return re.sub(r"[^a-z0-9.-]", "-", host.lower())
+        raise ConfigError(
+            "no Zendesk account configured: set ZENDESK_SUBDOMAIN or ZENDESK_BASE_URL "
+            "(or pass settings=...) to say which account's cache to use"
+        )
+
+    def auth(self) -> tuple[str, str] | None:
+        """Basic-auth pair for ``requests`` (None when an OAuth token is used or none is set)."""
+        if self.oauth_token:
+            return None
+        if self.email and self.api_token:
+            return (f"{self.email}/token", self.api_token)
+        if self.email and self.password:
+            return (self.email, self.password)
+        return None
+
+    def auth_headers(self) -> dict[str, str]:
+        """Bearer header when an OAuth token is set, else an empty dict."""
+        return {"Authorization": f"Bearer {self.oauth_token}"} if self.oauth_token else {}
+
+    def require_credentials(self) -> None:
+        """Raise :class:`ConfigError` naming what to set when no credentials are complete."""
+        if self.has_credentials:
+            return
+        if self.email and not (self.api_token or self.password):
+            raise ConfigError("ZENDESK_EMAIL is set but ZENDESK_API_TOKEN is not: set it")
+        if (self.api_token or self.password) and not self.email:
+            raise ConfigError("ZENDESK_API_TOKEN is set but ZENDESK_EMAIL is not: set it")
+        raise ConfigError(
+            "no Zendesk credentials: set ZENDESK_EMAIL and ZENDESK_API_TOKEN "
+            "(or ZENDESK_OAUTH_TOKEN) for an admin of the account"
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values set (for scrubbing text before it is shown)."""
+        return tuple(v for v in (getattr(self, n) for n in _SECRETS) if v)
+
+
+def _check_base_url(raw: str) -> str:
+    url = raw.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"ZENDESK_BASE_URL {raw!r} is not a URL like https://acme.zendesk.com"
+        )
+    if parts.username or parts.password:
+        raise ConfigError("ZENDESK_BASE_URL must not contain credentials; use ZENDESK_EMAIL/TOKEN")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"ZENDESK_BASE_URL {raw!r} must not have a query or fragment")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            "ZENDESK_BASE_URL must use https (plain http is accepted only for 127.0.0.1/localhost)"
+        )
+    return url
+
+
+def _check_data_dir(value: object) -> Path:
+    if value is None or str(value).strip() == "":
+        raise ConfigError("ZDEVENTS_DATA_DIR is empty: give a folder path")
+    text = str(value)
+    if "\x00" in text:
+        raise ConfigError("ZDEVENTS_DATA_DIR contains a NUL character")
+    return Path(text).expanduser()
