@@ -1,0 +1,87 @@
+from pathlib import Path
+
+import pytest
+
+from zdevents import ConfigError, Settings
+
+TOKEN = "tok-SECRET-123"
+
+
+def test_env_then_overrides_and_dotenv(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("ZENDESK_SUBDOMAIN=fromfile\nZENDESK_EMAIL=file@x.test\n")
+    s = Settings.from_env(
+        {"ZENDESK_SUBDOMAIN": "fromenv", "ZDEVENTS_REQUESTS_PER_MINUTE": "30"},
+        dotenv=env_file,
+        data_dir=tmp_path,
+    )
+    assert s.subdomain == "fromenv"  # environment beats .env
+    assert s.email == "file@x.test"  # .env fills what the environment lacks
+    assert s.requests_per_minute == 30.0
+    assert s.data_dir == tmp_path
+
+
+def test_dotenv_does_not_touch_os_environ(tmp_path, monkeypatch):
+    monkeypatch.delenv("ZENDESK_API_TOKEN", raising=False)
+    (tmp_path / ".env").write_text(f"ZENDESK_API_TOKEN={TOKEN}\n")
+    s = Settings.from_env({}, dotenv=tmp_path / ".env", data_dir=tmp_path)
+    import os
+
+    assert s.api_token == TOKEN
+    assert "ZENDESK_API_TOKEN" not in os.environ
+
+
+def test_secrets_never_in_repr_or_str():
+    s = Settings(subdomain="acme", email="a@acme.test", api_token=TOKEN, password=TOKEN + "p",
+                 oauth_token=TOKEN + "o", data_dir=Path("/tmp/x"))
+    for text in (repr(s), str(s)):
+        assert TOKEN not in text
+        assert "api_token='***'" in text
+
+
+def test_base_url_defaults_to_subdomain_and_names_the_account():
+    s = Settings(subdomain="Acme", data_dir=Path("/tmp/x"))
+    assert s.url == "https://acme.zendesk.com"
+    assert s.account == "acme"
+
+
+@pytest.mark.parametrize("url", ["http://acme.zendesk.com", "ftp://x", "not a url",
+                                 "https://u:p@acme.zendesk.com", "https://a.test/?q=1"])
+def test_bad_base_urls_are_refused(url):
+    with pytest.raises(ConfigError, match="ZENDESK_BASE_URL"):
+        Settings(base_url=url, data_dir=Path("/tmp/x"))
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9"])
+def test_plain_http_only_for_loopback(url):
+    assert Settings(base_url=url, data_dir=Path("/tmp/x")).url == url
+
+
+@pytest.mark.parametrize("sub", ["acme.zendesk.com", "../etc", "a/b", "-x", "x" * 70, "a b"])
+def test_malformed_subdomains_are_refused(sub):
+    with pytest.raises(ConfigError, match="ZENDESK_SUBDOMAIN"):
+        Settings(subdomain=sub, data_dir=Path("/tmp/x"))
+
+
+def test_credentials_messages_name_what_to_set():
+    with pytest.raises(ConfigError, match="ZENDESK_API_TOKEN"):
+        Settings(subdomain="a", email="a@b.test", data_dir=Path("/tmp/x")).require_credentials()
+    with pytest.raises(ConfigError, match="ZENDESK_EMAIL"):
+        Settings(subdomain="a", api_token="t", data_dir=Path("/tmp/x")).require_credentials()
+    with pytest.raises(ConfigError, match="ZENDESK_SUBDOMAIN"):
+        Settings(data_dir=Path("/tmp/x")).url  # noqa: B018
+
+
+def test_auth_forms():
+    base = dict(subdomain="a", data_dir=Path("/tmp/x"))
+    assert Settings(email="e@x.test", api_token="t", **base).auth() == ("e@x.test/token", "t")
+    assert Settings(email="e@x.test", password="p", **base).auth() == ("e@x.test", "p")
+    oauth = Settings(oauth_token="o", **base)
+    assert oauth.auth() is None
+    assert oauth.auth_headers() == {"Authorization": "Bearer o"}
+
+
+@pytest.mark.parametrize("rpm", ["0", "-3", "ten"])
+def test_requests_per_minute_must_be_positive_number(rpm):
+    with pytest.raises(ConfigError, match="ZDEVENTS_REQUESTS_PER_MINUTE"):
+        Settings.from_env({"ZDEVENTS_REQUESTS_PER_MINUTE": rpm}, dotenv=False)
