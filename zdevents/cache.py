@@ -1,0 +1,860 @@
+"""The local cache: one Parquet dataset and one JSON state file per account and stream.
+
+Layout::
+
+    <data_dir>/<account>/<stream>/
+        state.json                      the snapshot: cursor, coverage, the list of part files
+        .lock                           held by the process that writes (see Cache.lock)
+        month=YYYY-MM/part-<uuid>.parquet   zstd, sorted by time then id, ~128k-row groups
+
+``state.json`` is the snapshot: readers read only the files it lists, so a writer can add
+files, replace ``state.json`` atomically, and only then delete the files it no longer lists.
+A crash at any point leaves the previous snapshot readable; unlisted (orphan) files are
+ignored and removed by the next commit. Rows with the same ``id`` resolve keep-last. Part
+files carry only ``{"zdevents_schema_version": "1", "stream": ...}`` as metadata - no settings.
+Times in the manifest (``min_time``/``max_time``) are Unix milliseconds; the cursor and the
+covered range are Unix seconds, like Zendesk's ``start_time``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import filelock
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .errors import CacheError, CacheLocked, ConfigError
+from .normalize import METRIC_EVENTS_SCHEMA, TICKET_EVENTS_SCHEMA
+
+__all__ = ["SCHEMA_VERSION", "Cache", "CacheState", "CommitResult", "PartFile"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+ROW_GROUP_ROWS = 128 * 1024
+MAX_PARTS_PER_MONTH = 8
+COMPACT_ROWS = 1_000_000
+"""A compaction merges time-adjacent parts into files of at most this many rows (memory bound)."""
+
+_STORAGE_SCHEMAS = {"metric_events": METRIC_EVENTS_SCHEMA, "ticket_events": TICKET_EVENTS_SCHEMA}
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
+_PART_PATH = re.compile(r"^month=(\d{4}-\d{2})/part-[0-9a-f]{32}\.parquet$")
+_STATE = "state.json"
+
+
+@dataclass(frozen=True)
+class PartFile:
+    """One Parquet file of the cache as listed in ``state.json``.
+
+    Attributes
+    ----------
+    path : str
+        Relative to the stream folder, e.g. ``month=2024-01/part-<uuid>.parquet``.
+    month : str
+        ``YYYY-MM`` (UTC) of every row in the file.
+    rows : int
+    min_time, max_time : int
+        Unix milliseconds of the oldest and newest row.
+    """
+
+    path: str
+    month: str
+    rows: int
+    min_time: int
+    max_time: int
+
+
+@dataclass(frozen=True)
+class CacheState:
+    """The snapshot of one stream's cache (the content of ``state.json``).
+
+    Attributes
+    ----------
+    schema_version : int
+    stream : str
+    cursor : int or None
+        Unix seconds: the ``start_time`` of the next fetch (None: never fetched).
+    covered_since : int or None
+        Unix seconds: the earliest ``start_time`` fetched from.
+    covered_until : int or None
+        Unix seconds: the furthest cursor ever reached.
+    rows : int
+        Rows in all listed files (unique ids).
+    files : tuple of PartFile
+        The snapshot, ordered by time.
+    updated_at : str or None
+        ISO-8601 UTC time of the last commit.
+    """
+
+    schema_version: int
+    stream: str
+    cursor: int | None = None
+    covered_since: int | None = None
+    covered_until: int | None = None
+    rows: int = 0
+    files: tuple[PartFile, ...] = ()
+    updated_at: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing was ever committed."""
+        return self.cursor is None and not self.files
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What one :meth:`Cache.commit` changed.
+
+    Attributes
+    ----------
+    new_rows : int
+        Rows whose ``id`` was not in the cache before.
+    replaced_rows : int
+        Cached rows replaced by a newer copy (same ``id``).
+    rows_total : int
+        Rows in the cache after the commit.
+    """
+
+    new_rows: int
+    replaced_rows: int
+    rows_total: int
+
+
+def _check_name(value: str, what: str) -> str:
+    if (
+        not isinstance(value, str)
+        or not _NAME.match(value)
+        or ".." in value
+        or os.path.isabs(value)
+    ):
+        raise ConfigError(
+            f"{what} name {value!r} cannot be a cache folder: use letters, digits, '.', '_' "
+            "and '-' only (no path separators, no '..')"
+        )
+    return value
+
+
+def _to_ms(value: object, what: str) -> int | None:
+    """A point in time as Unix ms, rounded up (so ``time >= since`` stays exact)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be a time, not {value!r}")
+    if isinstance(value, int | float | np.integer | np.floating):
+        stamp = pd.Timestamp(float(value), unit="s", tz="UTC")
+    elif isinstance(value, str | date | datetime | pd.Timestamp | np.datetime64):
+        stamp = pd.Timestamp(value)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    else:
+        raise TypeError(f"{what} must be a Timestamp, datetime, str or Unix seconds, not {value!r}")
+    if pd.isna(stamp):
+        raise ValueError(f"{what} is not a time: {value!r}")
+    nanos = stamp.as_unit("ns").value
+    return -((-nanos) // 1_000_000)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+class Cache:
+    """The Parquet cache of one account's stream.
+
+    Parameters
+    ----------
+    data_dir : path
+        Cache root (``Settings.data_dir``).
+    account : str
+        Account folder name (``Settings.account``).
+    stream : str
+        ``"metric_events"`` or ``"ticket_events"`` (other safe names work with any schema).
+
+    Raises
+    ------
+    ConfigError
+        When ``account`` or ``stream`` could escape ``data_dir``.
+
+    Examples
+    --------
+    >>> import tempfile, pyarrow as pa
+    >>> from zdevents.normalize import metric_events_table
+    >>> cache = Cache(Path(tempfile.mkdtemp()), "acme", "metric_events")
+    >>> body = (b'{"ticket_metric_events": [{"id": 1, "ticket_id": 7, "metric": "reply_time",'
+    ...         b' "instance_id": 1, "type": "activate", "time": "2024-01-02T03:04:05Z"}]}')
+    >>> with cache.lock():
+    ...     cache.commit(metric_events_table([body]), cursor=1704164645)
+    CommitResult(new_rows=1, replaced_rows=0, rows_total=1)
+    >>> cache.state().cursor, cache.read(columns=["id"]).num_rows
+    (1704164645, 1)
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], account: str, stream: str) -> None:
+        self.account = _check_name(account, "account")
+        self.stream = _check_name(stream, "stream")
+        self.data_dir = Path(data_dir)
+        self.dir = self.data_dir / account / stream
+        self.state_path = self.dir / _STATE
+        self._lock = filelock.FileLock(str(self.dir / ".lock"))
+        self._schema = _STORAGE_SCHEMAS.get(stream)
+
+    def __repr__(self) -> str:
+        return f"Cache({str(self.dir)!r})"
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> CacheState:
+        """Read ``state.json`` (a missing file is an empty cache).
+
+        Raises
+        ------
+        CacheError
+            When the file is unreadable, truncated, or of an unknown schema version; the
+            message says how to rebuild the cache.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> Cache(Path(tempfile.mkdtemp()), "acme", "metric_events").state().rows
+        0
+        """
+        try:
+            raw = self.state_path.read_bytes()
+        except FileNotFoundError:
+            return CacheState(schema_version=SCHEMA_VERSION, stream=self.stream)
+        except OSError as exc:
+            raise self._state_error(f"cannot be read ({exc.strerror})") from None
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise self._state_error("is damaged (not valid JSON; truncated?)") from None
+        if not isinstance(data, dict):
+            raise self._state_error("is damaged (not a JSON object)")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise self._state_error(
+                f"has schema version {version!r}, which this zdevents (version "
+                f"{SCHEMA_VERSION}) does not read"
+            )
+        try:
+            files = tuple(self._part_from_json(item) for item in data["files"])
+            state = CacheState(
+                schema_version=version,
+                stream=str(data["stream"]),
+                cursor=_opt_int(data.get("cursor")),
+                covered_since=_opt_int(data.get("covered_since")),
+                covered_until=_opt_int(data.get("covered_until")),
+                rows=int(data["rows"]),
+                files=files,
+                updated_at=data.get("updated_at"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._state_error(f"is damaged ({exc.__class__.__name__}: {exc})") from None
+        if state.stream != self.stream:
+            raise self._state_error(f"belongs to stream {state.stream!r}, not {self.stream!r}")
+        return state
+
+    @staticmethod
+    def _part_from_json(item: dict) -> PartFile:
+        path = item["path"]
+        match = _PART_PATH.match(path) if isinstance(path, str) else None
+        if not match or match.group(1) != item["month"]:
+            raise ValueError(f"bad file entry {path!r}")
+        part = PartFile(
+            path=path,
+            month=item["month"],
+            rows=int(item["rows"]),
+            min_time=int(item["min_time"]),
+            max_time=int(item["max_time"]),
+        )
+        if part.rows < 0 or part.min_time > part.max_time:
+            raise ValueError(f"bad file entry {path!r}")
+        return part
+
+    def _state_error(self, problem: str) -> CacheError:
+        return CacheError(
+            f"the cache state file {self.state_path} {problem}. The {self.stream} cache cannot "
+            f"be trusted: delete the folder {self.dir} and refetch with `zdevents fetch "
+            f"--stream {self.stream} --since <first date you need>`",
+            path=str(self.state_path),
+        )
+
+    def _write_state(self, state: CacheState) -> None:
+        payload = asdict(state)
+        payload["files"] = [asdict(p) for p in state.files]
+        text = json.dumps(payload, indent=1, sort_keys=False).encode()
+        tmp = self.dir / f".{_STATE}.{uuid.uuid4().hex}.tmp"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.state_path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise CacheError(
+                f"could not write {self.state_path} ({exc.strerror or exc}); the cache and its "
+                "cursor are unchanged",
+                path=str(self.state_path),
+            ) from exc
+        _fsync_dir(self.dir)
+
+    # ------------------------------------------------------------------ lock
+    @contextlib.contextmanager
+    def lock(self, timeout: float | None = 0) -> Iterator[Cache]:
+        """Hold this stream's write lock (``<stream dir>/.lock``) for the ``with`` block.
+
+        Parameters
+        ----------
+        timeout : float or None
+            Seconds to wait for another writer; 0 (default) fails at once, None waits forever.
+
+        Raises
+        ------
+        CacheLocked
+            When another process (or another :class:`Cache` object) holds the lock.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> cache = Cache(Path(tempfile.mkdtemp()), "acme", "metric_events")
+        >>> with cache.lock():
+        ...     pass
+        """
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(
+                f"cannot create the cache folder {self.dir} ({exc.strerror or exc}): check "
+                "ZDEVENTS_DATA_DIR",
+                path=str(self.dir),
+            ) from exc
+        try:
+            self._lock.acquire(timeout=-1 if timeout is None else timeout)
+        except filelock.Timeout:
+            raise CacheLocked(
+                f"another zdevents fetch is writing {self.stream} in {self.dir}; wait for it to "
+                "finish and try again (the lock is released when that process exits)",
+                path=str(self.dir / ".lock"),
+            ) from None
+        try:
+            yield self
+        finally:
+            self._lock.release()
+
+    def _require_lock(self) -> None:
+        if not self._lock.is_locked:
+            raise RuntimeError("Cache.commit() must run inside `with cache.lock(): ...`")
+
+    # ------------------------------------------------------------------ commit
+    def commit(
+        self,
+        table: pa.Table,
+        *,
+        cursor: int,
+        covered_since: int | None = None,
+    ) -> CommitResult:
+        """Store ``table`` (deduped keep-last by ``id``) and move the cursor, atomically.
+
+        New part files are written and fsynced first, then ``state.json`` is replaced, then the
+        files no longer listed are deleted. A crash at any point leaves the previous snapshot
+        intact. Only parts of the same month whose time range overlaps the new rows are read
+        (an event's time never changes, so only they can hold the same ids). A month with more
+        than ``MAX_PARTS_PER_MONTH`` parts is compacted.
+
+        Parameters
+        ----------
+        table : pyarrow.Table
+            Rows in the stream's storage schema (needs ``id`` and ``time``); may be empty.
+        cursor : int
+            Unix seconds: the next ``start_time`` (the last page's ``end_time``).
+        covered_since : int, optional
+            Unix seconds: the ``start_time`` this fetch began at (the covered range grows).
+
+        Returns
+        -------
+        CommitResult
+
+        Raises
+        ------
+        RuntimeError
+            When not called inside :meth:`lock`.
+        CacheError
+            When a file cannot be written (disk full...) or an overlapping part is damaged;
+            the previous snapshot stays intact.
+
+        Examples
+        --------
+        See :class:`Cache`.
+        """
+        self._require_lock()
+        state = self.state()
+        table = self._conform(table)
+        incoming = table.num_rows
+        table = _dedupe_keep_last(table)
+        if table.num_rows < incoming:
+            log.debug("%d duplicate rows within the batch", incoming - table.num_rows)
+        table = table.sort_by([("time", "ascending"), ("id", "ascending")])
+        files = list(state.files)
+        written: list[PartFile] = []
+        removed: list[PartFile] = []
+        replaced_rows = 0
+        try:
+            for month, chunk in _split_by_month(table):
+                lo, hi = _time_range(chunk)
+                ids = chunk["id"].combine_chunks()
+                for part in [
+                    p for p in files
+                    if p.month == month and p.max_time >= lo and p.min_time <= hi
+                ]:  # fmt: skip
+                    hits = pc.is_in(self._read_part(part, ["id"])["id"], value_set=ids)
+                    replaced = pc.sum(hits).as_py() or 0
+                    if not replaced:
+                        continue
+                    replaced_rows += replaced
+                    old = self._read_part(part)
+                    old_dups = old.filter(hits)
+                    in_old = pc.is_in(chunk["id"], value_set=old_dups["id"].combine_chunks())
+                    if _same_rows(old_dups, chunk.filter(in_old)):
+                        # the usual page-boundary repeat: identical rows, keep the old file
+                        chunk = chunk.filter(pc.invert(in_old))
+                        ids = chunk["id"].combine_chunks()
+                        continue
+                    kept = old.filter(pc.invert(hits))
+                    removed.append(part)
+                    if kept.num_rows:
+                        written.append(self._write_part(kept, month))
+                if chunk.num_rows:
+                    written.append(self._write_part(chunk, month))
+            files = [p for p in files if p not in removed] + [
+                p for p in written if p not in removed
+            ]
+            for month in sorted({p.month for p in written}):
+                files, merged_in, merged_out = self._compact(files, month)
+                written += merged_out
+                removed += merged_in
+            files.sort(key=lambda p: (p.min_time, p.max_time, p.path))
+            covered = state.covered_since
+            if covered_since is not None:
+                covered = covered_since if covered is None else min(covered, covered_since)
+            reached = cursor if state.covered_until is None else max(state.covered_until, cursor)
+            new_state = CacheState(
+                schema_version=SCHEMA_VERSION,
+                stream=self.stream,
+                cursor=int(cursor),
+                covered_since=covered,
+                covered_until=reached,
+                rows=sum(p.rows for p in files),
+                files=tuple(files),
+                updated_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            )
+            self._write_state(new_state)
+        except BaseException:
+            for part in written:  # never listed: remove now (else the next commit sweeps them)
+                with contextlib.suppress(OSError):
+                    (self.dir / part.path).unlink()
+            raise
+        self._sweep(new_state, removed)
+        return CommitResult(
+            new_rows=table.num_rows - replaced_rows,
+            replaced_rows=replaced_rows,
+            rows_total=new_state.rows,
+        )
+
+    def _conform(self, table: pa.Table) -> pa.Table:
+        if not isinstance(table, pa.Table):
+            raise TypeError(f"commit() needs a pyarrow.Table, not {type(table).__name__}")
+        missing = {"id", "time"} - set(table.column_names)
+        if missing:
+            raise ValueError(f"the table has no {', '.join(sorted(missing))} column")
+        if self._schema is not None:
+            try:
+                table = table.select(self._schema.names).cast(self._schema)
+            except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+                raise ValueError(f"the table does not fit the {self.stream} schema: {exc}") from exc
+        for name in ("id", "time"):
+            if table[name].null_count:
+                raise ValueError(f"the table has rows without {name!r}")
+        if not pa.types.is_timestamp(table.schema.field("time").type):
+            raise ValueError("the table's time column is not a timestamp")
+        metadata = {"zdevents_schema_version": str(SCHEMA_VERSION), "stream": self.stream}
+        return table.replace_schema_metadata(metadata)
+
+    def _write_part(self, table: pa.Table, month: str) -> PartFile:
+        folder = self.dir / f"month={month}"
+        name = f"part-{uuid.uuid4().hex}.parquet"
+        tmp = folder / f".{name}.tmp"
+        try:
+            if not folder.exists():
+                folder.mkdir(parents=True, exist_ok=True)
+                _fsync_dir(self.dir)
+            with open(tmp, "wb") as fh:
+                pq.write_table(
+                    table,
+                    fh,
+                    compression="zstd",
+                    row_group_size=ROW_GROUP_ROWS,
+                    use_dictionary=_dictionary_columns(table.schema),
+                )
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, folder / name)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise CacheError(
+                f"could not write a cache file in {folder} ({exc.strerror or exc}); the cache "
+                "and its cursor are unchanged",
+                path=str(folder),
+            ) from exc
+        _fsync_dir(folder)
+        lo, hi = _time_range(table)
+        return PartFile(f"month={month}/{name}", month, table.num_rows, lo, hi)
+
+    def _read_part(self, part: PartFile, columns: list[str] | None = None) -> pa.Table:
+        path = self.dir / part.path
+        try:
+            return pq.read_table(path, columns=columns, schema=self._schema)
+        except FileNotFoundError:
+            raise self._part_error(part, "is missing") from None
+        except (OSError, pa.ArrowException) as exc:
+            raise self._part_error(part, f"is damaged ({exc})") from None
+
+    def _part_error(self, part: PartFile, problem: str) -> CacheError:
+        path = self.dir / part.path
+        return CacheError(
+            f"the cache file {path} (month {part.month}) {problem}. Refetch that month: "
+            f"zdevents fetch --stream {self.stream} --since {part.month}-01 --force",
+            path=str(path),
+        )
+
+    def _compact(
+        self, files: list[PartFile], month: str
+    ) -> tuple[list[PartFile], list[PartFile], list[PartFile]]:
+        """Merge time-adjacent parts of ``month`` when it has too many (bounded memory)."""
+        parts = sorted((p for p in files if p.month == month), key=lambda p: (p.min_time, p.path))
+        if len(parts) <= MAX_PARTS_PER_MONTH:
+            return files, [], []
+        groups: list[list[PartFile]] = [[]]
+        for part in parts:
+            if groups[-1] and sum(p.rows for p in groups[-1]) + part.rows > COMPACT_ROWS:
+                groups.append([])
+            groups[-1].append(part)
+        merged_in: list[PartFile] = []
+        merged_out: list[PartFile] = []
+        for group in groups:
+            if len(group) < 2:
+                continue
+            table = pa.concat_tables([self._read_part(p) for p in group])
+            table = table.sort_by([("time", "ascending"), ("id", "ascending")])
+            merged_out.append(self._write_part(self._conform(table), month))
+            merged_in += group
+        if merged_in:
+            log.debug("compacted %d parts of %s into %d", len(merged_in), month, len(merged_out))
+        kept = [p for p in files if p not in merged_in]
+        return kept + merged_out, merged_in, merged_out
+
+    def _sweep(self, state: CacheState, removed: list[PartFile]) -> None:
+        """Delete files the snapshot no longer lists, plus orphans of crashed commits."""
+        listed = {p.path for p in state.files}
+        for part in removed:
+            if part.path not in listed:
+                with contextlib.suppress(OSError):
+                    (self.dir / part.path).unlink()
+        for tmp in self.dir.glob(f".{_STATE}.*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        for folder in self.dir.glob("month=*"):
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                relative = f"{folder.name}/{path.name}"
+                if relative not in listed and path.is_file():
+                    log.debug("removing orphan %s", path)
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only succeeds when empty
+
+    # ------------------------------------------------------------------ repair
+    def repair(self, since: object = None) -> list[PartFile]:
+        """Drop damaged part files and rewind the cursor so a fetch restores their rows.
+
+        Must run inside :meth:`lock`. Every listed part whose rows may reach ``since`` or later
+        is read in full; unreadable ones are removed from the snapshot and the cursor moves back
+        to the start of the earliest damaged month (so the next fetch refetches it).
+
+        Parameters
+        ----------
+        since : time, optional
+            Check only parts with rows at or after this time (default: all).
+
+        Returns
+        -------
+        list of PartFile
+            The parts dropped.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> cache = Cache(Path(tempfile.mkdtemp()), "acme", "metric_events")
+        >>> with cache.lock():
+        ...     cache.repair()
+        []
+        """
+        self._require_lock()
+        state = self.state()
+        since_ms = _to_ms(since, "since")
+        damaged = []
+        for part in state.files:
+            if since_ms is not None and part.max_time < since_ms:
+                continue
+            try:
+                self._read_part(part)
+            except CacheError:
+                damaged.append(part)
+        if not damaged:
+            return []
+        month_start = min(int(pd.Timestamp(f"{p.month}-01", tz="UTC").timestamp()) for p in damaged)
+        files = tuple(p for p in state.files if p not in damaged)
+        cursor = month_start if state.cursor is None else min(state.cursor, month_start)
+        self._write_state(
+            replace(state, files=files, rows=sum(p.rows for p in files), cursor=cursor)
+        )
+        self._sweep(self.state(), damaged)
+        log.warning("dropped %d damaged cache files; cursor rewound", len(damaged))
+        return damaged
+
+    # ------------------------------------------------------------------ read
+    def files(self, since: object = None, until: object = None) -> list[Path]:
+        """Absolute paths of the listed part files that may hold rows in ``[since, until)``.
+
+        Parameters
+        ----------
+        since, until : pandas.Timestamp, datetime, str or Unix seconds, optional
+            Naive values are UTC.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> Cache(Path(tempfile.mkdtemp()), "acme", "metric_events").files()
+        []
+        """
+        return [self.dir / p.path for p in self._select(self.state(), since, until)]
+
+    def _select(self, state: CacheState, since: object, until: object) -> list[PartFile]:
+        lo, hi = _to_ms(since, "since"), _to_ms(until, "until")
+        return [
+            p
+            for p in state.files
+            if (lo is None or p.max_time >= lo) and (hi is None or p.min_time < hi)
+        ]
+
+    def read(
+        self,
+        columns: list[str] | None = None,
+        since: object = None,
+        until: object = None,
+    ) -> pa.Table:
+        """Read the cached rows with ``since <= time < until``, ordered by time.
+
+        Parameters
+        ----------
+        columns : list of str, optional
+            Project to these columns (default: all).
+        since, until : pandas.Timestamp, datetime, str or Unix seconds, optional
+            Half-open range; naive values are UTC.
+
+        Raises
+        ------
+        CacheError
+            When a part file is damaged or missing; the message names the file, its month
+            and the command that refetches it.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> Cache(Path(tempfile.mkdtemp()), "acme", "metric_events").read().num_rows
+        0
+        """
+        lo, hi = _to_ms(since, "since"), _to_ms(until, "until")
+        previous: tuple[PartFile, ...] | None = None
+        while True:
+            state = self.state()
+            parts = self._select(state, since, until)
+            try:
+                return self._read_parts(parts, columns, lo, hi)
+            except _Vanished as gone:
+                if previous is not None and previous == state.files:
+                    raise self._part_error(gone.part, "is listed but missing") from None
+                previous = state.files  # a concurrent commit replaced it: read the new snapshot
+
+    def _read_parts(
+        self, parts: list[PartFile], columns: list[str] | None, lo: int | None, hi: int | None
+    ) -> pa.Table:
+        schema = self._schema
+        if not parts:
+            base = schema.empty_table() if schema is not None else pa.table({})
+            return base.select(columns) if columns is not None else base
+        overlapping = any(b.min_time < a.max_time for a, b in zip(parts, parts[1:], strict=False))
+        wanted = columns
+        if overlapping and columns is not None:
+            wanted = list(dict.fromkeys([*columns, "time", "id"]))
+        paths = [str(self.dir / p.path) for p in parts]
+        condition = None
+        if lo is not None:
+            condition = ds.field("time") >= pa.scalar(lo, pa.timestamp("ms", "UTC"))
+        if hi is not None:
+            upper = ds.field("time") < pa.scalar(hi, pa.timestamp("ms", "UTC"))
+            condition = upper if condition is None else condition & upper
+        try:
+            dataset = ds.dataset(paths, format="parquet", schema=schema)
+            table = dataset.to_table(columns=wanted, filter=condition)
+        except (OSError, pa.ArrowException) as exc:
+            self._diagnose(parts, exc)
+            raise
+        if overlapping:
+            table = table.sort_by([("time", "ascending"), ("id", "ascending")])
+            if columns is not None:
+                table = table.select(columns)
+        return table.replace_schema_metadata(None)
+
+    def _diagnose(self, parts: list[PartFile], exc: BaseException) -> None:
+        for part in parts:
+            if not (self.dir / part.path).exists():
+                raise _Vanished(part) from None
+        for part in parts:
+            self._read_part(part)  # raises CacheError naming the damaged file
+        raise CacheError(f"could not read the cache in {self.dir}: {exc}", path=str(self.dir))
+
+    # ------------------------------------------------------------------ housekeeping
+    def size_bytes(self) -> int:
+        """Bytes on disk of the listed files and ``state.json``.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> Cache(Path(tempfile.mkdtemp()), "acme", "metric_events").size_bytes()
+        0
+        """
+        total = 0
+        paths = [self.state_path, *(self.dir / p.path for p in self.state().files)]
+        for path in paths:
+            with contextlib.suppress(OSError):
+                total += path.stat().st_size
+        return total
+
+    def clear(self) -> None:
+        """Delete this stream's cache (waits for no one: fails if a fetch holds the lock).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> cache = Cache(Path(tempfile.mkdtemp()), "acme", "metric_events")
+        >>> cache.clear(); cache.state().empty
+        True
+        """
+        if not self.dir.exists():
+            return
+        with self.lock():
+            with contextlib.suppress(FileNotFoundError):
+                self.state_path.unlink()
+            _fsync_dir(self.dir)
+            for path in self.dir.iterdir():
+                if path.name == ".lock":
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+
+
+class _Vanished(Exception):
+    def __init__(self, part: PartFile) -> None:
+        super().__init__(part.path)
+        self.part = part
+
+
+def _opt_int(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _dedupe_keep_last(table: pa.Table) -> pa.Table:
+    """Keep the last row of each ``id`` (vectorised)."""
+    if table.num_rows < 2:
+        return table
+    ids = table["id"].to_numpy()
+    _, first_in_reversed = np.unique(ids[::-1], return_index=True)
+    if len(first_in_reversed) == len(ids):
+        return table
+    keep = np.sort(len(ids) - 1 - first_in_reversed)
+    return table.take(pa.array(keep))
+
+
+def _time_ms(table: pa.Table) -> np.ndarray:
+    return table["time"].cast(pa.timestamp("ms", "UTC")).cast(pa.int64()).to_numpy()
+
+
+def _time_range(table: pa.Table) -> tuple[int, int]:
+    ms = _time_ms(table)
+    return int(ms.min()), int(ms.max())
+
+
+def _split_by_month(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """Consecutive slices of a time-sorted table, one per UTC month."""
+    if table.num_rows == 0:
+        return
+    months = _time_ms(table).astype("datetime64[ms]").astype("datetime64[M]")
+    edges = [0, *(np.flatnonzero(months[1:] != months[:-1]) + 1).tolist(), len(months)]
+    for start, stop in zip(edges, edges[1:], strict=False):
+        yield str(months[start]), table.slice(start, stop - start)
+
+
+def _same_rows(old: pa.Table, new: pa.Table) -> bool:
+    """True when two small tables hold the same rows (any order, dictionaries decoded)."""
+    if old.num_rows != new.num_rows:
+        return False
+
+    def plain(table: pa.Table) -> pa.Table:
+        table = table.sort_by("id").replace_schema_metadata(None)
+        for i, field in enumerate(table.schema):
+            if pa.types.is_dictionary(field.type):
+                table = table.set_column(i, field.name, table[i].cast(field.type.value_type))
+        return table.combine_chunks()
+
+    return plain(old).equals(plain(new))
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str] | bool:
+    """Parquet dictionary encoding only where values repeat (not ids and times): smaller, faster."""
+    if any(pa.types.is_nested(f.type) for f in schema):
+        return True
+    return [f.name for f in schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
