@@ -1,6 +1,20 @@
-"""zdevents: Zendesk's incremental exports as cached, analysis-ready pandas data."""
+"""zdevents: Zendesk's incremental exports as cached, analysis-ready pandas data.
 
+>>> import zdevents as zd
+>>> events = zd.load_frame(since="2024-01-01")  # doctest: +SKIP
+>>> targets = zd.sla_targets(events)  # doctest: +SKIP
+>>> rates = zd.breach_rates(targets, by="metric")  # doctest: +SKIP
+"""
+
+from .charts import (
+    plot_breach_heatmap,
+    plot_breach_rates,
+    plot_breach_trend,
+    plot_fulfilment_ratio,
+    save_figure,
+)
 from .config import Settings
+from .dates import time_range, to_utc
 from .errors import (
     ApiError,
     AuthError,
@@ -14,6 +28,11 @@ from .errors import (
     ServerError,
     ZdEventsError,
 )
+from .frame import load_changes, load_frame
+from .ingest import FetchResult, fetch
+from .pipeline import build_report, cache_status, prepare_sample, run_demo
+from .sla import breach_rates, sla_targets
+from .tickets import attach_ticket_attributes, ticket_attributes
 
 __version__ = "0.1.0"
 
@@ -23,6 +42,7 @@ __all__ = [
     "CacheError",
     "CacheLocked",
     "ConfigError",
+    "FetchResult",
     "NotFound",
     "PageError",
     "PermissionDenied",
@@ -31,4 +51,22 @@ __all__ = [
     "Settings",
     "ZdEventsError",
     "__version__",
+    "attach_ticket_attributes",
+    "breach_rates",
+    "build_report",
+    "cache_status",
+    "fetch",
+    "load_changes",
+    "load_frame",
+    "plot_breach_heatmap",
+    "plot_breach_rates",
+    "plot_breach_trend",
+    "plot_fulfilment_ratio",
+    "prepare_sample",
+    "run_demo",
+    "save_figure",
+    "sla_targets",
+    "ticket_attributes",
+    "time_range",
+    "to_utc",
 ]

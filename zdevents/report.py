@@ -31,7 +31,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from . import charts
-from .dates import TimeLike, to_utc
+from .dates import TimeLike, time_range, to_utc
 
 __all__ = ["CHART_NAMES", "ReportResult", "format_rates_table", "write_report"]
 
@@ -339,9 +339,7 @@ def write_report(
     """
     rates_fn = breach_rates if breach_rates is not None else _default_breach_rates()
     cutoff = to_utc(as_of, name="as_of")
-    start, end = to_utc(since, name="since"), to_utc(until, name="until")
-    if start is not None and end is not None and start > end:
-        raise ValueError(f"since ({start.isoformat()}) is after until ({end.isoformat()})")
+    start, end = time_range(since, until)
     frame = _prepare(targets, start, end)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -111,6 +111,7 @@ class _Fault:
     remaining: int | None
     stream: str | None
     options: dict = field(default_factory=dict)
+    after: int = 0  # matching requests to let through before the fault starts
 
 
 class _Dataset:
@@ -385,7 +386,7 @@ class LocalZendesk:
 
     # ------------------------------------------------------------------ faults
     def inject(self, kind: str, *, times: int | None = 1, stream: str | None = None,
-               **options: object) -> None:
+               after: int = 0, **options: object) -> None:
         """Queue a fault for the next matching requests (see the module docstring).
 
         Examples
@@ -402,12 +403,13 @@ class LocalZendesk:
         if times is not None and times < 1:
             raise ValueError("times must be at least 1 (or None for every request)")
         with self._lock:
-            self._faults.append(_Fault(kind, times, stream, dict(options)))
+            self._faults.append(_Fault(kind, times, stream, dict(options), after=after))
 
     def fail_next(self, status: int = 500, *, times: int | None = 1, stream: str | None = None,
-                  retry_after: float | None = None) -> None:
-        """Answer the next ``times`` requests with HTTP ``status`` (e.g. 500, 502, 503, 504)."""
-        self.inject("status", times=times, stream=stream, status=status, retry_after=retry_after)
+                  retry_after: float | None = None, after: int = 0) -> None:
+        """Answer the next ``times`` requests (after ``after`` good ones) with HTTP ``status``."""
+        self.inject("status", times=times, stream=stream, after=after, status=status,
+                    retry_after=retry_after)
 
     def reset_next(self, *, times: int | None = 1, stream: str | None = None) -> None:
         """Reset the connection after the headers and half the body."""
@@ -466,6 +468,9 @@ class LocalZendesk:
         with self._lock:
             for fault in self._faults:
                 if fault.stream is None or fault.stream == stream:
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
                     if fault.remaining is not None:
                         fault.remaining -= 1
                         if fault.remaining <= 0:

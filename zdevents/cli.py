@@ -1,0 +1,161 @@
+"""Command line: ``zdevents fetch | status | report | demo``.
+
+Each command is a few lines over the library; expected failures print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import Settings
+from .errors import ZdEventsError
+
+__all__ = ["main"]
+
+STREAM_CHOICES = ("metric_events", "ticket_events", "all")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(data_dir=getattr(args, "data_dir", None))
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Fetch what is new from Zendesk into the cache."""
+    from .ingest import fetch
+
+    settings = _settings(args)
+    streams = ["metric_events", "ticket_events"] if args.stream == "all" else [args.stream]
+    for stream in streams:
+        result = fetch(
+            stream,
+            args.since,
+            settings=settings,
+            progress=not args.quiet,
+            include_comments=args.include_comments,
+            force=args.force,
+            lock_timeout=args.wait,
+        )
+        print(result)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Show what the cache holds, per stream."""
+    from .pipeline import cache_status, format_status
+
+    print(format_status(cache_status(settings=_settings(args))))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write SLA charts and an HTML summary from the cache."""
+    from .pipeline import build_report
+
+    result = build_report(args.out, since=args.since, until=args.until, settings=_settings(args))
+    print(result.summary)
+    print(f"report: {result.index}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole pipeline offline on the bundled sample account."""
+    from .pipeline import run_demo
+
+    run_demo(
+        out_dir=args.out,
+        data_dir=args.data_dir,
+        tickets=args.tickets,
+        progress=not args.quiet,
+        echo=print,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zdevents",
+        description="Zendesk SLA metric events and ticket events, cached as Parquet, as "
+        "breach-rate reports.",
+        epilog="Configuration comes from the environment or a .env file: ZENDESK_SUBDOMAIN, "
+        "ZENDESK_EMAIL, ZENDESK_API_TOKEN (or ZENDESK_OAUTH_TOKEN), ZENDESK_BASE_URL, "
+        "ZDEVENTS_DATA_DIR, ZDEVENTS_REQUESTS_PER_MINUTE.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each request")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def data_dir(p: argparse.ArgumentParser, default: str | None = None) -> None:
+        p.add_argument(
+            "--data-dir",
+            default=default,
+            help="cache root (default: ZDEVENTS_DATA_DIR or the user data folder)",
+        )
+
+    p = sub.add_parser("fetch", help=cmd_fetch.__doc__, description=cmd_fetch.__doc__)
+    p.add_argument("--stream", choices=STREAM_CHOICES, default="metric_events")
+    p.add_argument("--since", help="first fetch starts here (e.g. 2024-01-01); default: all")
+    p.add_argument(
+        "--include-comments", action="store_true", help="ticket_events: full comment objects"
+    )
+    p.add_argument("--force", action="store_true", help="refetch from --since even if cached")
+    p.add_argument(
+        "--wait", type=float, default=0, metavar="SECONDS",
+        help="wait this long for another fetch of the same stream to finish (default: refuse)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    data_dir(p)
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("status", help=cmd_status.__doc__, description=cmd_status.__doc__)
+    data_dir(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("report", help=cmd_report.__doc__, description=cmd_report.__doc__)
+    p.add_argument("--since", help="first day of the report (targets applied from then)")
+    p.add_argument("--until", help="end of the report, exclusive")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="folder (default: reports)")
+    data_dir(p)
+    p.add_argument("--stream-dir", dest="data_dir", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
+    p.add_argument("--tickets", type=int, default=3000, help="sample size (default: 3000)")
+    p.add_argument(
+        "--out", type=Path, default=Path("reports/demo"), help="folder (default: reports/demo)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    data_dir(p, default="data")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 expected failure, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except ZdEventsError as exc:
+        print(f"zdevents {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # bad --since/--until and similar input
+        print(f"zdevents {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"zdevents {args.command}: interrupted; everything fetched before this point is "
+            "kept, run the command again to continue",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

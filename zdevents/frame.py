@@ -1,0 +1,167 @@
+"""The front door: cached exports as typed pandas frames, refreshed on demand."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from . import normalize
+from .cache import Cache
+from .config import Settings
+from .dates import TimeLike, time_range
+from .errors import ConfigError
+from .streams import get_stream
+
+__all__ = ["load_changes", "load_frame", "open_cache"]
+
+log = logging.getLogger(__name__)
+
+Refresh = Literal["auto", "never", "force"]
+_told_cache_only: set[str] = set()
+
+
+def _account_name(settings: Settings) -> str:
+    """The configured account, or the only account present in the cache folder."""
+    if settings.has_account:
+        return settings.account
+    root = Path(settings.data_dir)
+    accounts = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if len(accounts) == 1:
+        return accounts[0]
+    if not accounts:
+        raise ConfigError(
+            f"no cached data in {root} and no Zendesk account configured: set "
+            "ZENDESK_SUBDOMAIN, ZENDESK_EMAIL and ZENDESK_API_TOKEN (or run `zdevents demo` "
+            "for the sample account)"
+        )
+    raise ConfigError(
+        f"{root} holds several accounts ({', '.join(accounts)}): set ZENDESK_SUBDOMAIN to "
+        "choose one"
+    )
+
+
+def open_cache(stream: str = "metric_events", *, settings: Settings | None = None) -> Cache:
+    """The :class:`~zdevents.cache.Cache` of one stream of the configured account.
+
+    Examples
+    --------
+    >>> cache = open_cache("metric_events")  # doctest: +SKIP
+    >>> cache.state().rows  # doctest: +SKIP
+    712345
+    """
+    settings = settings if settings is not None else Settings.from_env()
+    return Cache(settings.data_dir, _account_name(settings), get_stream(stream).name)
+
+
+def _refresh(
+    stream: str, since: pd.Timestamp | None, refresh: Refresh, settings: Settings
+) -> None:
+    from .ingest import fetch
+
+    if refresh == "never":
+        return
+    if refresh not in ("auto", "force"):
+        raise ValueError(f"refresh must be 'auto', 'never' or 'force', not {refresh!r}")
+    if not (settings.has_account and settings.has_credentials):
+        if refresh == "force":
+            settings.require_credentials()
+            settings.url  # noqa: B018 - raises ConfigError naming what to set
+        key = f"{settings.data_dir}:{stream}"
+        if key not in _told_cache_only:
+            _told_cache_only.add(key)
+            log.info("no Zendesk account configured: reading the %s cache only", stream)
+            warnings.warn(
+                f"no Zendesk account configured: reading the {stream} cache in "
+                f"{settings.data_dir} without refreshing it",
+                stacklevel=4,
+            )
+        return
+    fetch(stream, since, settings=settings, progress=False, force=refresh == "force")
+
+
+def load_frame(
+    since: TimeLike = None,
+    until: TimeLike = None,
+    *,
+    stream: str = "metric_events",
+    refresh: Refresh = "auto",
+    columns: Sequence[str] | None = None,
+    settings: Settings | None = None,
+) -> pd.DataFrame:
+    """Load one export stream as a typed DataFrame, fetching what is new first.
+
+    Parameters
+    ----------
+    since, until : str, date, datetime, Timestamp or epoch seconds, optional
+        Half-open range ``[since, until)`` of event time. Naive values are UTC.
+    stream : {"metric_events", "ticket_events"}
+        ``metric_events`` (SLA events, one row per event) or ``ticket_events`` (one row per
+        audit; see :func:`load_changes` for the field changes inside audits).
+    refresh : {"auto", "never", "force"}
+        ``"auto"`` fetches what is newer than the cache's cursor when an account and
+        credentials are configured, and otherwise reads the cache (saying so once);
+        ``"never"`` only reads; ``"force"`` refetches from ``since``.
+    columns : list of str, optional
+        Only these columns (read from disk, nothing else).
+    settings : Settings, optional
+        Default: ``Settings.from_env()``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Sorted by time. ``frame.attrs["zdevents_as_of"]`` holds the export's horizon (the
+        cursor, UTC), which :func:`zdevents.sla_targets` uses as its default ``as_of``.
+
+    Examples
+    --------
+    >>> import zdevents as zd
+    >>> events = zd.load_frame(since="2024-01-01")  # doctest: +SKIP
+    >>> events.dtypes["time"]  # doctest: +SKIP
+    datetime64[ms, UTC]
+    """
+    settings = settings if settings is not None else Settings.from_env()
+    name = get_stream(stream).name
+    start, end = time_range(since, until)
+    _refresh(name, start, refresh, settings)
+    cache = Cache(settings.data_dir, _account_name(settings), name)
+    state = cache.state()
+    table = cache.read(columns=list(columns) if columns is not None else None, since=start, until=end)
+    frame = normalize.to_pandas(table, name)
+    if state.cursor is not None:
+        frame.attrs["zdevents_as_of"] = pd.Timestamp(state.cursor, unit="s", tz="UTC")
+    return frame
+
+
+def load_changes(
+    since: TimeLike = None,
+    until: TimeLike = None,
+    *,
+    refresh: Refresh = "auto",
+    settings: Settings | None = None,
+) -> pd.DataFrame:
+    """Field changes inside ticket audits, one row per change (the long form).
+
+    Columns: ``ticket_id``, ``audit_id``, ``time``, ``updater_id``, ``via_channel``,
+    ``event_id``, ``event_type``, ``field``, ``value``, ``previous_value``, and for comments
+    ``author_id``, ``public``, ``body`` (bodies need ``zdevents fetch --include-comments``).
+
+    Examples
+    --------
+    >>> changes = zd.load_changes(since="2024-01-01")  # doctest: +SKIP
+    >>> changes[changes.field == "priority"].value.value_counts()  # doctest: +SKIP
+    """
+    settings = settings if settings is not None else Settings.from_env()
+    start, end = time_range(since, until)
+    _refresh("ticket_events", start, refresh, settings)
+    cache = Cache(settings.data_dir, _account_name(settings), "ticket_events")
+    state = cache.state()
+    table = cache.read(since=start, until=end)
+    frame = normalize.to_pandas(normalize.ticket_changes(table), "ticket_changes")
+    if state.cursor is not None:
+        frame.attrs["zdevents_as_of"] = pd.Timestamp(state.cursor, unit="s", tz="UTC")
+    return frame

@@ -1,0 +1,218 @@
+"""Fetch one export stream into the cache: client pages -> normalize -> cache commits.
+
+The cursor moves only in :meth:`Cache.commit`, after the data it covers is durable, so a
+fetch can be interrupted at any point and resumed by running it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from . import normalize
+from .cache import Cache
+from .client import Client, Page
+from .config import Settings
+from .dates import TimeLike, to_utc
+from .progress import FetchProgress
+from .streams import METRIC_EVENTS, TICKET_EVENTS, Stream, get_stream
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["FetchResult", "fetch"]
+
+log = logging.getLogger(__name__)
+
+#: Pages normalised and committed together: ~100k metric events, ~15 MB of JSON.
+BATCH_PAGES = 100
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What one :func:`fetch` did.
+
+    Attributes
+    ----------
+    stream : str
+    pages : int
+        Pages received.
+    events_received : int
+        Records received, duplicates at page boundaries included.
+    new_events : int
+        Records stored that the cache did not hold before.
+    requests : int
+        HTTP requests sent (retries included).
+    rate_limited : int
+        HTTP 429 answers received.
+    seconds_waited : float
+        Time spent waiting for the rate limit, Retry-After and backoff.
+    cursor : pandas.Timestamp or None
+        Where the next fetch starts (UTC).
+    rows : int
+        Rows in the cache after the fetch.
+    seconds : float
+        Wall time of the fetch.
+    """
+
+    stream: str
+    pages: int
+    events_received: int
+    new_events: int
+    requests: int
+    rate_limited: int
+    seconds_waited: float
+    cursor: pd.Timestamp | None
+    rows: int
+    seconds: float
+
+    def __str__(self) -> str:
+        cursor = self.cursor.strftime("%Y-%m-%d %H:%M UTC") if self.cursor is not None else "-"
+        return (
+            f"{self.stream}: {self.pages:,} pages, {self.events_received:,} events received, "
+            f"{self.new_events:,} new, {self.rows:,} cached; {self.requests:,} requests, "
+            f"{self.rate_limited} rate-limited, caught up to {cursor} ({self.seconds:.1f} s)"
+        )
+
+
+def _start_time(cache: Cache, since: pd.Timestamp | None, force: bool) -> tuple[int, int | None]:
+    """Where to start and what the cache covers from afterwards."""
+    state = cache.state()
+    since_s = int(since.timestamp()) if since is not None else None
+    covered = state.covered_since
+    if state.cursor is None or force:
+        start = since_s if since_s is not None else (covered if force and covered else 0)
+        new_covered = start if covered is None else min(start, covered)
+        return start, new_covered
+    if since_s is not None and covered is not None and since_s < covered:
+        # Backfill: an earlier start than the cache covers re-reads from there on.
+        return since_s, since_s
+    return state.cursor, covered
+
+
+def fetch(
+    stream: str | Stream = "metric_events",
+    since: TimeLike = None,
+    *,
+    settings: Settings | None = None,
+    progress: bool = True,
+    include_comments: bool = False,
+    force: bool = False,
+    session: requests.Session | None = None,
+    lock_timeout: float = 0,
+) -> FetchResult:
+    """Fetch what is new in one stream into the local Parquet cache.
+
+    Parameters
+    ----------
+    stream : {"metric_events", "ticket_events"}
+        Which incremental export to fetch.
+    since : str, date, datetime, Timestamp or epoch seconds, optional
+        Where a first fetch starts (default: the beginning of the account's history).
+        Later fetches continue from the cache's cursor; a ``since`` earlier than what the
+        cache covers backfills from there.
+    settings : Settings, optional
+        Account, credentials and cache folder (default: ``Settings.from_env()``).
+    progress : bool
+        Show a progress bar on stderr.
+    include_comments : bool
+        ``ticket_events`` only: ask for full comment objects (``include=comment_events``).
+    force : bool
+        Refetch from ``since`` (or from what the cache covers) even if the cursor is newer.
+    session : requests.Session, optional
+        HTTP session to use (tests and proxies).
+    lock_timeout : float
+        Seconds to wait for another fetch of the same stream to finish (0: refuse at once).
+
+    Returns
+    -------
+    FetchResult
+
+    Raises
+    ------
+    ConfigError, ApiError, PageError, CacheError
+        Each with a message saying what to do; the cache keeps everything committed so far.
+
+    Examples
+    --------
+    >>> result = fetch("metric_events", since="2024-01-01")  # doctest: +SKIP
+    >>> print(result)  # doctest: +SKIP
+    metric_events: 12 pages, 11,804 events received, 11,790 new, ...
+    """
+    settings = settings if settings is not None else Settings.from_env()
+    settings.require_credentials()
+    stream = get_stream(stream)
+    since_ts = to_utc(since, name="since")
+    started = time.monotonic()
+    cache = Cache(settings.data_dir, settings.account, stream.name)
+    with cache.lock(timeout=lock_timeout), Client(settings, session=session) as client:
+        if force:
+            dropped = cache.repair(since_ts)
+            if dropped:
+                log.warning("dropped %d damaged cache files; refetching them", len(dropped))
+        start, covered_since = _start_time(cache, since_ts, force)
+        pages = events = new = 0
+        batch: list[Page] = []
+        bar = FetchProgress(stream.name, start, settings.requests_per_minute, enabled=progress)
+        try:
+            pager = client.pages(stream, start, include_comments=include_comments)
+            for page in pager:
+                batch.append(page)
+                pages += 1
+                events += page.count or 0
+                bar.update(page, client.stats)
+                if len(batch) >= BATCH_PAGES or page.last:
+                    new += _commit(cache, stream, batch, covered_since, settings)
+                    batch = []
+            if batch:
+                new += _commit(cache, stream, batch, covered_since, settings)
+        finally:
+            bar.close()
+        state = cache.state()
+    stats = client.stats
+    cursor = pd.Timestamp(state.cursor, unit="s", tz="UTC") if state.cursor is not None else None
+    return FetchResult(
+        stream=stream.name,
+        pages=pages,
+        events_received=events,
+        new_events=new,
+        requests=stats.requests,
+        rate_limited=stats.rate_limited,
+        seconds_waited=stats.seconds_waited,
+        cursor=cursor,
+        rows=state.rows,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _commit(
+    cache: Cache, stream: Stream, batch: list[Page], covered_since: int | None, settings: Settings
+) -> int:
+    """Normalise a batch of pages and commit it with the cursor after its last page."""
+    bodies = [p.body for p in batch]
+    urls = [p.url for p in batch]
+    cursor = batch[-1].end_time
+    if cursor is None:  # an empty final page carries no end_time: keep the last known one
+        cursor = next((p.end_time for p in reversed(batch) if p.end_time is not None), None)
+    if cursor is None:
+        cursor = batch[-1].start_time
+    if stream is METRIC_EVENTS:
+        table = normalize.metric_events_table(bodies, urls)
+        return cache.commit(table, cursor=cursor, covered_since=covered_since).new_rows
+    audits, stray_metric_events = normalize.ticket_events_table(bodies, urls)
+    if stray_metric_events is not None and stray_metric_events.num_rows:
+        # Zendesk's reference shows metric events under the ticket_events key: keep them,
+        # in the metric events cache, without moving that stream's cursor.
+        log.warning(
+            "%d metric events arrived in the ticket_events export; stored with metric_events",
+            stray_metric_events.num_rows,
+        )
+        other = Cache(settings.data_dir, settings.account, METRIC_EVENTS.name)
+        with other.lock(timeout=60):
+            other.commit(stray_metric_events, cursor=other.state().cursor or 0)
+    assert stream is TICKET_EVENTS
+    return cache.commit(audits, cursor=cursor, covered_since=covered_since).new_rows

@@ -1,0 +1,239 @@
+"""Whole jobs built from the public pieces: cache status, the report, the offline demo."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .cache import Cache
+from .config import Settings
+from .dates import TimeLike, time_range
+from .streams import STREAMS
+
+__all__ = [
+    "ReportRun",
+    "StreamStatus",
+    "build_report",
+    "cache_status",
+    "format_status",
+    "prepare_sample",
+    "run_demo",
+]
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """What the cache holds for one stream of one account."""
+
+    account: str
+    stream: str
+    rows: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    cursor: pd.Timestamp | None
+    bytes: int
+
+
+def _ts(seconds: int | float | None) -> pd.Timestamp | None:
+    return None if seconds is None else pd.Timestamp(seconds, unit="s", tz="UTC")
+
+
+def cache_status(*, settings: Settings | None = None) -> list[StreamStatus]:
+    """Rows, time range, cursor and size on disk of every cached stream.
+
+    Lists the configured account, or every account in the cache folder when none is set.
+
+    Examples
+    --------
+    >>> for s in cache_status():  # doctest: +SKIP
+    ...     print(s.stream, s.rows)
+    """
+    settings = settings if settings is not None else Settings.from_env()
+    root = Path(settings.data_dir)
+    if settings.has_account:
+        accounts = [settings.account]
+    else:
+        accounts = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    out = []
+    for account in accounts:
+        for stream in STREAMS:
+            cache = Cache(root, account, stream)
+            state = cache.state()
+            first = min((f.min_time for f in state.files), default=None)
+            last = max((f.max_time for f in state.files), default=None)
+            out.append(
+                StreamStatus(
+                    account=account,
+                    stream=stream,
+                    rows=state.rows,
+                    first=_file_time(first),
+                    last=_file_time(last),
+                    cursor=_ts(state.cursor),
+                    bytes=cache.size_bytes(),
+                )
+            )
+    return out
+
+
+def _file_time(value) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value
+    return pd.Timestamp(value, unit="ms", tz="UTC")
+
+
+def format_status(statuses: list[StreamStatus]) -> str:
+    """A plain-text table of :func:`cache_status`."""
+    if not statuses:
+        return "the cache is empty: run `zdevents fetch` (or `zdevents demo` for the sample)"
+    day = "%Y-%m-%d %H:%M"
+
+    def fmt(ts: pd.Timestamp | None) -> str:
+        return ts.strftime(day) if ts is not None else "-"
+
+    rows = [("account", "stream", "rows", "first event (UTC)", "last event (UTC)",
+             "cursor (UTC)", "on disk")]
+    for s in statuses:
+        rows.append((s.account, s.stream, f"{s.rows:,}", fmt(s.first), fmt(s.last),
+                     fmt(s.cursor), _size(s.bytes)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(r, widths, strict=True))) for r in rows]
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class ReportRun:
+    """Where :func:`build_report` wrote the report, and the breach rate by metric."""
+
+    out_dir: Path
+    index: Path
+    files: list[Path]
+    by_metric: pd.DataFrame
+    summary: str
+
+
+def build_report(
+    out_dir: str | Path,
+    *,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    settings: Settings | None = None,
+) -> ReportRun:
+    """Read the cache, compute SLA targets with ticket attributes, write charts and HTML.
+
+    Targets are selected by when their SLA applied, in ``[since, until)``.
+
+    Examples
+    --------
+    >>> run = build_report("reports", since="2024-01-01")  # doctest: +SKIP
+    >>> print(run.summary)  # doctest: +SKIP
+    """
+    from .frame import load_changes, load_frame, open_cache
+    from .report import format_rates_table, write_report
+    from .sla import sla_targets
+    from .tickets import attach_ticket_attributes
+
+    settings = settings if settings is not None else Settings.from_env()
+    start, end = time_range(since, until)
+    events = load_frame(refresh="never", settings=settings)
+    as_of = events.attrs.get("zdevents_as_of")
+    targets = sla_targets(events, as_of=as_of)
+    # Ticket attributes (priority, group, channel) need the ticket events; without them the
+    # report still has metric and policy.
+    if open_cache("ticket_events", settings=settings).state().rows:
+        changes = load_changes(refresh="never", settings=settings)
+        targets = attach_ticket_attributes(targets, changes)
+    result = write_report(targets, out_dir, as_of=as_of, since=start, until=end)
+    by_metric = result.by_metric  # first and next replies apart
+    return ReportRun(
+        out_dir=Path(out_dir),
+        index=Path(result.index),
+        files=list(result.files),
+        by_metric=by_metric,
+        summary=format_rates_table(by_metric),
+    )
+
+
+def prepare_sample(
+    data_dir: str | Path = "data",
+    *,
+    tickets: int = 3000,
+    seed: int = 7,
+    progress: bool = False,
+    echo: Callable[[str], object] | None = None,
+) -> Settings:
+    """Fetch the sample account into ``data_dir`` through the real client; return its settings.
+
+    Serves :class:`~zdevents.sample.SampleAccount` on 127.0.0.1 for the duration and fetches
+    both streams (ticket events with comments). A second call only asks for what is newer than
+    the cursor (nothing). The returned settings name the ``sample`` account's cache and carry
+    no credentials, so ``load_frame(settings=...)`` reads the cache.
+
+    Examples
+    --------
+    >>> settings = prepare_sample("data")  # doctest: +SKIP
+    >>> events = zd.load_frame(settings=settings, refresh="never")  # doctest: +SKIP
+    """
+    from .ingest import fetch
+    from .sample import SampleAccount
+    from .testing import LocalZendesk
+
+    account = SampleAccount(tickets=tickets, seed=seed)
+    with LocalZendesk(account) as server:
+        settings = server.settings(data_dir=Path(data_dir))
+        if echo:
+            echo(f"sample account ({tickets:,} tickets, seed {seed}) served at {server.url}")
+        for stream in ("metric_events", "ticket_events"):
+            result = fetch(
+                stream, settings=settings, progress=progress,
+                include_comments=stream == "ticket_events",
+            )
+            if echo:
+                echo(str(result))
+    return Settings(subdomain=settings.subdomain, data_dir=settings.data_dir)
+
+
+def run_demo(
+    *,
+    out_dir: str | Path = "reports/demo",
+    data_dir: str | Path = "data",
+    tickets: int = 3000,
+    seed: int = 7,
+    progress: bool = True,
+    echo: Callable[[str], object] = print,
+) -> ReportRun:
+    """Generate the sample account, serve it on 127.0.0.1, fetch both streams, report.
+
+    The real pipeline end to end (HTTP, pacing, normalisation, Parquet cache, analysis,
+    charts) with no Zendesk account.
+
+    Examples
+    --------
+    >>> run = run_demo(out_dir="reports/demo", data_dir="data")  # doctest: +SKIP
+    """
+    started = time.monotonic()
+    settings = prepare_sample(data_dir, tickets=tickets, seed=seed, progress=progress, echo=echo)
+    echo("")
+    echo(format_status(cache_status(settings=settings)))
+    echo("")
+    run = build_report(out_dir, settings=settings)
+    echo("breach rate by metric:")
+    echo(run.summary)
+    echo("")
+    echo(f"charts and report in {Path(out_dir).resolve()} (open {run.index.name}); "
+         f"{time.monotonic() - started:.0f} s")
+    return run
