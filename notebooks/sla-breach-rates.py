@@ -1,0 +1,123 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # How often do we breach our SLAs?
+#
+# This notebook answers the weekly question: **how often do we breach our SLAs, on which
+# metric, under which policy, and is it getting better?** It reads Zendesk's SLA metric events
+# from the local cache (fetching what is new when an account is configured), turns them into
+# one row per SLA target with its outcome, and looks at breach rates from several angles.
+#
+# Set `use_sample = True` to run on the bundled sample account (no Zendesk account needed).
+
+# %% tags=["parameters"]
+data_dir = "../data"        # cache root (ZDEVENTS_DATA_DIR)
+since = None                # e.g. "2024-01-01": targets whose SLA applied from then on
+until = None                # exclusive end, e.g. "2024-07-01"
+use_sample = True           # fetch the sample account from a local server into data_dir
+out_dir = "../reports/notebook"  # where the charts are exported
+
+# %%
+import pandas as pd
+
+import zdevents as zd
+
+if use_sample:
+    settings = zd.prepare_sample(data_dir)
+else:
+    settings = zd.Settings.from_env(data_dir=data_dir)
+
+events = zd.load_frame(settings=settings, refresh="never" if use_sample else "auto")
+as_of = events.attrs.get("zdevents_as_of")
+print(f"{len(events):,} metric events, {events['ticket_id'].nunique():,} tickets; data as of {as_of}")
+
+# %% [markdown]
+# ## From events to SLA targets
+#
+# Zendesk writes an `apply_sla` event when a policy applies, a `breach` event ahead of time
+# for when the target will be missed (deleted again if the metric is fulfilled in time), and a
+# `fulfill` when the agent replies or the ticket is solved. `zd.sla_targets` applies those
+# rules and gives one row per target with its outcome: achieved, breached or still active.
+
+# %%
+targets = zd.sla_targets(events, as_of=as_of)
+changes = zd.load_changes(settings=settings, refresh="never")
+targets = zd.attach_ticket_attributes(targets, changes)
+if since is not None or until is not None:
+    start, end = zd.time_range(since, until)
+    keep = pd.Series(True, index=targets.index)
+    if start is not None:
+        keep &= targets["applied_at"] >= start
+    if end is not None:
+        keep &= targets["applied_at"] < end
+    targets = targets[keep]
+targets["outcome"].value_counts()
+
+# %% [markdown]
+# ## Breach rate by metric
+#
+# Breach rate = breached / (breached + achieved); active targets are left out. The whiskers are
+# Wilson 95% intervals: a metric with few targets has a wide interval.
+
+# %%
+by_metric = zd.breach_rates(targets, by="metric")
+ax = zd.plot_breach_rates(by_metric)
+zd.save_figure(ax, f"{out_dir}/breach_rate_by_metric")
+by_metric[["metric", "breached", "achieved", "active", "breach_rate", "ci_low", "ci_high"]]
+
+# %% [markdown]
+# ## A closer look at update metrics
+#
+# `periodic_update_time` measures the time between public agent comments, and keeps running
+# while the ticket is pending; `pausable_update_time` measures the same but pauses while the
+# ticket waits on the customer. Where the two differ, pending time is what breaches.
+
+# %%
+updates = targets[targets["metric"].isin(["periodic_update_time", "pausable_update_time"])]
+zd.breach_rates(updates, by=["metric", "policy_title"])
+
+# %% [markdown]
+# ## By policy, priority and group
+
+# %%
+by_policy = zd.breach_rates(targets, by=["metric", "policy_title"])
+ax = zd.plot_breach_heatmap(by_policy)
+zd.save_figure(ax, f"{out_dir}/breach_heatmap_metric_policy")
+
+# %%
+zd.breach_rates(targets, by="priority")
+
+# %%
+group_column = "group_name" if "group_name" in targets else "group_id"
+zd.breach_rates(targets, by=group_column)
+
+# %% [markdown]
+# ## Is it getting better?
+#
+# Weekly breach rates per metric. The newest weeks are marked incomplete: their slow targets
+# are still open (active), so those weeks look better than they will end up.
+
+# %%
+weekly = zd.breach_rates(targets, by="metric", freq="W")
+ax = zd.plot_breach_trend(weekly, as_of=as_of)
+zd.save_figure(ax, f"{out_dir}/breach_trend_weekly")
+
+# %% [markdown]
+# ## How close to the target are fulfilments?
+#
+# Time to fulfilment relative to the target (1.0 = exactly on target).
+
+# %%
+ax = zd.plot_fulfilment_ratio(targets)
+zd.save_figure(ax, f"{out_dir}/fulfilment_vs_target")

@@ -1,0 +1,75 @@
+"""The notebooks run top to bottom on a real Jupyter kernel against the sample account."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+jupytext = pytest.importorskip("jupytext")
+nbclient = pytest.importorskip("nbclient")
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.e2e]
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def run_notebook(name: str, parameters: dict, cwd: Path):
+    notebook = jupytext.read(NOTEBOOKS / f"{name}.py")
+    cells = [c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 1, "exactly one cell is tagged 'parameters'"
+    cells[0].source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+    client = nbclient.NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
+    client.execute()
+    return notebook
+
+
+def outputs_text(notebook) -> str:
+    parts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts.append(output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("notebook-data")
+
+
+def test_sla_breach_rates_notebook(sample_dir, tmp_path):
+    out = tmp_path / "charts"
+    nb = run_notebook(
+        "sla-breach-rates",
+        {"data_dir": str(sample_dir), "use_sample": True, "out_dir": str(out), "since": None},
+        tmp_path,
+    )
+    text = outputs_text(nb)
+    assert "metric events" in text and "periodic_update_time" in text
+    for name in ("breach_rate_by_metric", "breach_heatmap_metric_policy",
+                 "breach_trend_weekly", "fulfilment_vs_target"):
+        assert (out / f"{name}.png").stat().st_size > 10_000
+        assert (out / f"{name}.svg").exists()
+
+
+def test_ticket_activity_notebook(sample_dir, tmp_path):
+    out = tmp_path / "charts"
+    nb = run_notebook(
+        "ticket-activity",
+        {"data_dir": str(sample_dir), "use_sample": True, "out_dir": str(out)},
+        tmp_path,
+    )
+    text = outputs_text(nb)
+    assert "audits with" in text and "priority changes" in text
+    assert (out / "changes_per_day.png").exists()
+    assert (out / "comments_per_week.png").exists()
+
+
+def test_notebooks_are_stored_as_percent_scripts_without_outputs():
+    for path in NOTEBOOKS.glob("*.py"):
+        text = path.read_text()
+        assert "# %%" in text and "format_name: percent" in text
+    assert not list(NOTEBOOKS.glob("*.ipynb")), "commit the paired .py, not .ipynb with outputs"
