@@ -17,7 +17,7 @@ demo: $(BIN)/python
 # Install with the test extras, then lint and run every test (what CI runs).
 check: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
-	$(BIN)/ruff check zdevents tests bench notebooks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 test: check

@@ -29,8 +29,6 @@ use_sample = True           # fetch the sample account from a local server into 
 out_dir = "../reports/notebook"  # where the charts are exported
 
 # %%
-import pandas as pd
-
 import zdevents as zd
 
 if use_sample:
@@ -54,14 +52,7 @@ print(f"{len(events):,} metric events, {events['ticket_id'].nunique():,} tickets
 targets = zd.sla_targets(events, as_of=as_of)
 changes = zd.load_changes(settings=settings, refresh="never")
 targets = zd.attach_ticket_attributes(targets, changes)
-if since is not None or until is not None:
-    start, end = zd.time_range(since, until)
-    keep = pd.Series(True, index=targets.index)
-    if start is not None:
-        keep &= targets["applied_at"] >= start
-    if end is not None:
-        keep &= targets["applied_at"] < end
-    targets = targets[keep]
+targets = zd.applied_between(targets, since, until)
 targets["outcome"].value_counts()
 
 # %% [markdown]

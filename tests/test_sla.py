@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zdevents.sla import METRIC_LABELS, TARGET_COLUMNS, breach_rates, metric_label, sla_targets
+from zdevents.sla import (
+    METRIC_LABELS,
+    TARGET_COLUMNS,
+    applied_between,
+    breach_rates,
+    metric_label,
+    sla_targets,
+)
 
 T0 = pd.Timestamp("2024-03-04 09:00", tz="UTC")  # a Monday
 AS_OF = T0 + pd.Timedelta(days=30)
@@ -501,3 +508,14 @@ def test_every_engine_matches_pandas_on_synthetic_events():
             got["monthly"] = normalized(breach_rates(targets, by="policy_title", freq="M"))
             for part, exp in expected.items():
                 pd.testing.assert_frame_equal(got[part], exp, obj=f"{name} {part}")
+
+
+def test_applied_between_is_half_open_in_utc():
+    applied = pd.to_datetime(
+        ["2024-01-31T23:59:59Z", "2024-02-01T00:00:00Z", "2024-02-29T23:59:59Z", "2024-03-01T00:00:00Z"]
+    ).astype("datetime64[ms, UTC]")
+    targets = pd.DataFrame({"applied_at": applied, "n": [1, 2, 3, 4]})
+    # naive bounds are UTC; the end is exclusive
+    assert applied_between(targets, "2024-02-01", "2024-03-01")["n"].tolist() == [2, 3]
+    assert applied_between(targets, since="2024-02-01T01:00:00+01:00")["n"].tolist() == [2, 3, 4]
+    assert applied_between(targets, until="2024-02-01")["n"].tolist() == [1]

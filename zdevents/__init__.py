@@ -31,7 +31,7 @@ from .errors import (
 from .frame import load_changes, load_frame
 from .ingest import FetchResult, fetch
 from .pipeline import build_report, cache_status, prepare_sample, run_demo
-from .sla import breach_rates, sla_targets
+from .sla import applied_between, breach_rates, sla_targets
 from .tickets import attach_ticket_attributes, ticket_attributes
 
 __version__ = "0.1.0"
@@ -51,6 +51,7 @@ __all__ = [
     "Settings",
     "ZdEventsError",
     "__version__",
+    "applied_between",
     "attach_ticket_attributes",
     "breach_rates",
     "build_report",

@@ -31,6 +31,9 @@ from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator, PercentFormatter
 
+from .sla import METRIC_LABELS as _SLA_METRIC_LABELS
+from .sla import metric_label as sla_metric_label
+
 __all__ = [
     "METRIC_LABELS",
     "OKABE_ITO",
@@ -97,17 +100,12 @@ STYLE: dict[str, Any] = {
     "pdf.fonttype": 42,
 }
 
-#: Human labels of Zendesk's metric names (and of the first/next reply split).
+#: Human labels of Zendesk's metric names (and of the first/next reply split); the names
+#: themselves are defined once, in :data:`zdevents.sla.METRIC_LABELS`.
 METRIC_LABELS: dict[str, str] = {
     "first_reply": "First reply",
     "next_reply": "Next reply",
-    "reply_time": "Reply",
-    "periodic_update_time": "Periodic update",
-    "pausable_update_time": "Pausable update",
-    "requester_wait_time": "Requester wait",
-    "agent_work_time": "Agent work",
-    "resolution_time": "Resolution",
-    "group_ownership_time": "Group ownership",
+    **_SLA_METRIC_LABELS,
 }
 _ORDER = list(dict.fromkeys(METRIC_LABELS.values()))
 # Columns that may already say which label (or which reply) a row is, most specific first.
@@ -159,8 +157,7 @@ def metric_label(metric: object, *, instance_id: object = None, reply_kind: obje
                 return METRIC_LABELS[kind]
         if _present(instance_id):
             return METRIC_LABELS["first_reply" if int(instance_id) <= 1 else "next_reply"]
-    known = METRIC_LABELS.get(_key(name))
-    return known if known is not None else name.replace("_", " ").strip().title()
+    return sla_metric_label(_key(name) if _key(name) in METRIC_LABELS else name)
 
 
 def _present(value: object) -> bool:

@@ -32,6 +32,7 @@ from matplotlib.axes import Axes
 
 from . import charts
 from .dates import TimeLike, time_range, to_utc
+from .sla import applied_between
 
 __all__ = ["CHART_NAMES", "ReportResult", "format_rates_table", "write_report"]
 
@@ -208,13 +209,7 @@ def _prepare(targets: pd.DataFrame, start: pd.Timestamp | None,
              end: pd.Timestamp | None) -> pd.DataFrame:
     frame = targets
     if "applied_at" in frame.columns and (start is not None or end is not None):
-        applied = pd.to_datetime(frame["applied_at"], utc=True)
-        keep = pd.Series(True, index=frame.index)
-        if start is not None:
-            keep &= applied >= start
-        if end is not None:
-            keep &= applied < end
-        frame = frame[keep.to_numpy()]
+        frame = applied_between(frame, start, end)
     frame = frame.copy()
     frame[_LABEL] = charts.metric_labels(frame) if len(frame) else pd.Series([], dtype=object)
     for key in ("policy_title", "priority", *_GROUP_COLUMNS):

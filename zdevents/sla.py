@@ -38,6 +38,7 @@ except ImportError:  # pragma: no cover - depends on the installed narwhals
 __all__ = [
     "METRIC_LABELS",
     "TARGET_COLUMNS",
+    "applied_between",
     "breach_rates",
     "metric_label",
     "sla_targets",
@@ -584,3 +585,24 @@ def breach_rates(
     elif freq is not None and _is_dask(frame):
         native = native.assign(period=native["period"].astype("datetime64[ms, UTC]"))
     return native
+
+
+def applied_between(targets: Any, since: Any = None, until: Any = None) -> Any:
+    """Targets whose SLA applied in the half-open range ``[since, until)``.
+
+    Works on any frame :func:`sla_targets` returns (pandas in, pandas out; lazy stays lazy).
+    ``since``/``until`` take every input :func:`zdevents.to_utc` reads (naive = UTC).
+
+    Examples
+    --------
+    >>> recent = applied_between(targets, since="2024-06-01")  # doctest: +SKIP
+    """
+    from .dates import time_range
+
+    start, end = time_range(since, until)
+    frame = nw.from_native(targets)
+    if start is not None:
+        frame = frame.filter(nw.col("applied_at") >= start.to_pydatetime())
+    if end is not None:
+        frame = frame.filter(nw.col("applied_at") < end.to_pydatetime())
+    return frame.to_native()
