@@ -31,6 +31,7 @@ from .errors import (
 from .frame import load_changes, load_frame
 from .ingest import FetchResult, fetch
 from .pipeline import build_report, cache_status, prepare_sample, run_demo
+from .scan import scan, scan_as_of
 from .sla import applied_between, breach_rates, sla_targets
 from .tickets import attach_ticket_attributes, ticket_attributes
 
@@ -66,6 +67,8 @@ __all__ = [
     "prepare_sample",
     "run_demo",
     "save_figure",
+    "scan",
+    "scan_as_of",
     "sla_targets",
     "ticket_attributes",
     "time_range",

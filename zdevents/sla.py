@@ -152,14 +152,34 @@ def _is_dask(frame: Any) -> bool:
     return frame.implementation.is_dask()
 
 
+def _identity(df: Any) -> Any:
+    return df
+
+
+def _agg(frame: Any, keys: list[str], *aggs: Any) -> Any:
+    """``frame.group_by(keys).agg(*aggs)``, safe to join on ``keys`` on Dask.
+
+    dask 2026.8: a merge on the keys of a named-aggregation group-by whose automatic
+    ``split_out`` is > 1 (input of more than 10 / (len(keys) - 1) partitions: 6+ for three
+    keys, 4+ for four) raises KeyError while optimising
+    (RenameFrame.unique_partition_mapping_columns_from_shuffle). An identity
+    map_partitions hides the partitioning info; the merge then shuffles as usual.
+    """
+    out = frame.group_by(keys).agg(*aggs)
+    if _is_dask(out):
+        native = out.to_native()
+        out = nw.from_native(native.map_partitions(_identity, meta=native._meta))
+    return out
+
+
 def _pick_last(frame: Any, keys: list[str], time_col: str, out: str) -> Any:
     """Keep one row per ``keys``: the latest ``time_col``, ties broken by the larger ``id``.
 
     Two group-bys and two joins instead of a window, so it runs lazily on every engine.
     """
-    latest = frame.group_by(keys).agg(nw.col(time_col).max().alias(out))
+    latest = _agg(frame, keys, nw.col(time_col).max().alias(out))
     frame = frame.join(latest, on=keys, how="inner").filter(nw.col(time_col) == nw.col(out))
-    top = frame.group_by(keys).agg(nw.col("id").max().alias("_top_id"))
+    top = _agg(frame, keys, nw.col("id").max().alias("_top_id"))
     return (
         frame.join(top, on=keys, how="inner")
         .filter(nw.col("id") == nw.col("_top_id"))
@@ -310,8 +330,9 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
             nw.when(etype == "fulfill").then(nw.col("time")).alias("_fulfill"),
             nw.when(etype == "activate").then(nw.col("time")).alias("_activate"),
         )
-        .group_by(_KEY)
-        .agg(
+        .pipe(
+            _agg,
+            _KEY,
             nw.col("_fulfill").max().alias("_last_fulfill"),
             nw.col("_activate").max().alias("_last_activate"),
             nw.col("_activate").min().alias("_first_activate"),
@@ -369,8 +390,7 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
         .filter(
             nw.col("_breach_kind").is_null() | (nw.col("_breach_kind") == nw.col("sla_kind"))
         )
-        .group_by(_TARGET_KEY)
-        .agg(nw.col("time").min().alias("breached_at"))
+        .pipe(_agg, _TARGET_KEY, nw.col("time").min().alias("breached_at"))
     )
 
     # Elapsed minutes reported at fulfilment (rule 6).
@@ -396,7 +416,12 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
         .otherwise(nw.col("status_calendar_minutes"))
         .cast(nw.Float64)
     )
-    fallback = (nw.col("fulfilled_at") - nw.col("_first_activate")).dt.total_seconds() / 60.0
+    if result.implementation.is_spark_like():  # no dt.total_seconds on Spark (narwhals 2.29)
+        fallback = (
+            nw.col("fulfilled_at").cast(nw.Int64) - nw.col("_first_activate").cast(nw.Int64)
+        ) / 60.0  # Spark casts a timestamp to whole epoch seconds
+    else:
+        fallback = (nw.col("fulfilled_at") - nw.col("_first_activate")).dt.total_seconds() / 60.0
     result = result.with_columns(
         nw.when(~nw.col("breached_at").is_null())
         .then(nw.lit("breached"))
@@ -439,7 +464,8 @@ def _period_expr(frame: Any, column: str, freq: str) -> Any:
         for wd in _WEEKDAYS:
             if wd > 1:
                 offset = dt.timedelta(days=wd - 1)
-                expr = nw.when(weekday == wd).then(day - offset).otherwise(expr)
+                hit = weekday.is_in([7, 0]) if wd == 7 else weekday == wd  # Spark: Sunday is 0
+                expr = nw.when(hit).then(day - offset).otherwise(expr)
         return expr
     if _is_dask(frame):  # narwhals cannot truncate by month on Dask
         return (
