@@ -107,11 +107,14 @@ def test_crash_mid_fetch_resumes_without_loss_or_duplicates(server, settings, mo
     with pytest.raises(zd.ServerError):
         zd.fetch("metric_events", settings=settings.with_(max_retries=1), progress=False)
     partial = _cached_ids(settings, "metric_events")
-    assert 0 < len(partial) < len(server.unique_ids("metric_events"))
+    # every page received before the failure is kept, and the export is not complete yet
+    assert set(partial) == set(server.unique_ids("metric_events"))
+    assert 0 < len(partial) < server.total_records("metric_events")
     server.clear_faults()
     zd.fetch("metric_events", settings=settings, progress=False)
     ids = _cached_ids(settings, "metric_events")
     assert sorted(ids) == sorted(server.unique_ids("metric_events"))
+    assert len(ids) == server.total_records("metric_events")
 
 
 def test_cache_files_are_zstd_parquet_by_month_without_secrets(server, settings):

@@ -6,13 +6,6 @@
 >>> rates = zd.breach_rates(targets, by="metric")  # doctest: +SKIP
 """
 
-from .charts import (
-    plot_breach_heatmap,
-    plot_breach_rates,
-    plot_breach_trend,
-    plot_fulfilment_ratio,
-    save_figure,
-)
 from .config import Settings
 from .dates import time_range, to_utc
 from .errors import (
@@ -36,6 +29,28 @@ from .sla import applied_between, breach_rates, sla_targets
 from .tickets import attach_ticket_attributes, ticket_attributes
 
 __version__ = "0.1.0"
+
+# Charts pull in matplotlib (seconds of import time): load them on first use, so the CLI's
+# fetch and status start fast.
+_CHARTS = (
+    "plot_breach_heatmap",
+    "plot_breach_rates",
+    "plot_breach_trend",
+    "plot_fulfilment_ratio",
+    "save_figure",
+)
+
+
+def __getattr__(name: str):
+    if name in _CHARTS:
+        from . import charts
+
+        return getattr(charts, name)
+    raise AttributeError(f"module 'zdevents' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_CHARTS))
 
 __all__ = [
     "ApiError",

@@ -10,7 +10,9 @@ Layout::
 ``state.json`` is the snapshot: readers read only the files it lists, so a writer can add
 files, replace ``state.json`` atomically, and only then delete the files it no longer lists.
 A crash at any point leaves the previous snapshot readable; unlisted (orphan) files are
-ignored and removed by the next commit. Rows with the same ``id`` resolve keep-last. Part
+ignored and removed by the next commit. Rows with the same ``id`` resolve keep-last.
+Every data page carries a CRC32 (verified on read) and the manifest records each file's size
+and the CRC32 of its footer, so a damaged file is an error, never a wrong number. Part
 files carry only ``{"zdevents_schema_version": "1", "stream": ...}`` as metadata - no settings.
 Times in the manifest (``min_time``/``max_time``) are Unix milliseconds; the cursor and the
 covered range are Unix seconds, like Zendesk's ``start_time``.
@@ -19,12 +21,14 @@ covered range are Unix seconds, like Zendesk's ``start_time``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import re
 import shutil
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
@@ -70,6 +74,10 @@ class PartFile:
     rows : int
     min_time, max_time : int
         Unix milliseconds of the oldest and newest row.
+    size : int or None
+        Bytes of the file (None in manifests written before it was recorded).
+    footer_crc32 : int or None
+        CRC32 of the file's footer (Parquet metadata, its length and the magic bytes).
     """
 
     path: str
@@ -77,6 +85,8 @@ class PartFile:
     rows: int
     min_time: int
     max_time: int
+    size: int | None = None
+    footer_crc32: int | None = None
 
 
 @dataclass(frozen=True)
@@ -274,6 +284,10 @@ class Cache:
             raise self._state_error(f"is damaged ({exc.__class__.__name__}: {exc})") from None
         if state.stream != self.stream:
             raise self._state_error(f"belongs to stream {state.stream!r}, not {self.stream!r}")
+        if state.rows != sum(p.rows for p in files):
+            raise self._state_error(
+                f"is damaged (rows {state.rows} but its files hold {sum(p.rows for p in files)})"
+            )
         return state
 
     @staticmethod
@@ -288,6 +302,8 @@ class Cache:
             rows=int(item["rows"]),
             min_time=int(item["min_time"]),
             max_time=int(item["max_time"]),
+            size=_opt_int(item.get("size")),
+            footer_crc32=_opt_int(item.get("footer_crc32")),
         )
         if part.rows < 0 or part.min_time > part.max_time:
             raise ValueError(f"bad file entry {path!r}")
@@ -316,9 +332,7 @@ class Cache:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise CacheError(
-                f"could not write {self.state_path} ({exc.strerror or exc}); the cache and its "
-                "cursor are unchanged",
-                path=str(self.state_path),
+                _write_error(exc, str(self.state_path)), path=str(self.state_path)
             ) from exc
         _fsync_dir(self.dir)
 
@@ -357,7 +371,8 @@ class Cache:
         except filelock.Timeout:
             raise CacheLocked(
                 f"another zdevents fetch is writing {self.stream} in {self.dir}; wait for it to "
-                "finish and try again (the lock is released when that process exits)",
+                "finish and try again, or use `zdevents fetch --wait SECONDS` (the lock is "
+                "released when that process exits)",
                 path=str(self.dir / ".lock"),
             ) from None
         try:
@@ -511,37 +526,58 @@ class Cache:
             if not folder.exists():
                 folder.mkdir(parents=True, exist_ok=True)
                 _fsync_dir(self.dir)
-            with open(tmp, "wb") as fh:
+            with open(tmp, "w+b") as fh:
                 pq.write_table(
                     table,
                     fh,
                     compression="zstd",
                     row_group_size=ROW_GROUP_ROWS,
                     use_dictionary=_dictionary_columns(table.schema),
+                    write_page_checksum=True,
                 )
                 fh.flush()
                 os.fsync(fh.fileno())
+                size, footer_crc32 = _footer_crc32(fh)
             os.replace(tmp, folder / name)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise CacheError(
-                f"could not write a cache file in {folder} ({exc.strerror or exc}); the cache "
-                "and its cursor are unchanged",
-                path=str(folder),
+                _write_error(exc, f"a cache file in {folder}"), path=str(folder)
             ) from exc
         _fsync_dir(folder)
         lo, hi = _time_range(table)
-        return PartFile(f"month={month}/{name}", month, table.num_rows, lo, hi)
+        return PartFile(
+            f"month={month}/{name}", month, table.num_rows, lo, hi, size, footer_crc32
+        )
 
     def _read_part(self, part: PartFile, columns: list[str] | None = None) -> pa.Table:
         path = self.dir / part.path
         try:
-            return pq.read_table(path, columns=columns, schema=self._schema)
+            self._verify_part(part)
+            return pq.read_table(
+                path, columns=columns, schema=self._schema, page_checksum_verification=True
+            )
         except FileNotFoundError:
             raise self._part_error(part, "is missing") from None
         except (OSError, pa.ArrowException) as exc:
             raise self._part_error(part, f"is damaged ({exc})") from None
+
+    def _verify_part(self, part: PartFile) -> None:
+        """Check the file's size and footer against the manifest (FileNotFoundError if gone)."""
+        if part.size is None or part.footer_crc32 is None:
+            return  # written before the manifest recorded them: page checksums only
+        try:
+            with open(self.dir / part.path, "rb") as fh:
+                found = _footer_crc32(fh)
+        except ValueError as exc:
+            raise self._part_error(part, f"is damaged ({exc})") from None
+        if found != (part.size, part.footer_crc32):
+            raise self._part_error(
+                part,
+                f"is damaged: {found[0]} bytes and footer CRC32 {found[1]:08x}, but state.json "
+                f"recorded {part.size} bytes and {part.footer_crc32:08x}",
+            )
 
     def _part_error(self, part: PartFile, problem: str) -> CacheError:
         path = self.dir / part.path
@@ -723,6 +759,11 @@ class Cache:
         wanted = columns
         if overlapping and columns is not None:
             wanted = list(dict.fromkeys([*columns, "time", "id"]))
+        for part in parts:
+            try:
+                self._verify_part(part)
+            except FileNotFoundError:
+                raise _Vanished(part) from None
         paths = [str(self.dir / p.path) for p in parts]
         condition = None
         if lo is not None:
@@ -731,7 +772,7 @@ class Cache:
             upper = ds.field("time") < pa.scalar(hi, pa.timestamp("ms", "UTC"))
             condition = upper if condition is None else condition & upper
         try:
-            dataset = ds.dataset(paths, format="parquet", schema=schema)
+            dataset = ds.dataset(paths, format=_PARQUET_FORMAT, schema=schema)
             table = dataset.to_table(columns=wanted, filter=condition)
         except (OSError, pa.ArrowException) as exc:
             self._diagnose(parts, exc)
@@ -797,6 +838,38 @@ class _Vanished(Exception):
     def __init__(self, part: PartFile) -> None:
         super().__init__(part.path)
         self.part = part
+
+
+_PARQUET_FORMAT = ds.ParquetFileFormat(
+    default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+)
+
+
+def _footer_crc32(fh) -> tuple[int, int]:
+    """(size, CRC32 of the footer) of an open Parquet file; ValueError when it has none."""
+    size = fh.seek(0, os.SEEK_END)
+    if size < 12:
+        raise ValueError(f"only {size} bytes, too short for Parquet")
+    fh.seek(size - 8)
+    tail = fh.read(8)
+    length = int.from_bytes(tail[:4], "little")
+    if tail[4:] != b"PAR1" or length + 12 > size:
+        raise ValueError("no Parquet footer at its end (truncated?)")
+    fh.seek(size - 8 - length)
+    return size, zlib.crc32(fh.read(length + 8))
+
+
+def _write_error(exc: OSError, what: str) -> str:
+    """The message of a failed cache write; a full disk says so and names the folder."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        full = "the disk is full" if exc.errno == errno.ENOSPC else "the disk quota is exceeded"
+        return (
+            f"could not write {what}: {full} ({reason}). The cache and its cursor are "
+            "unchanged; free some space on that disk (or point ZDEVENTS_DATA_DIR elsewhere) "
+            "and run the fetch again"
+        )
+    return f"could not write {what} ({reason}); the cache and its cursor are unchanged"
 
 
 def _opt_int(value: object) -> int | None:

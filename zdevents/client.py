@@ -84,6 +84,7 @@ NOT_BEFORE_NOW = 60
 """Seconds: Zendesk withholds the newest minute; ``start_time`` is clamped to now minus this."""
 _LOG_WAITS_OVER = 5.0
 _RETRYABLE_STATUS = frozenset({408})
+_SECRET_PREFIX = 4  # the shortest cut-off secret prefix (followed by "...") that is scrubbed
 _RECORDS_KEYS = (METRIC_EVENTS.records_key, TICKET_EVENTS.records_key)
 
 
@@ -720,7 +721,10 @@ class Client:
         path = parts.path
         if not path.endswith(stream.path):
             log.warning(
-                "next_page path %s differs from %s; using %s", path, stream.path, stream.path
+                "next_page path %s differs from %s; using %s",
+                self._scrub(path),
+                stream.path,
+                stream.path,
             )
 
     @staticmethod
@@ -761,7 +765,7 @@ class Client:
                 body = response.content
             except requests.exceptions.SSLError as exc:
                 raise ServerError(
-                    f"TLS failed for {self.base_url}: {self._scrub(_short(str(exc), 160))}; "
+                    f"TLS failed for {self.base_url}: {_short(self._scrub(str(exc)), 160)}; "
                     "check ZENDESK_BASE_URL and the machine's certificates",
                     url=shown,
                 ) from None
@@ -771,11 +775,11 @@ class Client:
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError,
             ) as exc:
-                detail = self._scrub(f"{type(exc).__name__}: {_short(str(exc), 120)}")
+                detail = _short(self._scrub(f"{type(exc).__name__}: {exc}"), 120)
                 failure = _Failure("network", detail)
             except requests.exceptions.RequestException as exc:
                 raise ApiError(
-                    f"could not request {shown}: {self._scrub(_short(str(exc), 160))}", url=shown
+                    f"could not request {shown}: {_short(self._scrub(str(exc)), 160)}", url=shown
                 ) from None
             else:
                 failure, envelope = self._judge(response, body, shown, stream, too_recent_ok)
@@ -838,7 +842,7 @@ class Client:
         try:
             return None, read_envelope(body, records_key=stream.records_key)
         except PageError as exc:
-            return _Failure("malformed", str(exc), status), None
+            return _Failure("malformed", self._scrub(str(exc)), status), None
 
     def _pace(self, not_before: float, reason: str) -> _Slot:
         now = self._clock()
@@ -931,7 +935,7 @@ class Client:
                 status=status,
                 url=url,
             )
-        excerpt = self._scrub(_short(response.content.decode("utf-8", "replace"), 200))
+        excerpt = _short(self._scrub(response.content.decode("utf-8", "replace")), 200)
         raise ApiError(
             f"Zendesk answered HTTP {status} for {url}: {excerpt or '(empty body)'}",
             status=status,
@@ -960,4 +964,7 @@ class Client:
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
+            # a secret cut short by an excerpt ("zd-SECRET-TOK...") is still a secret
+            for keep in range(len(secret) - 1, min(_SECRET_PREFIX, len(secret)) - 1, -1):
+                text = text.replace(secret[:keep] + "...", "***...")
         return text

@@ -49,8 +49,8 @@ def to_utc(value: TimeLike, *, name: str = "time") -> pd.Timestamp | None:
             ts = pd.Timestamp(float(value), unit="s", tz="UTC")
         elif isinstance(value, str):
             text = value.strip()
-            if not text:
-                raise ValueError("empty")
+            if not text or not text.isprintable():
+                raise ValueError("empty or control characters")
             ts = pd.Timestamp(text)
         elif isinstance(value, dt.datetime | pd.Timestamp):
             ts = pd.Timestamp(value)

@@ -6,9 +6,13 @@ fetch can be interrupted at any point and resumed by running it again.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -18,6 +22,7 @@ from .cache import Cache
 from .client import Client, Page
 from .config import Settings
 from .dates import TimeLike, to_utc
+from .errors import PageError, ZdEventsError
 from .progress import FetchProgress
 from .streams import METRIC_EVENTS, TICKET_EVENTS, Stream, get_stream
 
@@ -30,6 +35,10 @@ log = logging.getLogger(__name__)
 
 #: Pages normalised and committed together: ~100k metric events, ~15 MB of JSON.
 BATCH_PAGES = 100
+#: Rejected pages kept in ``<stream dir>/rejected/`` (the oldest are deleted beyond this).
+MAX_REJECTED_PAGES = 20
+#: Bytes kept of one rejected page (a longer body is cut, and its .txt file says so).
+MAX_REJECTED_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,10 @@ def fetch(
     Raises
     ------
     ConfigError, ApiError, PageError, CacheError
-        Each with a message saying what to do; the cache keeps everything committed so far.
+        Each with a message saying what to do. The cache keeps every page received before
+        the error (the cursor never passes a page that is not stored); a page that cannot be
+        read is kept in ``<stream dir>/rejected/`` for inspection (the newest
+        ``MAX_REJECTED_PAGES``, credentials masked) and its path is in the message.
 
     Examples
     --------
@@ -160,7 +172,17 @@ def fetch(
         bar = FetchProgress(stream.name, start, settings.requests_per_minute, enabled=progress)
         try:
             pager = client.pages(stream, start, include_comments=include_comments)
-            for page in pager:
+            while True:
+                try:
+                    page = next(pager)
+                except StopIteration:
+                    break
+                except (ZdEventsError, KeyboardInterrupt):
+                    # keep the pages that did arrive: at 10 requests a minute a batch is
+                    # minutes of the export budget, and Ctrl-C promises to keep them
+                    if batch:
+                        _keep_received(cache, stream, batch, covered_since, settings)
+                    raise
                 batch.append(page)
                 pages += 1
                 events += page.count or 0
@@ -189,6 +211,18 @@ def fetch(
     )
 
 
+def _keep_received(
+    cache: Cache, stream: Stream, batch: list[Page], covered_since: int | None, settings: Settings
+) -> None:
+    """Commit the good pages received before a failure (the caller re-raises the error)."""
+    try:
+        _commit(cache, stream, batch, covered_since, settings)
+    except ZdEventsError as exc:
+        log.warning("could not keep the %d pages received before the error: %s", len(batch), exc)
+    else:
+        log.info("kept the %d pages received before the error", len(batch))
+
+
 def _commit(
     cache: Cache, stream: Stream, batch: list[Page], covered_since: int | None, settings: Settings
 ) -> int:
@@ -200,10 +234,16 @@ def _commit(
         cursor = next((p.end_time for p in reversed(batch) if p.end_time is not None), None)
     if cursor is None:
         cursor = batch[-1].start_time
-    if stream is METRIC_EVENTS:
-        table = normalize.metric_events_table(bodies, urls)
-        return cache.commit(table, cursor=cursor, covered_since=covered_since).new_rows
-    audits, stray_metric_events = normalize.ticket_events_table(bodies, urls)
+    try:
+        if stream is METRIC_EVENTS:
+            table = normalize.metric_events_table(bodies, urls)
+            return cache.commit(table, cursor=cursor, covered_since=covered_since).new_rows
+        audits, stray_metric_events = normalize.ticket_events_table(bodies, urls)
+    except PageError as exc:
+        bad = next((i for i, p in enumerate(batch) if exc.url and p.url == exc.url), 0)
+        if bad:  # keep the good pages before the bad one; the cursor stops at the bad one
+            _keep_received(cache, stream, batch[:bad], covered_since, settings)
+        raise _rejected(exc, batch, cache, settings) from None
     if stray_metric_events is not None and stray_metric_events.num_rows:
         # Zendesk's reference shows metric events under the ticket_events key: keep them,
         # in the metric events cache, without moving that stream's cursor.
@@ -216,3 +256,47 @@ def _commit(
             other.commit(stray_metric_events, cursor=other.state().cursor or 0)
     assert stream is TICKET_EVENTS
     return cache.commit(audits, cursor=cursor, covered_since=covered_since).new_rows
+
+
+def _rejected(error: PageError, batch: list[Page], cache: Cache, settings: Settings) -> PageError:
+    """Keep the page that failed in ``<stream dir>/rejected/`` and say where in the error.
+
+    The body is saved as Zendesk sent it (cut at ``MAX_REJECTED_BYTES``, credentials masked),
+    with a ``.txt`` note holding the URL and the error; only the newest
+    ``MAX_REJECTED_PAGES`` are kept.
+    """
+    page = next((p for p in batch if error.url and p.url == error.url), None)
+    if page is None:
+        return error
+    folder = cache.dir / "rejected"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = f"{stamp}-start_time-{page.start_time}-{uuid.uuid4().hex[:8]}"
+    body = page.body[:MAX_REJECTED_BYTES]
+    for secret in _secret_bytes(settings):
+        body = body.replace(secret, b"***")
+    note = (
+        f"url: {page.url}\nreceived: {len(page.body)} bytes"
+        + (f" (cut to the first {len(body)})" if len(page.body) > MAX_REJECTED_BYTES else "")
+        + f"\nerror: {error}\n"
+    )
+    try:
+        folder.mkdir(exist_ok=True)
+        (folder / f"{name}.json").write_bytes(body)
+        (folder / f"{name}.txt").write_text(note, encoding="utf-8")
+        for old in sorted(folder.glob("*.json"))[:-MAX_REJECTED_PAGES]:
+            for path in (old, old.with_suffix(".txt")):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+    except OSError as exc:
+        log.warning("could not keep the rejected page in %s: %s", folder, exc.strerror or exc)
+        return error
+    saved = folder / f"{name}.json"
+    return PageError(f"{error}. What Zendesk sent is kept in {saved}", url=error.url)
+
+
+def _secret_bytes(settings: Settings) -> list[bytes]:
+    secrets = [s.encode() for s in settings.secrets()]
+    pair = settings.auth()
+    if pair is not None:
+        secrets.append(base64.b64encode(f"{pair[0]}:{pair[1]}".encode()))
+    return sorted(secrets, key=len, reverse=True)

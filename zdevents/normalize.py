@@ -311,20 +311,98 @@ def _metric_table(bodies: Sequence[bytes]) -> pa.Table:
         message = str(exc)
         match = _COLUMN_RE.search(message)
         field = _json_path(match.group(1)) if match else None
+        if len(bodies) == 1:  # name the field and record (pyarrow does not always say)
+            found = _find_bad_value(bodies[0], field)
+            if found is not None:
+                field, message = found[0], f"record #{found[1] + 1}: {message}"
         raise _BadPage(message, field) from None
     if pages.num_rows != len(bodies):
         raise _BadPage("the body is not exactly one JSON object")
-    parts = [
-        pc.list_flatten(pages[key])
-        for key in _METRIC_KEYS
-        if pages[key].null_count < len(pages[key])
-    ]
-    if not parts:
+    keys = [key for key in _METRIC_KEYS if pages[key].null_count < len(pages[key])]
+    if not keys:
         return empty_table("metric_events")
+    parts = [pc.list_flatten(pages[key]) for key in keys]
     records = pa.chunked_array(
         [chunk for part in parts for chunk in part.chunks], type=_JSON_METRIC_EVENT
     )
+    if len(keys) > 1:
+        # pages of a batch may use either key: keep page order (keep-last dedupe relies on it)
+        order = pa.table(
+            {
+                "page": pa.chunked_array(
+                    [
+                        chunk.cast(pa.int64())
+                        for key in keys
+                        for chunk in pc.list_parent_indices(pages[key]).chunks
+                    ],
+                    type=pa.int64(),
+                ),
+                "seq": pa.array(range(len(records)), pa.int64()),
+            }
+        )
+        by_page = pc.sort_indices(order, [("page", "ascending"), ("seq", "ascending")])
+        records = records.take(by_page)
     return _metric_columns(records)
+
+
+def _find_bad_value(body: bytes, want: str | None = None) -> tuple[str, int] | None:
+    """(field path, record index) of the first value that does not fit the JSON schema.
+
+    ``want``: only a value at this path (the one pyarrow named) counts.
+    """
+    try:
+        page = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(page, dict):
+        return None
+    for key in _METRIC_KEYS:
+        records = page.get(key)
+        if not isinstance(records, list):
+            continue
+        for n, record in enumerate(records):
+            path = _bad_path(record, _JSON_METRIC_EVENT) if isinstance(record, dict) else None
+            if path is not None and want in (None, f"{key}[].{path}"):
+                return f"{key}[].{path}", n
+    return None
+
+
+def _bad_path(value: dict, struct: pa.StructType) -> str | None:
+    for field in struct:
+        item = value.get(field.name)
+        if item is None:
+            continue
+        kind = field.type
+        if pa.types.is_struct(kind):
+            inner = _bad_path(item, kind) if isinstance(item, dict) else ""
+            if inner is not None:
+                return f"{field.name}.{inner}" if inner else field.name
+        elif pa.types.is_integer(kind):
+            if isinstance(item, bool) or not isinstance(item, int) or not -(2**63) <= item < 2**63:
+                return field.name
+        elif pa.types.is_boolean(kind):
+            if not isinstance(item, bool):
+                return field.name
+        elif pa.types.is_timestamp(kind):
+            if not _is_time_text(item):
+                return field.name
+        elif not isinstance(item, str):
+            return field.name
+    return None
+
+
+def _is_time_text(value: object) -> bool:
+    """True when pyarrow's JSON reader can read ``value`` as a time (with or without offset)."""
+    if not isinstance(value, str):
+        return False
+    text = pa.array([value], pa.string())
+    for kind in (pa.timestamp("ns", tz="UTC"), pa.timestamp("ns")):
+        try:
+            text.cast(kind)
+            return True
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    return False
 
 
 def _json_path(column: str) -> str:
@@ -357,9 +435,8 @@ def _metric_columns(records: pa.ChunkedArray) -> pa.Table:
     def pick(name: str) -> pa.ChunkedArray:
         return pc.if_else(has_sla, sla[name], group_sla[name])
 
-    seconds_as_minutes = pc.cast(
-        pc.round(pc.divide(pc.cast(pick("target_in_seconds"), pa.float64()), 60.0)), pa.int64()
-    )
+    seconds = pc.cast(pick("target_in_seconds"), pa.float64(), safe=False)  # > 2**53: inexact
+    seconds_as_minutes = pc.cast(pc.round(pc.divide(seconds, 60.0)), pa.int64())
     target = pc.coalesce(pick("target"), seconds_as_minutes)
     policy = _flat(pick("policy"))
     status = _flat(rec["status"])

@@ -159,6 +159,9 @@ def _keyed(records: Iterable[dict]) -> Iterator[tuple[int, int, dict]]:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "LocalZendesk/1.0"
+    # headers and body go out as separate writes: without TCP_NODELAY each response waits
+    # ~40 ms for the client's delayed ACK
+    disable_nagle_algorithm = True
     zd_entry: dict | None = None
 
     def do_GET(self) -> None:

@@ -1,0 +1,131 @@
+"""Child processes for the reliability tests: a real ``zdevents fetch`` that gets killed.
+
+The tests start these through multiprocessing's *forkserver* with zdevents preloaded, so a
+trial costs the fetch and not Python's 2-3 s of imports; each child is still a separate OS
+process that runs the real command line (``zdevents.cli.main``) and dies by SIGKILL.
+
+Kill points are armed here, by wrapping the child's own functions: the library has no test
+hooks. Every point kills the process with SIGKILL at the ``kill_on``-th time it is reached:
+
+``parquet``        half of a part file is written to its temp file (and fsynced), then die
+``part-renamed``   a part file was renamed into place, before ``state.json`` lists it
+``state-writing``  the new ``state.json`` temp file is half written, then die (not renamed)
+``state-replaced`` ``state.json`` was replaced, before the files it no longer lists are swept
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+KILL_POINTS = ("parquet", "part-renamed", "state-writing", "state-replaced")
+
+
+def run_fetch(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    batch_pages: int,
+    log_path: str,
+    kill_point: str | None = None,
+    kill_on: int = 1,
+    commits_path: str | None = None,
+) -> None:
+    """Run ``zdevents <argv>`` in this (child) process; exits with the CLI's status."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    for name in [k for k in os.environ if k.startswith(("ZENDESK_", "ZDEVENTS_"))]:
+        del os.environ[name]
+    os.environ.update(env)
+
+    import threading
+
+    from tqdm import tqdm
+
+    from zdevents import cli, ingest
+
+    # tqdm's default lock is a multiprocessing semaphore, which a SIGKILLed child leaks
+    tqdm.set_lock(threading.RLock())
+    ingest.BATCH_PAGES = batch_pages
+    if kill_point is not None:
+        _arm(kill_point, kill_on)
+    if commits_path is not None:
+        _record_commits(commits_path)
+    sys.stdout.flush()
+    sys.exit(cli.main(list(argv)))
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _counter(kill_on: int) -> Callable[[], bool]:
+    seen = [0]
+
+    def hit() -> bool:
+        seen[0] += 1
+        return seen[0] == kill_on
+
+    return hit
+
+
+def _arm(point: str, kill_on: int) -> None:
+    import zdevents.cache as cache_module
+
+    if point not in KILL_POINTS:
+        raise ValueError(f"unknown kill point {point!r}")
+    hit = _counter(kill_on)
+    if point == "parquet":
+        real_write = cache_module.pq.write_table
+
+        def write_table(table, where, **kwargs):
+            if hit():
+                buffer = io.BytesIO()
+                real_write(table, buffer, **kwargs)
+                data = buffer.getvalue()
+                where.write(data[: len(data) // 2])
+                where.flush()
+                os.fsync(where.fileno())
+                _die()
+            return real_write(table, where, **kwargs)
+
+        cache_module.pq.write_table = write_table
+        return
+
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        target = os.fspath(dst)
+        is_state = target.endswith("state.json")
+        is_part = target.endswith(".parquet")
+        if point == "state-writing" and is_state and hit():
+            size = os.path.getsize(src)
+            with open(src, "r+b") as fh:
+                fh.truncate(size // 2)
+                fh.flush()
+                os.fsync(fh.fileno())
+            _die()
+        real_replace(src, dst, *args, **kwargs)
+        if (point == "part-renamed" and is_part) or (point == "state-replaced" and is_state):
+            if hit():
+                _die()
+
+    os.replace = replace
+
+
+def _record_commits(path: str) -> None:
+    """Append the manifest's row count of every state.json written (one line per commit)."""
+    from zdevents.cache import Cache
+
+    real = Cache._write_state
+
+    def write_state(self, state):
+        real(self, state)
+        with open(path, "a") as fh:
+            fh.write(f"{state.rows}\n")
+
+    Cache._write_state = write_state
