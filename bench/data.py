@@ -1,0 +1,132 @@
+"""Benchmark data, generated once with the sample generator and kept under the results folder.
+
+* :func:`export_pages` - the metric-event export of a :class:`~zdevents.sample.SampleAccount`
+  exactly as the local server serves it: a ``python -m zdevents.testing`` process of our own
+  is paged through with zdevents' own :class:`~zdevents.client.Client`, and every page body
+  is written, untouched, as one line of an ``.ndjson`` file (a page body never contains a raw
+  newline: JSON forbids them inside strings and the server writes compact JSON). A ``.json``
+  sidecar holds each page's ``count`` and ``end_time``.
+* :func:`events_cache` - that export ingested by zdevents into a Parquet cache (the input of
+  the ``load_frame`` and ``breach_rates`` benchmarks).
+
+Files are named after the ticket count, the seed and a fingerprint of the generator and the
+server's source, so a changed generator regenerates them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import REPO, local_server, run_isolated
+
+SEED = 7
+ACCOUNT = "sample"
+
+
+@dataclass(frozen=True)
+class PagesFile:
+    """An export on disk: one page body per line, plus each page's count and end_time."""
+
+    path: Path
+    counts: list[int]
+    end_times: list[int]
+    tickets: int
+    seconds: float
+
+    @property
+    def pages(self) -> int:
+        return len(self.counts)
+
+    @property
+    def events(self) -> int:
+        return sum(self.counts)
+
+    def pages_for(self, events: int | None) -> int:
+        """Pages of the smallest prefix holding at least ``events`` events (None: all)."""
+        if events is None:
+            return self.pages
+        total = 0
+        for i, count in enumerate(self.counts):
+            total += count
+            if total >= events:
+                return i + 1
+        return self.pages
+
+    def events_in(self, pages: int) -> int:
+        return sum(self.counts[:pages])
+
+
+def fingerprint() -> str:
+    """Short hash of the generator's and the server's source."""
+    digest = hashlib.sha1()
+    for name in ("sample.py", "testing.py"):
+        digest.update((REPO / "zdevents" / name).read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def export_pages(folder: Path, tickets: int, *, seed: int = SEED) -> PagesFile:
+    """The metric-event export of ``tickets`` sample tickets as page bodies on disk."""
+    stem = f"pages-t{tickets}-s{seed}-{fingerprint()}"
+    path, meta_path = folder / f"{stem}.ndjson", folder / f"{stem}.json"
+    if path.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        return PagesFile(path, meta["counts"], meta["end_times"], tickets, meta["seconds"])
+    from zdevents.client import Client
+
+    for old in folder.glob(f"pages-t{tickets}-s{seed}-*"):
+        old.unlink()
+    started = time.monotonic()
+    counts: list[int] = []
+    end_times: list[int] = []
+    tmp = path.with_suffix(".tmp")
+    with local_server(tickets, seed=seed) as server, open(tmp, "wb") as out:
+        with Client(server.settings(folder / "unused")) as client:
+            for page in client.pages("metric_events", 0):
+                if b"\n" in page.body or b"\r" in page.body:
+                    raise RuntimeError(f"page {page.url} holds a raw newline")
+                out.write(page.body)
+                out.write(b"\n")
+                counts.append(int(page.count or 0))
+                end_times.append(int(page.end_time or 0))
+    seconds = time.monotonic() - started
+    tmp.replace(path)
+    meta_path.write_text(json.dumps({"counts": counts, "end_times": end_times,
+                                     "seconds": seconds, "tickets": tickets, "seed": seed}))
+    return PagesFile(path, counts, end_times, tickets, seconds)
+
+
+def events_cache(folder: Path, pages: PagesFile, *, batch_pages: int | None = None) -> Path:
+    """``data_dir`` of a zdevents cache holding the whole export of ``pages``.
+
+    Built once (by the same code the ingest benchmark measures) unless
+    :func:`adopt_cache` already moved the ingest benchmark's output here.
+    """
+    data_dir = folder / f"cache-{pages.path.stem}"
+    if (data_dir / ACCOUNT / "metric_events" / "state.json").exists():
+        return data_dir
+    shutil.rmtree(data_dir, ignore_errors=True)
+    work = folder / f"{data_dir.name}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    from bench.ingest import zdevents_ingest_args
+
+    run_isolated(
+        "bench.ingest:zdevents_ingest",
+        **zdevents_ingest_args(pages, pages.pages, work, batch_pages),
+    )
+    work.replace(data_dir)
+    return data_dir
+
+
+def adopt_cache(folder: Path, pages: PagesFile, data_dir: Path) -> None:
+    """Keep a freshly ingested full cache as the one :func:`events_cache` returns."""
+    target = folder / f"cache-{pages.path.stem}"
+    if (target / ACCOUNT / "metric_events" / "state.json").exists():
+        shutil.rmtree(data_dir, ignore_errors=True)
+        return
+    shutil.rmtree(target, ignore_errors=True)
+    data_dir.replace(target)

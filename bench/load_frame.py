@@ -1,0 +1,150 @@
+"""Benchmark 2: ``zd.load_frame`` vs the pyarrow read floor on the same cache files.
+
+The cache is the whole sample export ingested by zdevents (:func:`bench.data.events_cache`).
+Three reads, each against ``pyarrow.parquet.read_table(files).to_pandas()`` on the same
+files (``files`` = what the cache's manifest lists for the range, so the floor reads exactly
+the files ``load_frame`` reads):
+
+* **full** - every column, every row;
+* **projected** - the 7 columns ``breach_rates(sla_targets(...))`` needs on pandas
+  (:data:`SLA_COLUMNS`);
+* **one month** - one calendar month (the cache's month partitions).
+
+Each variant runs in its own fresh process (best of ``repeat`` runs; peak RSS of that
+process). The frame's memory is ``DataFrame.memory_usage(deep=True).sum()``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import data
+from bench.common import Result, Size, Table, fmt_mb, fmt_s, run_isolated
+
+NAME = "load_frame"
+TITLE = "zd.load_frame vs pyarrow.parquet.read_table(files).to_pandas()"
+SLA_COLUMNS = ["id", "ticket_id", "metric", "instance_id", "type", "time", "deleted"]
+"""What sla_targets + breach_rates read on pandas (the other columns are optional there)."""
+SPEED_GOAL = 1.5
+MEMORY_GOAL_MB_PER_M = 110.0
+
+
+def settings_for(data_dir: str) -> Any:
+    from zdevents.config import Settings
+
+    return Settings(subdomain=data.ACCOUNT, data_dir=Path(data_dir))
+
+
+def read_variant(
+    data_dir: str,
+    reader: str,
+    repeat: int,
+    columns: list[str] | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> dict[str, Any]:
+    """Read the cache with ``reader`` (``zdevents`` or ``floor``), best of ``repeat``."""
+    import pyarrow.parquet as pq
+
+    import zdevents as zd
+    from zdevents.cache import Cache
+
+    settings = settings_for(data_dir)
+    files = [str(p) for p in Cache(data_dir, data.ACCOUNT, "metric_events").files(since, until)]
+
+    def read() -> Any:
+        if reader == "zdevents":
+            return zd.load_frame(since, until, refresh="never", columns=columns,
+                                 settings=settings)
+        # partitioning=None: the file list sits under month=YYYY-MM folders, which pyarrow
+        # would otherwise add as an extra "month" column that load_frame does not have.
+        return pq.read_table(files, columns=columns, partitioning=None).to_pandas()
+
+    times: list[float] = []
+    frame = None
+    for _ in range(max(1, repeat)):
+        frame = None
+        start = time.perf_counter()
+        frame = read()
+        times.append(time.perf_counter() - start)
+    assert frame is not None
+    memory = int(frame.memory_usage(deep=True).sum())
+    return {
+        "seconds": min(times),
+        "times": times,
+        "rows": len(frame),
+        "columns": len(frame.columns),
+        "files": len(files),
+        "memory_bytes": memory,
+        "dtypes": {name: str(dtype) for name, dtype in frame.dtypes.items()},
+    }
+
+
+def pick_month(data_dir: Path) -> tuple[str, str]:
+    """[since, until) of the cache month with the most rows."""
+    from zdevents.cache import Cache
+
+    state = Cache(data_dir, data.ACCOUNT, "metric_events").state()
+    rows: dict[str, int] = {}
+    for part in state.files:
+        rows[part.month] = rows.get(part.month, 0) + part.rows
+    month = max(rows, key=lambda m: (rows[m], m))
+    year, number = (int(x) for x in month.split("-"))
+    following = f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+    return f"{month}-01", f"{following}-01"
+
+
+def run(size: Size, folder: Path) -> Result:
+    result = Result(NAME, TITLE)
+    pages = data.export_pages(folder, size.tickets)
+    data_dir = data.events_cache(folder, pages, batch_pages=size.batch_pages)
+    since, until = pick_month(data_dir)
+    variants: list[tuple[str, dict[str, Any]]] = [
+        ("full", {}),
+        (f"projected ({len(SLA_COLUMNS)} columns)", {"columns": SLA_COLUMNS}),
+        (f"one month ({since[:7]})", {"since": since, "until": until}),
+    ]
+    table = Table(
+        "load_frame",
+        ["read", "rows", "files", "zdevents", "floor", "zdevents / floor", "frame MB/M rows",
+         "floor frame MB/M rows", "peak RSS zdevents", "peak RSS floor"],
+    )
+    raw: dict[str, Any] = {}
+    for label, options in variants:
+        zd = run_isolated("bench.load_frame:read_variant", data_dir=str(data_dir),
+                          reader="zdevents", repeat=size.repeat, **options)
+        floor = run_isolated("bench.load_frame:read_variant", data_dir=str(data_dir),
+                             reader="floor", repeat=size.repeat, **options)
+        if zd["rows"] != floor["rows"]:
+            result.failures.append(f"{label}: load_frame read {zd['rows']:,} rows, "
+                                   f"the floor {floor['rows']:,}")
+        ratio = zd["seconds"] / floor["seconds"]
+        per_m = zd["memory_bytes"] / zd["rows"] if zd["rows"] else 0.0  # bytes/row = MB/M rows
+        floor_per_m = floor["memory_bytes"] / floor["rows"] if floor["rows"] else 0.0
+        table.rows.append([
+            label, f"{zd['rows']:,}", str(zd["files"]), fmt_s(zd["seconds"]),
+            fmt_s(floor["seconds"]), f"{ratio:.2f}x", f"{per_m:.1f}", f"{floor_per_m:.1f}",
+            fmt_mb(zd["peak_rss_mb"]), fmt_mb(floor["peak_rss_mb"]),
+        ])
+        result.ratio(f"load_frame / floor, {label}", ratio, f"<= {SPEED_GOAL:.2f}x",
+                     ratio <= SPEED_GOAL)
+        if label == "full":
+            result.ratio("load_frame memory, all columns (MB per million rows)", per_m,
+                         f"<= {MEMORY_GOAL_MB_PER_M:.0f}", per_m <= MEMORY_GOAL_MB_PER_M,
+                         unit=" MB/M")
+            result.notes.append(
+                "load_frame dtypes: "
+                + ", ".join(f"{name} {dtype}" for name, dtype in zd["dtypes"].items())
+            )
+            result.notes.append(
+                "floor dtypes: "
+                + ", ".join(f"{name} {dtype}" for name, dtype in floor["dtypes"].items())
+            )
+        raw[label] = {"zdevents": zd, "floor": floor}
+    result.notes.append(f"best of {size.repeat} reads per variant, each variant in a fresh "
+                        "process; the OS file cache is warm (the files were just written/read)")
+    result.tables.append(table)
+    result.raw = raw
+    return result
