@@ -80,6 +80,8 @@ def export_pages(folder: Path, tickets: int, *, seed: int = SEED) -> PagesFile:
 
     for old in folder.glob(f"pages-t{tickets}-s{seed}-*"):
         old.unlink()
+    for old in folder.glob(f"cache-pages-t{tickets}-s{seed}-*"):
+        shutil.rmtree(old, ignore_errors=True)  # built from the previous pages
     started = time.monotonic()
     counts: list[int] = []
     end_times: list[int] = []
