@@ -375,8 +375,15 @@ class Ratio:
     met: bool | None = None
     unit: str = "x"
 
+    def shown(self) -> str:
+        if self.value is None:
+            return "n/a"
+        if self.unit == "" and float(self.value).is_integer():
+            return f"{int(self.value)}"
+        return f"{self.value:.2f}{self.unit}"
+
     def line(self, bench: str) -> str:
-        shown = "n/a" if self.value is None else f"{self.value:.2f}{self.unit}"
+        shown = self.shown()
         verdict = "" if self.met is None else (" MET" if self.met else " MISSED")
         goal = f" (goal {self.goal})" if self.goal else ""
         return f"[{bench}] ratio {self.label}: {shown}{goal}{verdict}"
@@ -443,7 +450,7 @@ class Result:
         if self.ratios:
             parts += ["| ratio | value | goal | met? |", "|---|---|---|---|"]
             for item in self.ratios:
-                value = "n/a" if item.value is None else f"{item.value:.2f}{item.unit}"
+                value = item.shown()
                 met = "-" if item.met is None else ("yes" if item.met else "**no**")
                 parts.append(f"| {item.label} | {value} | {item.goal or '-'} | {met} |")
             parts.append("")
