@@ -15,7 +15,6 @@ hooks. Every point kills the process with SIGKILL at the ``kill_on``-th time it 
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import sys
@@ -80,20 +79,15 @@ def _arm(point: str, kill_on: int) -> None:
         raise ValueError(f"unknown kill point {point!r}")
     hit = _counter(kill_on)
     if point == "parquet":
-        real_write = cache_module.pq.write_table
+        writer_class = cache_module.pq.ParquetWriter
+        real_write = writer_class.write_table
 
-        def write_table(table, where, **kwargs):
-            if hit():
-                buffer = io.BytesIO()
-                real_write(table, buffer, **kwargs)
-                data = buffer.getvalue()
-                where.write(data[: len(data) // 2])
-                where.flush()
-                os.fsync(where.fileno())
+        def write_table(self, table, row_group_size=None):
+            real_write(self, table, row_group_size=row_group_size)
+            if hit():  # killed with a row group in the file and no footer
                 _die()
-            return real_write(table, where, **kwargs)
 
-        cache_module.pq.write_table = write_table
+        writer_class.write_table = write_table
         return
 
     real_replace = os.replace

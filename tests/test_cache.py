@@ -202,7 +202,7 @@ def test_failed_write_leaves_cache_and_cursor_intact(cache: Cache, monkeypatch: 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cache_module.pq, "write_table", disk_full)
+    monkeypatch.setattr(cache_module.pq.ParquetWriter, "write_table", disk_full)
     with pytest.raises(CacheError, match="No space left on device.*unchanged"):
         commit(cache, events((2, "2024-01-06T00:00:00Z")), cursor=20)
     monkeypatch.undo()
@@ -336,6 +336,36 @@ def test_compaction_keeps_rows_exact(cache: Cache, monkeypatch: pytest.MonkeyPat
     assert state.rows == len(expected) == sum(p.rows for p in state.files)
     on_disk = {p.relative_to(cache.dir).as_posix() for p in cache.dir.glob("month=*/*")}
     assert on_disk == {p.path for p in state.files}
+
+
+def test_full_parts_are_never_rewritten_and_small_runs_merge_in_time_then_id_order(
+    cache: Cache, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(cache_module, "SMALL_PART_ROWS", 3)
+    monkeypatch.setattr(cache_module, "MAX_PARTS_PER_MONTH", 2)
+    t = "2024-01-01T00:00:0{}Z".format
+    commit(cache, events((1, t(1)), (2, t(2)), (3, t(3))), cursor=1)  # full: 3 rows
+    full = cache.state().files[0].path
+    commit(cache, events((4, t(4))), cursor=2)
+    commit(cache, events((6, t(5))), cursor=3)
+    assert len(cache.state().files) == 3  # two small parts: not yet too many
+    # shares its first second with the previous part, where it holds a smaller id
+    commit(cache, events((5, t(5)), (7, t(6))), cursor=4)
+    state = cache.state()
+    assert [p.rows for p in state.files] == [3, 4]
+    assert state.files[0].path == full  # the full part was not rewritten
+    merged = pq.read_table(cache.dir / state.files[1].path)
+    assert merged["id"].to_pylist() == [4, 5, 6, 7]  # in (time, id) order inside the file
+    assert cache.read()["id"].to_pylist() == [1, 2, 3, 4, 5, 6, 7]
+    on_disk = {p.relative_to(cache.dir).as_posix() for p in cache.dir.glob("month=*/*")}
+    assert on_disk == {p.path for p in state.files}
+
+
+def test_an_unordered_batch_is_stored_in_time_then_id_order(cache: Cache):
+    commit(cache, events((9, "2024-01-02T00:00:00Z"), (3, "2024-01-01T00:00:00Z"),
+                         (2, "2024-01-02T00:00:00Z")))  # fmt: skip
+    (part,) = cache.state().files
+    assert pq.read_table(cache.dir / part.path)["id"].to_pylist() == [3, 2, 9]
 
 
 def test_read_since_until_half_open_and_columns(cache: Cache):

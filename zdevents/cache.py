@@ -52,8 +52,11 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 ROW_GROUP_ROWS = 128 * 1024
 MAX_PARTS_PER_MONTH = 8
+"""A month with more small parts than this is compacted."""
+SMALL_PART_ROWS = ROW_GROUP_ROWS // 2
+"""Parts with fewer rows are small: compaction merges them; larger ones are never rewritten."""
 COMPACT_ROWS = 1_000_000
-"""A compaction merges time-adjacent parts into files of at most this many rows (memory bound)."""
+"""A compaction merges time-adjacent small parts into files of at most this many rows."""
 
 _STORAGE_SCHEMAS = {"metric_events": METRIC_EVENTS_SCHEMA, "ticket_events": TICKET_EVENTS_SCHEMA}
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
@@ -228,8 +231,12 @@ class Cache:
         self.data_dir = Path(data_dir)
         self.dir = self.data_dir / account / stream
         self.state_path = self.dir / _STATE
-        self._lock = filelock.FileLock(str(self.dir / ".lock"))
+        # not thread-local: fetch() holds the lock and commits from its writer thread
+        self._lock = filelock.FileLock(str(self.dir / ".lock"), thread_local=False)
         self._schema = _STORAGE_SCHEMAS.get(stream)
+        # the newest part this object wrote, per month: the next commit's overlap check and
+        # the month's compaction read it from memory (part files never change once written)
+        self._written: dict[str, tuple[str, pa.Table]] = {}
 
     def __repr__(self) -> str:
         return f"Cache({str(self.dir)!r})"
@@ -398,7 +405,7 @@ class Cache:
         files no longer listed are deleted. A crash at any point leaves the previous snapshot
         intact. Only parts of the same month whose time range overlaps the new rows are read
         (an event's time never changes, so only they can hold the same ids). A month with more
-        than ``MAX_PARTS_PER_MONTH`` parts is compacted.
+        than ``MAX_PARTS_PER_MONTH`` small parts is compacted (see :meth:`_compact`).
 
         Parameters
         ----------
@@ -432,7 +439,8 @@ class Cache:
         table = _dedupe_keep_last(table)
         if table.num_rows < incoming:
             log.debug("%d duplicate rows within the batch", incoming - table.num_rows)
-        table = table.sort_by([("time", "ascending"), ("id", "ascending")])
+        if not _is_time_ordered(table):  # the export arrives in order: usually nothing to do
+            table = table.sort_by([("time", "ascending"), ("id", "ascending")])
         files = list(state.files)
         written: list[PartFile] = []
         removed: list[PartFile] = []
@@ -445,12 +453,12 @@ class Cache:
                     p for p in files
                     if p.month == month and p.max_time >= lo and p.min_time <= hi
                 ]:  # fmt: skip
-                    hits = pc.is_in(self._read_part(part, ["id"])["id"], value_set=ids)
+                    hits = pc.is_in(self._recent_part(part, ["id"])["id"], value_set=ids)
                     replaced = pc.sum(hits).as_py() or 0
                     if not replaced:
                         continue
                     replaced_rows += replaced
-                    old = self._read_part(part)
+                    old = self._recent_part(part)
                     old_dups = old.filter(hits)
                     in_old = pc.is_in(chunk["id"], value_set=old_dups["id"].combine_chunks())
                     if _same_rows(old_dups, chunk.filter(in_old)):
@@ -518,38 +526,66 @@ class Cache:
         metadata = {"zdevents_schema_version": str(SCHEMA_VERSION), "stream": self.stream}
         return table.replace_schema_metadata(metadata)
 
-    def _write_part(self, table: pa.Table, month: str) -> PartFile:
+    def _write_part(self, table: pa.Table | Iterator[pa.Table], month: str) -> PartFile:
+        """Write one part file from a table, or from a stream of time-ordered tables."""
         folder = self.dir / f"month={month}"
         name = f"part-{uuid.uuid4().hex}.parquet"
         tmp = folder / f".{name}.tmp"
+        whole = table if isinstance(table, pa.Table) else None
+        tables = iter([table]) if whole is not None else table
+        rows, lo, hi = 0, None, None
         try:
             if not folder.exists():
                 folder.mkdir(parents=True, exist_ok=True)
                 _fsync_dir(self.dir)
             with open(tmp, "w+b") as fh:
-                pq.write_table(
-                    table,
-                    fh,
-                    compression="zstd",
-                    row_group_size=ROW_GROUP_ROWS,
-                    use_dictionary=_dictionary_columns(table.schema),
-                    write_page_checksum=True,
-                )
+                writer = None
+                try:
+                    for piece in tables:
+                        if writer is None:
+                            writer = pq.ParquetWriter(
+                                fh,
+                                piece.schema,
+                                compression="zstd",
+                                use_dictionary=_dictionary_columns(piece.schema),
+                                write_page_checksum=True,
+                            )
+                        if not piece.num_rows:
+                            continue
+                        writer.write_table(piece, row_group_size=ROW_GROUP_ROWS)
+                        first, last = _time_range(piece)
+                        rows += piece.num_rows
+                        lo = first if lo is None else min(lo, first)
+                        hi = last if hi is None else max(hi, last)
+                finally:
+                    if writer is not None:
+                        writer.close()
+                if writer is None or not rows:
+                    raise ValueError("a part file needs at least one row")
                 fh.flush()
                 os.fsync(fh.fileno())
                 size, footer_crc32 = _footer_crc32(fh)
             os.replace(tmp, folder / name)
-        except OSError as exc:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            raise CacheError(
-                _write_error(exc, f"a cache file in {folder}"), path=str(folder)
-            ) from exc
+            if isinstance(exc, OSError):
+                raise CacheError(
+                    _write_error(exc, f"a cache file in {folder}"), path=str(folder)
+                ) from exc
+            raise
         _fsync_dir(folder)
-        lo, hi = _time_range(table)
-        return PartFile(
-            f"month={month}/{name}", month, table.num_rows, lo, hi, size, footer_crc32
-        )
+        path = f"month={month}/{name}"
+        self._written = {m: v for m, v in self._written.items() if m >= month}  # newest months
+        self._written[month] = (path, whole)
+        return PartFile(path, month, rows, lo, hi, size, footer_crc32)
+
+    def _recent_part(self, part: PartFile, columns: list[str] | None = None) -> pa.Table:
+        """:meth:`_read_part`, served from memory when this object just wrote the file."""
+        path, table = self._written.get(part.month, (None, None))
+        if path == part.path and table is not None:
+            return table if columns is None else table.select(columns)
+        return self._read_part(part, columns)
 
     def _read_part(self, part: PartFile, columns: list[str] | None = None) -> pa.Table:
         path = self.dir / part.path
@@ -590,12 +626,22 @@ class Cache:
     def _compact(
         self, files: list[PartFile], month: str
     ) -> tuple[list[PartFile], list[PartFile], list[PartFile]]:
-        """Merge time-adjacent parts of ``month`` when it has too many (bounded memory)."""
+        """Merge runs of small parts of ``month`` when it has too many of them.
+
+        A part of at least ``SMALL_PART_ROWS`` rows (what one batch of a bulk fetch makes) is
+        never rewritten, so a bulk fetch writes each row once. Small parts (incremental
+        fetches, month edges, the end of a fetch) are merged when the month holds more than
+        ``MAX_PARTS_PER_MONTH`` of them: each run of time-adjacent small parts becomes files
+        of up to ``COMPACT_ROWS`` rows, written as a stream (one part in memory at a time).
+        """
         parts = sorted((p for p in files if p.month == month), key=lambda p: (p.min_time, p.path))
-        if len(parts) <= MAX_PARTS_PER_MONTH:
+        if sum(p.rows < SMALL_PART_ROWS for p in parts) <= MAX_PARTS_PER_MONTH:
             return files, [], []
         groups: list[list[PartFile]] = [[]]
         for part in parts:
+            if part.rows >= SMALL_PART_ROWS:
+                groups.append([])  # a full part ends a run of small ones
+                continue
             if groups[-1] and sum(p.rows for p in groups[-1]) + part.rows > COMPACT_ROWS:
                 groups.append([])
             groups[-1].append(part)
@@ -604,14 +650,45 @@ class Cache:
         for group in groups:
             if len(group) < 2:
                 continue
-            table = pa.concat_tables([self._read_part(p) for p in group])
-            table = table.sort_by([("time", "ascending"), ("id", "ascending")])
-            merged_out.append(self._write_part(self._conform(table), month))
+            if any(b.min_time < a.max_time for a, b in zip(group, group[1:], strict=False)):
+                # parts that really overlap (a backfill): merge them in memory
+                table = pa.concat_tables([self._recent_part(p) for p in group])
+                table = table.sort_by([("time", "ascending"), ("id", "ascending")])
+                made = self._write_part(self._conform(table), month)
+            else:
+                made = self._write_part(self._in_order(group), month)
+            merged_out.append(made)
             merged_in += group
         if merged_in:
             log.debug("compacted %d parts of %s into %d", len(merged_in), month, len(merged_out))
         kept = [p for p in files if p not in merged_in]
         return kept + merged_out, merged_in, merged_out
+
+    def _in_order(self, group: list[PartFile]) -> Iterator[pa.Table]:
+        """The rows of time-adjacent parts, one part at a time, in (time, id) order.
+
+        Consecutive parts may share their boundary second (Zendesk repeats it at page
+        boundaries); those few rows are held back and merged with the next part.
+        """
+        held: pa.Table | None = None
+        for part in group:
+            table = self._conform(self._recent_part(part))
+            if held is None:
+                held = table
+                continue
+            boundary = _time_ms(held)[-1]
+            if _time_ms(table)[0] == boundary:
+                ms = _time_ms(held)
+                cut = int(np.searchsorted(ms, boundary, side="left"))
+                yield held.slice(0, cut)
+                table = pa.concat_tables([held.slice(cut), table])
+                if not _is_time_ordered(table):
+                    table = table.sort_by([("time", "ascending"), ("id", "ascending")])
+            else:
+                yield held
+            held = table
+        if held is not None:
+            yield held
 
     def _sweep(self, state: CacheState, removed: list[PartFile]) -> None:
         """Delete files the snapshot no longer lists, plus orphans of crashed commits."""
@@ -765,6 +842,11 @@ class Cache:
             except FileNotFoundError:
                 raise _Vanished(part) from None
         paths = [str(self.dir / p.path) for p in parts]
+        # a bound every listed file lies inside needs no row filter (a whole month, say)
+        if lo is not None and all(p.min_time >= lo for p in parts):
+            lo = None
+        if hi is not None and all(p.max_time < hi for p in parts):
+            hi = None
         condition = None
         if lo is not None:
             condition = ds.field("time") >= pa.scalar(lo, pa.timestamp("ms", "UTC"))
@@ -881,19 +963,27 @@ def _opt_int(value: object) -> int | None:
 
 
 def _dedupe_keep_last(table: pa.Table) -> pa.Table:
-    """Keep the last row of each ``id`` (vectorised)."""
+    """Keep the last row of each ``id`` (hash-based, order kept)."""
     if table.num_rows < 2:
         return table
-    ids = table["id"].to_numpy()
-    _, first_in_reversed = np.unique(ids[::-1], return_index=True)
-    if len(first_in_reversed) == len(ids):
+    repeated = pd.Index(table["id"].to_numpy()).duplicated(keep="last")
+    if not repeated.any():
         return table
-    keep = np.sort(len(ids) - 1 - first_in_reversed)
-    return table.take(pa.array(keep))
+    return table.take(pa.array(np.flatnonzero(~repeated)))  # also joins the chunks
 
 
 def _time_ms(table: pa.Table) -> np.ndarray:
     return table["time"].cast(pa.timestamp("ms", "UTC")).cast(pa.int64()).to_numpy()
+
+
+def _is_time_ordered(table: pa.Table) -> bool:
+    """True when the rows are in (time, id) order already."""
+    if table.num_rows < 2:
+        return True
+    ms = _time_ms(table)
+    ids = table["id"].to_numpy()
+    step = np.diff(ms)
+    return bool(np.all((step > 0) | ((step == 0) & (np.diff(ids) > 0))))
 
 
 def _time_range(table: pa.Table) -> tuple[int, int]:
