@@ -177,6 +177,33 @@ def test_pretty_printed_multiline_body_is_read():
     assert metric_events_table([body, other])["id"].to_pylist() == [1, 2, 3]
 
 
+def test_pages_parsed_in_parallel_chunks_give_the_table_of_one_read(monkeypatch):
+    import zdevents.normalize as normalize_module
+
+    pages = [page([event(3 * n + k, type=("measure", "apply_sla")[k % 2]) for k in range(3)])
+             for n in range(7)]  # fmt: skip
+    pages[4] = page([event(100, sla=SLA, type="apply_sla"), event(101)], key="ticket_events")
+    whole = metric_events_table(pages)
+    monkeypatch.setattr(normalize_module, "PARSE_PAGES", 2)  # 4 chunks on the parse threads
+    chunked = metric_events_table(pages)
+    assert chunked.schema == whole.schema == METRIC_EVENTS_SCHEMA
+    assert chunked.to_pylist() == whole.to_pylist()
+    assert chunked["id"].to_pylist()[12:14] == [100, 101]  # page order kept across chunks
+
+
+def test_a_bad_page_in_a_later_chunk_is_named(monkeypatch):
+    import zdevents.normalize as normalize_module
+
+    monkeypatch.setattr(normalize_module, "PARSE_PAGES", 2)
+    pages = [page([event(n)]) for n in range(5)]
+    pages[3] = page([event(3, ticket_id="x")])
+    urls = [f"{URL}&page={n}" for n in range(5)]
+    with pytest.raises(PageError, match=re.escape(urls[3])) as info:
+        metric_events_table(pages, urls)
+    assert info.value.url == urls[3]
+    assert "'ticket_metric_events[].ticket_id'" in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("record", "field"),
     [
