@@ -11,11 +11,14 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pyarrow as pa
 
 from . import normalize
 from .cache import Cache
@@ -29,7 +32,7 @@ from .streams import METRIC_EVENTS, TICKET_EVENTS, Stream, get_stream
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["FetchResult", "fetch"]
+__all__ = ["BATCH_PAGES", "FetchResult", "PageWriter", "fetch", "memory_pool"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,28 @@ class FetchResult:
             f"{self.new_events:,} new, {self.rows:,} cached; {self.requests:,} requests, "
             f"{self.rate_limited} rate-limited, caught up to {cursor} ({self.seconds:.1f} s)"
         )
+
+
+@contextlib.contextmanager
+def memory_pool() -> Iterator[None]:
+    """Allocate Arrow memory from the system allocator inside the ``with`` block.
+
+    pyarrow's default pool (mimalloc or jemalloc) keeps the memory of freed batches for
+    reuse, so a long fetch's resident memory creeps up to several batches; the system
+    allocator hands it back. Buffers remember their pool, so switching is safe, and the
+    previous pool is restored on exit. :func:`fetch` runs inside it.
+
+    Examples
+    --------
+    >>> with memory_pool():
+    ...     pass
+    """
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
 
 
 def _start_time(cache: Cache, since: pd.Timestamp | None, force: bool) -> tuple[int, int | None]:
@@ -161,39 +186,34 @@ def fetch(
     since_ts = to_utc(since, name="since")
     started = time.monotonic()
     cache = Cache(settings.data_dir, settings.account, stream.name)
-    with cache.lock(timeout=lock_timeout), Client(settings, session=session) as client:
+    with (
+        memory_pool(),
+        cache.lock(timeout=lock_timeout),
+        Client(settings, session=session) as client,
+    ):
         if force:
             dropped = cache.repair(since_ts)
             if dropped:
                 log.warning("dropped %d damaged cache files; refetching them", len(dropped))
         start, covered_since = _start_time(cache, since_ts, force)
-        pages = events = new = 0
-        batch: list[Page] = []
+        pages = events = 0
         bar = FetchProgress(stream.name, start, settings.requests_per_minute, enabled=progress)
+        writer = PageWriter(cache, stream, covered_since=covered_since, settings=settings)
         try:
-            pager = client.pages(stream, start, include_comments=include_comments)
-            while True:
-                try:
-                    page = next(pager)
-                except StopIteration:
-                    break
-                except (ZdEventsError, KeyboardInterrupt):
-                    # keep the pages that did arrive: at 10 requests a minute a batch is
-                    # minutes of the export budget, and Ctrl-C promises to keep them
-                    if batch:
-                        _keep_received(cache, stream, batch, covered_since, settings)
-                    raise
-                batch.append(page)
+            for page in client.pages(stream, start, include_comments=include_comments):
                 pages += 1
                 events += page.count or 0
                 bar.update(page, client.stats)
-                if len(batch) >= BATCH_PAGES or page.last:
-                    new += _commit(cache, stream, batch, covered_since, settings)
-                    batch = []
-            if batch:
-                new += _commit(cache, stream, batch, covered_since, settings)
+                writer.add(page)
+            writer.close()
+        except BaseException:
+            # keep the pages that did arrive: at 10 requests a minute a batch is minutes of
+            # the export budget, and Ctrl-C promises to keep them (and to stop soon)
+            writer.abort()
+            raise
         finally:
             bar.close()
+        new = writer.new_events
         state = cache.state()
     stats = client.stats
     cursor = pd.Timestamp(state.cursor, unit="s", tz="UTC") if state.cursor is not None else None
@@ -211,54 +231,159 @@ def fetch(
     )
 
 
-def _keep_received(
-    cache: Cache, stream: Stream, batch: list[Page], covered_since: int | None, settings: Settings
-) -> None:
-    """Commit the good pages received before a failure (the caller re-raises the error)."""
-    try:
-        _commit(cache, stream, batch, covered_since, settings)
-    except ZdEventsError as exc:
-        log.warning("could not keep the %d pages received before the error: %s", len(batch), exc)
-    else:
-        log.info("kept the %d pages received before the error", len(batch))
+class PageWriter:
+    """Pages -> normalised batches -> cache commits, with the commit of one batch overlapping
+    the download and parsing of the next.
+
+    Pages are parsed ``BATCH_PAGES`` at a time in the caller's thread; each batch is then
+    committed by one writer thread while the next batch arrives (pyarrow releases the GIL
+    while parsing and writing, so both cores work). Commits run one at a time and in order,
+    so the cursor only moves forward. Memory stays at about two batches.
+
+    The caller holds ``cache.lock()``. :meth:`abort` keeps the pages received before a
+    failure (the cursor never passes a page that is not stored).
+
+    Parameters
+    ----------
+    cache : Cache
+    stream : Stream
+    covered_since : int, optional
+        Unix seconds: where this fetch began (see :meth:`Cache.commit`).
+    settings : Settings, optional
+        Used to mask credentials in rejected pages and to find the metric-events cache
+        for metric events that arrive in the ticket-events export.
+    background : bool
+        Commit in a writer thread (default); False commits in the caller's thread.
+
+    Attributes
+    ----------
+    new_events : int
+        Rows stored that the cache did not hold before (commits finished so far).
+    """
+
+    def __init__(
+        self,
+        cache: Cache,
+        stream: Stream,
+        *,
+        covered_since: int | None = None,
+        settings: Settings | None = None,
+        background: bool = True,
+    ) -> None:
+        self.cache = cache
+        self.stream = stream
+        self.covered_since = covered_since
+        self.settings = settings
+        self.new_events = 0
+        self._batch: list[Page] = []
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="zdevents-commit")
+            if background
+            else None
+        )
+        self._pending: Future[None] | None = None
+        self._done = False
+
+    def add(self, page: Page) -> None:
+        """Take one page; a full batch (or the last page) is parsed and handed to the writer."""
+        self._batch.append(page)
+        if len(self._batch) >= BATCH_PAGES or page.last:
+            self._submit()
+
+    def close(self) -> None:
+        """Commit what is left and wait for the writer."""
+        if self._batch:
+            self._submit()
+        self._wait()
+        self._shutdown()
+
+    def abort(self) -> None:
+        """After a failure: finish the pending commit, keep the pages received, stop.
+
+        Errors here are logged, not raised: the caller re-raises the original one.
+        """
+        if self._done:
+            return
+        try:
+            self._wait()
+        except ZdEventsError as exc:
+            log.warning("the last commit before the error failed: %s", exc)
+            self._batch = []  # later pages cannot be stored past the failed ones
+        if self._batch:
+            batch, self._batch = self._batch, []
+            try:
+                self._commit(self._parse(batch), batch)
+            except ZdEventsError as exc:
+                log.warning(
+                    "could not keep the %d pages received before the error: %s", len(batch), exc
+                )
+            else:
+                log.info("kept the %d pages received before the error", len(batch))
+        self._shutdown()
+
+    # ---------------------------------------------------------------------------- internals
+    def _submit(self) -> None:
+        batch, self._batch = self._batch, []
+        try:
+            parsed = self._parse(batch)
+        except PageError as exc:
+            self._wait()
+            bad = next((i for i, p in enumerate(batch) if exc.url and p.url == exc.url), 0)
+            if bad:  # keep the good pages before the bad one; the cursor stops at the bad one
+                self._batch = batch[:bad]
+                self.abort()
+            raise _rejected(exc, batch, self.cache, self.settings) from None
+        self._wait()
+        if self._pool is None:
+            self._commit(parsed, batch)
+        else:
+            self._pending = self._pool.submit(self._commit, parsed, batch)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _parse(self, batch: list[Page]) -> tuple[pa.Table, pa.Table | None]:
+        bodies = [p.body for p in batch]
+        urls = [p.url for p in batch]
+        if self.stream is METRIC_EVENTS:
+            return normalize.metric_events_table(bodies, urls), None
+        assert self.stream is TICKET_EVENTS
+        return normalize.ticket_events_table(bodies, urls)
+
+    def _commit(self, parsed: tuple[pa.Table, pa.Table | None], batch: list[Page]) -> None:
+        table, stray_metric_events = parsed
+        if stray_metric_events is not None and stray_metric_events.num_rows:
+            # Zendesk's reference shows metric events under the ticket_events key: keep them,
+            # in the metric events cache, without moving that stream's cursor.
+            log.warning(
+                "%d metric events arrived in the ticket_events export; stored with metric_events",
+                stray_metric_events.num_rows,
+            )
+            other = Cache(self.cache.data_dir, self.cache.account, METRIC_EVENTS.name)
+            with other.lock(timeout=60):
+                other.commit(stray_metric_events, cursor=other.state().cursor or 0)
+        result = self.cache.commit(table, cursor=_cursor(batch), covered_since=self.covered_since)
+        self.new_events += result.new_rows
+
+    def _shutdown(self) -> None:
+        self._done = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
-def _commit(
-    cache: Cache, stream: Stream, batch: list[Page], covered_since: int | None, settings: Settings
-) -> int:
-    """Normalise a batch of pages and commit it with the cursor after its last page."""
-    bodies = [p.body for p in batch]
-    urls = [p.url for p in batch]
+def _cursor(batch: list[Page]) -> int:
+    """The cursor after a batch: its last page's end_time (or the last one known)."""
     cursor = batch[-1].end_time
     if cursor is None:  # an empty final page carries no end_time: keep the last known one
         cursor = next((p.end_time for p in reversed(batch) if p.end_time is not None), None)
-    if cursor is None:
-        cursor = batch[-1].start_time
-    try:
-        if stream is METRIC_EVENTS:
-            table = normalize.metric_events_table(bodies, urls)
-            return cache.commit(table, cursor=cursor, covered_since=covered_since).new_rows
-        audits, stray_metric_events = normalize.ticket_events_table(bodies, urls)
-    except PageError as exc:
-        bad = next((i for i, p in enumerate(batch) if exc.url and p.url == exc.url), 0)
-        if bad:  # keep the good pages before the bad one; the cursor stops at the bad one
-            _keep_received(cache, stream, batch[:bad], covered_since, settings)
-        raise _rejected(exc, batch, cache, settings) from None
-    if stray_metric_events is not None and stray_metric_events.num_rows:
-        # Zendesk's reference shows metric events under the ticket_events key: keep them,
-        # in the metric events cache, without moving that stream's cursor.
-        log.warning(
-            "%d metric events arrived in the ticket_events export; stored with metric_events",
-            stray_metric_events.num_rows,
-        )
-        other = Cache(settings.data_dir, settings.account, METRIC_EVENTS.name)
-        with other.lock(timeout=60):
-            other.commit(stray_metric_events, cursor=other.state().cursor or 0)
-    assert stream is TICKET_EVENTS
-    return cache.commit(audits, cursor=cursor, covered_since=covered_since).new_rows
+    return cursor if cursor is not None else batch[-1].start_time
 
 
-def _rejected(error: PageError, batch: list[Page], cache: Cache, settings: Settings) -> PageError:
+def _rejected(
+    error: PageError, batch: list[Page], cache: Cache, settings: Settings | None
+) -> PageError:
     """Keep the page that failed in ``<stream dir>/rejected/`` and say where in the error.
 
     The body is saved as Zendesk sent it (cut at ``MAX_REJECTED_BYTES``, credentials masked),
@@ -272,7 +397,7 @@ def _rejected(error: PageError, batch: list[Page], cache: Cache, settings: Setti
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"{stamp}-start_time-{page.start_time}-{uuid.uuid4().hex[:8]}"
     body = page.body[:MAX_REJECTED_BYTES]
-    for secret in _secret_bytes(settings):
+    for secret in _secret_bytes(settings) if settings is not None else ():
         body = body.replace(secret, b"***")
     note = (
         f"url: {page.url}\nreceived: {len(page.body)} bytes"

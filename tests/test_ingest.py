@@ -1,0 +1,165 @@
+"""PageWriter: batches parsed in the caller's thread, committed in order by one writer thread."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from zdevents import ingest, normalize
+from zdevents.cache import Cache
+from zdevents.client import Page
+from zdevents.errors import CacheError, PageError
+from zdevents.streams import METRIC_EVENTS
+
+T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
+
+
+def page(n: int, ids: list[int] | None = None, body: bytes | None = None) -> Page:
+    """Page ``n`` (1-based): events ``ids`` (default: 10n, 10n+1) at second T0 + n."""
+    ids = [10 * n, 10 * n + 1] if ids is None else ids
+    if body is None:
+        stamp = f"2024-01-01T00:00:{n:02d}Z"
+        records = [
+            {"id": i, "ticket_id": 7, "metric": "reply_time", "instance_id": 1,
+             "type": "measure", "time": stamp}
+            for i in ids
+        ]  # fmt: skip
+        body = json.dumps({"ticket_metric_events": records, "end_time": T0 + n}).encode()
+    return Page(
+        url=f"http://127.0.0.1/page/{n}", start_time=T0 + n - 1, body=body,
+        records_key="ticket_metric_events", count=len(ids), end_time=T0 + n,
+        end_of_stream=None, next_page=None, last=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Cache:
+    return Cache(tmp_path, "acme", "metric_events")
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest, "BATCH_PAGES", 2)
+
+
+def ids(cache: Cache) -> list[int]:
+    return cache.read(columns=["id"])["id"].to_pylist()
+
+
+def test_batch_commits_overlap_the_next_batch_and_land_in_order(
+    cache: Cache, small_batches, monkeypatch: pytest.MonkeyPatch
+):
+    parsed = threading.Semaphore(0)
+    real_parse = normalize.metric_events_table
+
+    def parse(bodies, urls=None):
+        table = real_parse(bodies, urls)
+        parsed.release()
+        return table
+
+    monkeypatch.setattr(ingest.normalize, "metric_events_table", parse)
+    commits: list[tuple[str, int]] = []
+    overlapped: list[bool] = []
+    real_commit = Cache.commit
+
+    def commit(self, table, *, cursor, covered_since=None):
+        if not commits:  # the first commit waits until the second batch has been parsed
+            parsed.acquire()  # taken by the first batch's parse
+            overlapped.append(parsed.acquire(timeout=10))
+        commits.append((threading.current_thread().name, cursor))
+        return real_commit(self, table, cursor=cursor, covered_since=covered_since)
+
+    monkeypatch.setattr(Cache, "commit", commit)
+    with cache.lock():
+        writer = ingest.PageWriter(cache, METRIC_EVENTS, covered_since=T0)
+        for n in range(1, 6):
+            writer.add(page(n))
+        writer.close()
+    assert overlapped == [True]
+    assert [cursor for _, cursor in commits] == [T0 + 2, T0 + 4, T0 + 5]
+    assert all(name.startswith("zdevents-commit") for name, _ in commits)
+    assert ids(cache) == [10, 11, 20, 21, 30, 31, 40, 41, 50, 51]
+    assert writer.new_events == 10
+    assert cache.state().cursor == T0 + 5
+
+
+def test_a_failed_background_commit_is_raised_and_nothing_after_it_is_stored(
+    cache: Cache, small_batches, monkeypatch: pytest.MonkeyPatch
+):
+    real_commit = Cache.commit
+
+    def commit(self, table, *, cursor, covered_since=None):
+        if cursor == T0 + 2:
+            raise CacheError("disk full", path=str(self.dir))
+        return real_commit(self, table, cursor=cursor, covered_since=covered_since)
+
+    monkeypatch.setattr(Cache, "commit", commit)
+    with cache.lock():
+        writer = ingest.PageWriter(cache, METRIC_EVENTS)
+        writer.add(page(1))
+        writer.add(page(2))  # the first batch goes to the writer thread, which fails
+        writer.add(page(3))
+        with pytest.raises(CacheError, match="disk full"):
+            writer.add(page(4))  # handing over the second batch waits for the first
+        writer.abort()
+    assert cache.state().cursor is None  # the cursor never passes pages that are not stored
+    assert ids(cache) == []
+
+
+def test_abort_keeps_the_pages_received_before_a_failure(cache: Cache, small_batches):
+    with cache.lock():
+        writer = ingest.PageWriter(cache, METRIC_EVENTS)
+        for n in range(1, 4):
+            writer.add(page(n))
+        writer.abort()  # e.g. the next request failed: page 3 is not a full batch yet
+        writer.abort()  # a second call does nothing
+    assert ids(cache) == [10, 11, 20, 21, 30, 31]
+    assert cache.state().cursor == T0 + 3
+
+
+def test_a_bad_page_keeps_the_good_pages_of_its_batch_and_is_named(
+    cache: Cache, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(ingest, "BATCH_PAGES", 4)
+    bad = page(3, body=b'{"ticket_metric_events": [{"id": "x"}]}')
+    with cache.lock():
+        writer = ingest.PageWriter(cache, METRIC_EVENTS)
+        writer.add(page(1))
+        writer.add(page(2))
+        writer.add(bad)
+        with pytest.raises(PageError, match="page/3"):
+            writer.add(page(4))
+    assert ids(cache) == [10, 11, 20, 21]
+    assert cache.state().cursor == T0 + 2
+    assert len(list((cache.dir / "rejected").glob("*.json"))) == 1
+
+
+def test_commits_in_the_callers_thread_when_asked(cache: Cache, small_batches, monkeypatch):
+    threads: list[str] = []
+    real_commit = Cache.commit
+
+    def commit(self, table, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real_commit(self, table, **kwargs)
+
+    monkeypatch.setattr(Cache, "commit", commit)
+    with cache.lock():
+        writer = ingest.PageWriter(cache, METRIC_EVENTS, background=False)
+        for n in range(1, 4):
+            writer.add(page(n))
+        writer.close()
+    assert threads == [threading.current_thread().name] * 2
+    assert ids(cache) == [10, 11, 20, 21, 30, 31]
+
+
+def test_memory_pool_switches_to_the_system_allocator_and_back():
+    before = pa.default_memory_pool().backend_name
+    with ingest.memory_pool():
+        assert pa.default_memory_pool().backend_name == "system"
+        kept = pa.array(range(1000))  # allocated from the system pool, freed after the block
+    assert pa.default_memory_pool().backend_name == before
+    assert kept.sum().as_py() == 499_500
