@@ -29,6 +29,7 @@ from statistics import NormalDist
 from typing import Any, Literal
 
 import pandas as pd
+import pyarrow as pa
 
 try:  # narwhals >= 2 has the v2 stable API; fall back to v1 on older installs
     import narwhals.stable.v2 as nw
@@ -95,6 +96,24 @@ _OPTIONAL: dict[str, str] = {  # column -> pandas dtype used when a pandas frame
 _APPLY_TYPES = ("apply_sla", "apply_group_sla")
 _AS_OF_ATTR = "zdevents_as_of"
 _WEEKDAYS = range(1, 8)  # narwhals: Monday=1 .. Sunday=7
+
+
+def _decode_categories(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Categorical string columns as Arrow-backed strings, decoded by pyarrow.
+
+    The casts to strings below would otherwise go through Python objects in pandas
+    (about 1 s per column per 5 million rows; this takes about 0.06 s).
+    """
+    decoded = {}
+    for name in columns:
+        column = frame[name] if name in frame.columns else None
+        if column is None or not isinstance(column.dtype, pd.CategoricalDtype):
+            continue
+        if not pd.api.types.is_string_dtype(column.cat.categories.dtype):
+            continue
+        values = pa.array(column).cast(pa.string())  # a DictionaryArray, decoded
+        decoded[name] = pd.Series(pd.arrays.ArrowStringArray(values), index=frame.index)
+    return frame.assign(**decoded) if decoded else frame
 
 
 def metric_label(metric: str | None, instance_id: int | None = None) -> str:
@@ -303,6 +322,7 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
             events = events.assign(
                 **{c: pd.Series(pd.NA, index=events.index, dtype=_OPTIONAL[c]) for c in absent}
             )
+        events = _decode_categories(events, ("metric", "type", "sla_kind"))
     frame = nw.from_native(events)
     missing = [c for c in (*_REQUIRED, *_OPTIONAL) if c not in frame.columns]
     if missing:
