@@ -125,10 +125,11 @@ def events_cache(folder: Path, pages: PagesFile, *, batch_pages: int | None = No
 
 
 def adopt_cache(folder: Path, pages: PagesFile, data_dir: Path) -> None:
-    """Keep a freshly ingested full cache as the one :func:`events_cache` returns."""
+    """Keep a freshly ingested full cache as the one :func:`events_cache` returns.
+
+    It replaces any earlier one, so the reading benchmarks read files as this code writes
+    them.
+    """
     target = folder / f"cache-{pages.path.stem}"
-    if (target / ACCOUNT / "metric_events" / "state.json").exists():
-        shutil.rmtree(data_dir, ignore_errors=True)
-        return
     shutil.rmtree(target, ignore_errors=True)
     data_dir.replace(target)
