@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 distributed = pytest.importorskip("distributed")
@@ -198,12 +199,20 @@ def test_polars_scan_equals_load_frame(settings, events):
 
 
 @pytest.mark.parametrize("engine", ["polars", "duckdb"])
-def test_sla_through_polars_and_duckdb_equals_pandas(engine, settings, events):
+@pytest.mark.parametrize("materialized", [False, True], ids=["lazy", "materialized"])
+def test_sla_through_polars_and_duckdb_equals_pandas(engine, materialized, settings, events):
     as_of = scan_as_of(settings=settings)
     expected_targets = sla_targets(events, as_of=as_of)
     frame = scan(settings=settings, engine=engine)
+    if materialized:  # as the README advises: an eager polars frame, or a pyarrow Table
+        frame = frame.collect() if engine == "polars" else frame.to_arrow_table()
     targets = sla_targets(frame, as_of=as_of)
     for by, freq in GROUPINGS:
         rates = breach_rates(targets, by=by, freq=freq)
-        got = rates.collect().to_pandas() if engine == "polars" else rates.df()
+        if isinstance(rates, pa.Table):
+            got = rates.to_pandas()
+        elif engine == "polars":
+            got = (rates if materialized else rates.collect()).to_pandas()
+        else:
+            got = rates.df()
         _assert_rates_equal(got, breach_rates(expected_targets, by=by, freq=freq))
