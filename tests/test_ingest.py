@@ -163,3 +163,49 @@ def test_memory_pool_switches_to_the_system_allocator_and_back():
         kept = pa.array(range(1000))  # allocated from the system pool, freed after the block
     assert pa.default_memory_pool().backend_name == before
     assert kept.sum().as_py() == 499_500
+
+
+def test_ctrl_c_while_waiting_for_the_writer_still_waits_and_keeps_every_page(
+    cache: Cache, small_batches, monkeypatch: pytest.MonkeyPatch
+):
+    from concurrent.futures import Future
+
+    release = threading.Event()
+    active: list[int] = []
+    overlapping: list[bool] = []
+    real_commit = Cache.commit
+
+    def commit(self, table, **kwargs):
+        overlapping.append(bool(active))
+        active.append(1)
+        try:
+            if kwargs["cursor"] == T0 + 2:
+                assert release.wait(10)  # still running when Ctrl-C arrives
+            return real_commit(self, table, **kwargs)
+        finally:
+            active.pop()
+
+    real_result = Future.result
+    interrupted: list[bool] = []
+
+    def result(self, timeout=None):
+        if not interrupted and not self.done():
+            interrupted.append(True)
+            threading.Timer(0.2, release.set).start()
+            raise KeyboardInterrupt
+        return real_result(self, timeout)
+
+    monkeypatch.setattr(Cache, "commit", commit)
+    monkeypatch.setattr(Future, "result", result)
+    with cache.lock():
+        writer = ingest.PageWriter(cache, METRIC_EVENTS)
+        writer.add(page(1))
+        writer.add(page(2))  # batch 1 goes to the writer thread and blocks there
+        writer.add(page(3))
+        with pytest.raises(KeyboardInterrupt):
+            writer.add(page(4))  # Ctrl-C while waiting to hand over batch 2
+        writer.abort()  # what fetch() does on any exception
+    assert interrupted == [True]
+    assert overlapping == [False, False]  # abort waited: the two commits never overlapped
+    assert ids(cache) == [10, 11, 20, 21, 30, 31, 40, 41]
+    assert cache.state().cursor == T0 + 4

@@ -306,9 +306,8 @@ class PageWriter:
             return
         try:
             self._wait()
-        except ZdEventsError as exc:
+        except Exception as exc:  # logged: the caller raises the first error
             log.warning("the last commit before the error failed: %s", exc)
-            self._batch = []  # later pages cannot be stored past the failed ones
         if self._batch:
             batch, self._batch = self._batch, []
             try:
@@ -323,26 +322,40 @@ class PageWriter:
 
     # ---------------------------------------------------------------------------- internals
     def _submit(self) -> None:
-        batch, self._batch = self._batch, []
+        batch = self._batch  # stays in self._batch until handed over: abort() keeps it
         try:
             parsed = self._parse(batch)
         except PageError as exc:
-            self._wait()
             bad = next((i for i, p in enumerate(batch) if exc.url and p.url == exc.url), 0)
-            if bad:  # keep the good pages before the bad one; the cursor stops at the bad one
-                self._batch = batch[:bad]
-                self.abort()
+            self._batch = batch[:bad]  # the good pages before the bad one; the cursor stops there
+            self.abort()
             raise _rejected(exc, batch, self.cache, self.settings) from None
         self._wait()
+        self._batch = []
         if self._pool is None:
             self._commit(parsed, batch)
         else:
             self._pending = self._pool.submit(self._commit, parsed, batch)
 
     def _wait(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
+        """Wait for the pending commit and raise its error.
+
+        After a failed commit the pages not yet handed over are dropped: storing them would
+        move the cursor past the failed ones. A wait interrupted by Ctrl-C keeps the commit
+        pending, so :meth:`abort` still waits for it.
+        """
+        pending = self._pending
+        if pending is None:
+            return
+        try:
             pending.result()
+        except BaseException:
+            if pending.done():
+                self._pending = None
+                if pending.exception() is not None:
+                    self._batch = []
+            raise
+        self._pending = None
 
     def _parse(self, batch: list[Page]) -> tuple[pa.Table, pa.Table | None]:
         bodies = [p.body for p in batch]
