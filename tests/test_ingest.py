@@ -209,3 +209,14 @@ def test_ctrl_c_while_waiting_for_the_writer_still_waits_and_keeps_every_page(
     assert overlapping == [False, False]  # abort waited: the two commits never overlapped
     assert ids(cache) == [10, 11, 20, 21, 30, 31, 40, 41]
     assert cache.state().cursor == T0 + 4
+
+
+def test_overlapping_memory_pool_blocks_restore_the_pool_when_the_last_one_exits():
+    before = pa.default_memory_pool().backend_name
+    first, second = ingest.memory_pool(), ingest.memory_pool()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # e.g. one of two fetches in threads ends first
+    assert pa.default_memory_pool().backend_name == "system"
+    second.__exit__(None, None, None)
+    assert pa.default_memory_pool().backend_name == before

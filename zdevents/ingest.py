@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -91,26 +92,40 @@ class FetchResult:
         )
 
 
+_pool_lock = threading.Lock()
+_pool_users = 0
+_pool_before: pa.MemoryPool | None = None
+
+
 @contextlib.contextmanager
 def memory_pool() -> Iterator[None]:
     """Allocate Arrow memory from the system allocator inside the ``with`` block.
 
     pyarrow's default pool (mimalloc or jemalloc) keeps the memory of freed batches for
     reuse, so a long fetch's resident memory creeps up to several batches; the system
-    allocator hands it back. Buffers remember their pool, so switching is safe, and the
-    previous pool is restored on exit. :func:`fetch` runs inside it.
+    allocator hands it back. Buffers remember their pool, so switching is safe. The previous
+    pool comes back when the last of overlapping blocks (fetches in several threads) exits.
+    :func:`fetch` runs inside it.
 
     Examples
     --------
     >>> with memory_pool():
     ...     pass
     """
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
+    global _pool_users, _pool_before
+    with _pool_lock:
+        if _pool_users == 0:
+            _pool_before = pa.default_memory_pool()
+            pa.set_memory_pool(pa.system_memory_pool())
+        _pool_users += 1
     try:
         yield
     finally:
-        pa.set_memory_pool(previous)
+        with _pool_lock:
+            _pool_users -= 1
+            if _pool_users == 0 and _pool_before is not None:
+                pa.set_memory_pool(_pool_before)
+                _pool_before = None
 
 
 def _start_time(cache: Cache, since: pd.Timestamp | None, force: bool) -> tuple[int, int | None]:
