@@ -61,12 +61,28 @@ class PagesFile:
         return sum(self.counts[:pages])
 
 
-def fingerprint() -> str:
-    """Short hash of the generator's and the server's source."""
+def fingerprint(names: tuple[str, ...] = ("sample.py", "testing.py")) -> str:
+    """Short hash of the source of these zdevents modules (default: generator and server)."""
     digest = hashlib.sha1()
-    for name in ("sample.py", "testing.py"):
+    for name in names:
         digest.update((REPO / "zdevents" / name).read_bytes())
     return digest.hexdigest()[:10]
+
+
+WRITER_MODULES = ("normalize.py", "cache.py", "ingest.py")
+"""The code that decides what the cache files hold (their names carry its fingerprint)."""
+
+
+def _cache_dir(folder: Path, pages: PagesFile) -> Path:
+    """Where the cache of ``pages`` written by the current writer code lives.
+
+    Caches written by other versions of that code are removed.
+    """
+    current = folder / f"cache-{pages.path.stem}-w{fingerprint(WRITER_MODULES)}"
+    for old in folder.glob(f"cache-{pages.path.stem}*"):
+        if old != current and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return current
 
 
 def export_pages(folder: Path, tickets: int, *, seed: int = SEED) -> PagesFile:
@@ -106,9 +122,10 @@ def events_cache(folder: Path, pages: PagesFile, *, batch_pages: int | None = No
     """``data_dir`` of a zdevents cache holding the whole export of ``pages``.
 
     Built once (by the same code the ingest benchmark measures) unless
-    :func:`adopt_cache` already moved the ingest benchmark's output here.
+    :func:`adopt_cache` already moved the ingest benchmark's output here; a cache written by
+    another version of the writer code is rebuilt.
     """
-    data_dir = folder / f"cache-{pages.path.stem}"
+    data_dir = _cache_dir(folder, pages)
     if (data_dir / ACCOUNT / "metric_events" / "state.json").exists():
         return data_dir
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -130,6 +147,6 @@ def adopt_cache(folder: Path, pages: PagesFile, data_dir: Path) -> None:
     It replaces any earlier one, so the reading benchmarks read files as this code writes
     them.
     """
-    target = folder / f"cache-{pages.path.stem}"
+    target = _cache_dir(folder, pages)
     shutil.rmtree(target, ignore_errors=True)
     data_dir.replace(target)
