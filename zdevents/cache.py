@@ -241,6 +241,11 @@ class Cache:
     def __repr__(self) -> str:
         return f"Cache({str(self.dir)!r})"
 
+    @property
+    def schema(self) -> pa.Schema | None:
+        """The Arrow storage schema of this stream (None for a stream zdevents does not know)."""
+        return self._schema
+
     # ------------------------------------------------------------------ state
     def state(self) -> CacheState:
         """Read ``state.json`` (a missing file is an empty cache).
@@ -776,9 +781,28 @@ class Cache:
         >>> Cache(Path(tempfile.mkdtemp()), "acme", "metric_events").files()
         []
         """
-        return [self.dir / p.path for p in self._select(self.state(), since, until)]
+        return [self.dir / p.path for p in self.parts(since, until)]
 
-    def _select(self, state: CacheState, since: object, until: object) -> list[PartFile]:
+    def parts(
+        self, since: object = None, until: object = None, *, state: CacheState | None = None
+    ) -> list[PartFile]:
+        """The listed parts that may hold rows in ``[since, until)``, ordered by time.
+
+        Parameters
+        ----------
+        since, until : pandas.Timestamp, datetime, str or Unix seconds, optional
+            Naive values are UTC.
+        state : CacheState, optional
+            The snapshot to select from (default: read ``state.json`` now). Pass the one you
+            already hold to keep several reads on one snapshot.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> Cache(Path(tempfile.mkdtemp()), "acme", "metric_events").parts(since="2024-01-01")
+        []
+        """
+        state = self.state() if state is None else state
         lo, hi = _to_ms(since, "since"), _to_ms(until, "until")
         return [
             p
@@ -817,7 +841,7 @@ class Cache:
         previous: tuple[PartFile, ...] | None = None
         while True:
             state = self.state()
-            parts = self._select(state, since, until)
+            parts = self.parts(since, until, state=state)
             try:
                 return self._read_parts(parts, columns, lo, hi)
             except _Vanished as gone:

@@ -215,7 +215,7 @@ def scan(
     cache, name = _open(stream, settings)
     if columns is not None:
         columns = list(dict.fromkeys(columns))
-        schema = cache._schema
+        schema = cache.schema
         unknown = [c for c in columns if schema is not None and c not in schema.names]
         if unknown:
             raise ValueError(
@@ -232,7 +232,7 @@ def scan(
             f"{name} --since <first date you need>`",
             path=str(cache.dir),
         )
-    parts = cache._select(state, start, end)
+    parts = cache.parts(start, end, state=state)
     if not parts:  # keep the schema: read the newest file, the row filter leaves no row
         parts = [state.files[-1]]
         start = end = pd.Timestamp(state.files[-1].max_time + 1, unit="ms", tz="UTC")
