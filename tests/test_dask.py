@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import sys
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
 distributed = pytest.importorskip("distributed")
 dask = pytest.importorskip("dask")
+
+from _engines import assert_rates_equal, assert_same  # noqa: E402
 
 from zdevents.cache import Cache  # noqa: E402
 from zdevents.config import Settings  # noqa: E402
@@ -33,8 +34,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Dask support is moving out of Narwhals:FutureWarning"),
 ]
 
-COUNTS = ["targets", "breached", "achieved", "active"]
-RATES = ["breach_rate", "achievement_rate", "ci_low", "ci_high"]
 GROUPINGS = [("metric", None), (["metric", "policy_title"], None), ("metric", "W"), ("metric", "M")]
 
 
@@ -73,37 +72,6 @@ def client():
 def _by_id(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("id", kind="stable").reset_index(drop=True)
 
-
-def _values(column: pd.Series) -> list:
-    """Engine-neutral values: times as UTC Timestamps, every kind of null as None."""
-    if column.dtype.kind == "M" or isinstance(column.dtype, pd.DatetimeTZDtype):
-        column = pd.to_datetime(column, utc=True).astype("datetime64[ms, UTC]")
-    column = column.astype(object)
-    return column.where(column.notna(), None).tolist()
-
-
-def _assert_same(got: pd.DataFrame, expected: pd.DataFrame, keys: list[str]) -> None:
-    """Same columns and rows (sorted by ``keys``): exact, floats to 1e-12 relative."""
-    got = got.sort_values(keys).reset_index(drop=True)
-    expected = expected.sort_values(keys).reset_index(drop=True)
-    assert list(got.columns) == list(expected.columns)
-    assert len(got) == len(expected)
-    for col in expected.columns:
-        if expected[col].dtype.kind == "f":
-            np.testing.assert_allclose(
-                got[col].astype("float64").to_numpy(),
-                expected[col].astype("float64").to_numpy(),
-                rtol=1e-12,
-                equal_nan=True,
-                err_msg=col,
-            )
-        else:
-            assert _values(got[col]) == _values(expected[col]), col
-
-
-def _assert_rates_equal(got: pd.DataFrame, expected: pd.DataFrame) -> None:
-    """Same groups, exactly equal counts, rates equal to float tolerance."""
-    _assert_same(got, expected, [c for c in expected.columns if c not in COUNTS + RATES])
 
 
 # --------------------------------------------------------------------------- scan itself
@@ -184,18 +152,18 @@ def test_sla_on_a_two_worker_cluster_equals_pandas(client, settings, events):
         targets, *(breach_rates(targets, by=by, freq=freq) for by, freq in GROUPINGS)
     )
 
-    _assert_same(got_targets, expected_targets, ["ticket_id", "metric", "instance_id", "sla_kind"])
+    assert_same(got_targets, expected_targets, ["ticket_id", "metric", "instance_id", "sla_kind"])
     assert got_targets["outcome"].value_counts().to_dict() == (
         expected_targets["outcome"].value_counts().to_dict()
     )
     for (by, freq), got in zip(GROUPINGS, got_rates, strict=True):
-        _assert_rates_equal(got, breach_rates(expected_targets, by=by, freq=freq))
+        assert_rates_equal(got, breach_rates(expected_targets, by=by, freq=freq))
 
 
 # --------------------------------------------------------------------------- polars, DuckDB
 def test_polars_scan_equals_load_frame(settings, events):
     got = scan(settings=settings, engine="polars").collect().to_pandas()
-    _assert_same(got, events, ["id"])
+    assert_same(got, events, ["id"])
 
 
 @pytest.mark.parametrize("engine", ["polars", "duckdb"])
@@ -215,4 +183,4 @@ def test_sla_through_polars_and_duckdb_equals_pandas(engine, materialized, setti
             got = (rates if materialized else rates.collect()).to_pandas()
         else:
             got = rates.df()
-        _assert_rates_equal(got, breach_rates(expected_targets, by=by, freq=freq))
+        assert_rates_equal(got, breach_rates(expected_targets, by=by, freq=freq))

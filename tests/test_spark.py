@@ -13,7 +13,6 @@ import importlib.util
 import os
 import shutil
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -36,6 +35,8 @@ if _missing():
         allow_module_level=True,
     )
 
+from _engines import assert_rates_equal, assert_same  # noqa: E402
+
 from zdevents.frame import load_frame  # noqa: E402
 from zdevents.ingest import fetch  # noqa: E402
 from zdevents.sample import SampleAccount  # noqa: E402
@@ -50,8 +51,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 
-COUNTS = ["targets", "breached", "achieved", "active"]
-RATES = ["breach_rate", "achievement_rate", "ci_low", "ci_high"]
 GROUPINGS = [("metric", None), (["metric", "policy_title"], None), ("metric", "W"), ("metric", "M")]
 
 
@@ -90,36 +89,11 @@ def spark():
         session.stop()
 
 
-def _values(column: pd.Series) -> list:
-    """Engine-neutral values: times as UTC Timestamps, every kind of null as None."""
-    if column.dtype.kind == "M" or isinstance(column.dtype, pd.DatetimeTZDtype):
-        column = pd.to_datetime(column, utc=True).astype("datetime64[ms, UTC]")
-    column = column.astype(object)
-    return column.where(column.notna(), None).tolist()
-
-
-def _assert_same(got: pd.DataFrame, expected: pd.DataFrame, keys: list[str]) -> None:
-    got = got.sort_values(keys).reset_index(drop=True)
-    expected = expected.sort_values(keys).reset_index(drop=True)
-    assert list(got.columns) == list(expected.columns)
-    assert len(got) == len(expected)
-    for col in expected.columns:
-        if expected[col].dtype.kind == "f":
-            np.testing.assert_allclose(
-                got[col].astype("float64").to_numpy(),
-                expected[col].astype("float64").to_numpy(),
-                rtol=1e-12,
-                equal_nan=True,
-                err_msg=col,
-            )
-        else:
-            assert _values(got[col]) == _values(expected[col]), col
-
 
 def test_spark_scan_equals_load_frame_and_prunes_months(spark, settings, events):
     frame = scan(settings=settings, engine="spark", session=spark)
     assert frame.columns == list(events.columns)  # no month=... column from the folders
-    _assert_same(frame.toPandas(), events, ["id"])
+    assert_same(frame.toPandas(), events, ["id"])
     march = scan("2024-03-01", "2024-04-01", settings=settings, engine="spark", session=spark)
     assert len(march.inputFiles()) == 1
     expected = load_frame("2024-03-01", "2024-04-01", refresh="never", settings=settings)
@@ -131,10 +105,10 @@ def test_sla_on_spark_equals_pandas(spark, settings, events):
     expected_targets = sla_targets(events, as_of=as_of)
     targets = sla_targets(scan(settings=settings, engine="spark", session=spark), as_of=as_of)
     targets = targets.localCheckpoint()  # computed once; later plans start from it
-    _assert_same(
+    assert_same(
         targets.toPandas(), expected_targets, ["ticket_id", "metric", "instance_id", "sla_kind"]
     )
     for by, freq in GROUPINGS:
         expected = breach_rates(expected_targets, by=by, freq=freq)
         got = breach_rates(targets, by=by, freq=freq).toPandas()
-        _assert_same(got, expected, [c for c in expected.columns if c not in COUNTS + RATES])
+        assert_rates_equal(got, expected)

@@ -1,0 +1,41 @@
+"""Comparing results across engines (pandas, Dask, polars, DuckDB, Spark) in the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+COUNTS = ["targets", "breached", "achieved", "active"]
+RATES = ["breach_rate", "achievement_rate", "ci_low", "ci_high"]
+
+
+def values(column: pd.Series) -> list:
+    """Engine-neutral values: times as UTC Timestamps, every kind of null as None."""
+    if column.dtype.kind == "M" or isinstance(column.dtype, pd.DatetimeTZDtype):
+        column = pd.to_datetime(column, utc=True).astype("datetime64[ms, UTC]")
+    column = column.astype(object)
+    return column.where(column.notna(), None).tolist()
+
+
+def assert_same(got: pd.DataFrame, expected: pd.DataFrame, keys: list[str]) -> None:
+    """Same columns and rows (sorted by ``keys``): exact, floats to 1e-12 relative."""
+    got = got.sort_values(keys).reset_index(drop=True)
+    expected = expected.sort_values(keys).reset_index(drop=True)
+    assert list(got.columns) == list(expected.columns)
+    assert len(got) == len(expected)
+    for col in expected.columns:
+        if expected[col].dtype.kind == "f":
+            np.testing.assert_allclose(
+                got[col].astype("float64").to_numpy(),
+                expected[col].astype("float64").to_numpy(),
+                rtol=1e-12,
+                equal_nan=True,
+                err_msg=col,
+            )
+        else:
+            assert values(got[col]) == values(expected[col]), col
+
+
+def assert_rates_equal(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Same groups, exactly equal counts, rates equal to float tolerance."""
+    assert_same(got, expected, [c for c in expected.columns if c not in COUNTS + RATES])
