@@ -36,6 +36,8 @@ try:  # narwhals >= 2 has the v2 stable API; fall back to v1 on older installs
 except ImportError:  # pragma: no cover - depends on the installed narwhals
     import narwhals.stable.v1 as nw  # type: ignore[no-redef]
 
+from .normalize import METRIC_EVENTS_SCHEMA, metric_events_frame
+
 __all__ = [
     "METRIC_LABELS",
     "TARGET_COLUMNS",
@@ -83,16 +85,8 @@ TARGET_COLUMNS: tuple[str, ...] = (
 _KEY = ["ticket_id", "metric", "instance_id"]
 _TARGET_KEY = [*_KEY, "sla_kind"]
 _REQUIRED = ("id", "ticket_id", "metric", "instance_id", "type", "time")
-_OPTIONAL: dict[str, str] = {  # column -> pandas dtype used when a pandas frame lacks it
-    "sla_kind": "string",
-    "sla_target_minutes": "Int32",
-    "sla_business_hours": "boolean",
-    "policy_id": "Int64",
-    "policy_title": "string",
-    "status_calendar_minutes": "Int32",
-    "status_business_minutes": "Int32",
-    "deleted": "boolean",
-}
+# The columns after ``time``: a pandas frame may lack them (read as null, typed as load_frame's).
+_OPTIONAL = tuple(METRIC_EVENTS_SCHEMA.names[METRIC_EVENTS_SCHEMA.names.index("time") + 1 :])
 _APPLY_TYPES = ("apply_sla", "apply_group_sla")
 _AS_OF_ATTR = "zdevents_as_of"
 _WEEKDAYS = range(1, 8)  # narwhals: Monday=1 .. Sunday=7
@@ -322,8 +316,9 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
     if isinstance(events, pd.DataFrame):
         absent = [c for c in _OPTIONAL if c not in events.columns]
         if absent:
+            typed = metric_events_frame([])  # no rows, load_frame's dtypes
             events = events.assign(
-                **{c: pd.Series(pd.NA, index=events.index, dtype=_OPTIONAL[c]) for c in absent}
+                **{c: pd.Series(pd.NA, index=events.index, dtype=typed[c].dtype) for c in absent}
             )
         events = _decode_categories(events, ("metric", "type", "sla_kind"))
     frame = nw.from_native(events)
