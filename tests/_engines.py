@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from zdevents.config import Settings
+from zdevents.ingest import fetch
+from zdevents.sample import SampleAccount
+from zdevents.testing import LocalZendesk
+
 COUNTS = ["targets", "breached", "achieved", "active"]
 RATES = ["breach_rate", "achievement_rate", "ci_low", "ci_high"]
+GROUPINGS = [("metric", None), (["metric", "policy_title"], None), ("metric", "W"), ("metric", "M")]
+"""``(by, freq)`` of breach_rates compared on every engine."""
+
+
+def sample_cache(data_dir: Path) -> Settings:
+    """A real cache of the sample account (400 tickets, six months) in ``data_dir``: served
+    by the local Zendesk server and fetched through the real client."""
+    with LocalZendesk(SampleAccount(tickets=400, seed=5)) as server:
+        settings = server.settings(data_dir=data_dir)
+        fetch("metric_events", settings=settings, progress=False)
+    return settings
 
 
 def values(column: pd.Series) -> list:

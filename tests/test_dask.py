@@ -16,17 +16,14 @@ import pytest
 distributed = pytest.importorskip("distributed")
 dask = pytest.importorskip("dask")
 
-from _engines import assert_rates_equal, assert_same  # noqa: E402
+from _engines import GROUPINGS, assert_rates_equal, assert_same, sample_cache  # noqa: E402
 
 from zdevents.cache import Cache  # noqa: E402
 from zdevents.config import Settings  # noqa: E402
 from zdevents.errors import CacheError  # noqa: E402
 from zdevents.frame import load_frame  # noqa: E402
-from zdevents.ingest import fetch  # noqa: E402
-from zdevents.sample import SampleAccount  # noqa: E402
 from zdevents.scan import EngineUnavailable, scan, scan_as_of  # noqa: E402
 from zdevents.sla import breach_rates, sla_targets  # noqa: E402
-from zdevents.testing import LocalZendesk  # noqa: E402
 
 pytestmark = [
     pytest.mark.e2e,
@@ -34,17 +31,11 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Dask support is moving out of Narwhals:FutureWarning"),
 ]
 
-GROUPINGS = [("metric", None), (["metric", "policy_title"], None), ("metric", "W"), ("metric", "M")]
-
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory) -> Settings:
     """A real cache of the sample account: six months, one part file per month."""
-    data_dir = tmp_path_factory.mktemp("zd-dask-cache")
-    with LocalZendesk(SampleAccount(tickets=400, seed=5)) as server:
-        settings = server.settings(data_dir=data_dir)
-        fetch("metric_events", settings=settings, progress=False)
-    return settings
+    return sample_cache(tmp_path_factory.mktemp("zd-dask-cache"))
 
 
 @pytest.fixture(scope="module")
