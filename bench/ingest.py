@@ -109,38 +109,16 @@ def zdevents_ingest(
     """
     from zdevents import ingest
     from zdevents.cache import Cache
-
-    cache = Cache(data_dir, data.ACCOUNT, "metric_events")
-    per_batch = ingest.BATCH_PAGES if batch_pages is None else batch_pages
-    default, ingest.BATCH_PAGES = ingest.BATCH_PAGES, per_batch  # restored below (smoke runs)
-    try:
-        result = _zdevents_ingest(cache, path, pages, end_times, counts)
-    finally:
-        ingest.BATCH_PAGES = default
-    state = cache.state()
-    return {
-        **result,
-        "batches": -(-pages // per_batch),
-        "batch_pages": per_batch,
-        "rows": state.rows,
-        "files": len(state.files),
-        "bytes": sum((Path(data_dir) / data.ACCOUNT / "metric_events" / p.path).stat().st_size
-                     for p in state.files),
-    }
-
-
-def _zdevents_ingest(
-    cache: Any, path: str, pages: int, end_times: list[int], counts: list[int]
-) -> dict[str, Any]:
-    from zdevents import ingest
     from zdevents.client import Page
     from zdevents.streams import METRIC_EVENTS
 
+    cache = Cache(data_dir, data.ACCOUNT, "metric_events")
+    per_batch = ingest.BATCH_PAGES if batch_pages is None else batch_pages
     events = 0
     trace: list[tuple[int, float]] = []  # (pages done, current RSS MB) after each batch
     cpu, start = cpu_seconds(), time.perf_counter()
     with ingest.memory_pool(), cache.lock():
-        writer = ingest.PageWriter(cache, METRIC_EVENTS, covered_since=0)
+        writer = ingest.PageWriter(cache, METRIC_EVENTS, covered_since=0, batch_pages=per_batch)
         for i, body in enumerate(_lines(path, pages)):
             events += counts[i]
             writer.add(Page(
@@ -148,14 +126,26 @@ def _zdevents_ingest(
                 records_key="ticket_metric_events", count=counts[i], end_time=end_times[i],
                 end_of_stream=None, next_page=None, last=i == pages - 1,
             ))
-            if (i + 1) % ingest.BATCH_PAGES == 0:
+            if (i + 1) % per_batch == 0:
                 trace.append((i + 1, round(current_rss_mb(), 1)))
         writer.close()
     seconds = time.perf_counter() - start
     cpu = cpu_seconds() - cpu
     trace.append((pages, round(current_rss_mb(), 1)))
-    return {"seconds": seconds, "cpu_seconds": cpu, "events": events, "pages": pages,
-            "rss_trace": trace}
+    state = cache.state()
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "events": events,
+        "pages": pages,
+        "batches": -(-pages // per_batch),
+        "batch_pages": per_batch,
+        "rows": state.rows,
+        "files": len(state.files),
+        "bytes": sum((Path(data_dir) / data.ACCOUNT / "metric_events" / p.path).stat().st_size
+                     for p in state.files),
+        "rss_trace": trace,
+    }
 
 
 def zdevents_ingest_args(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from pathlib import Path
@@ -42,8 +43,24 @@ def cache(tmp_path: Path) -> Cache:
 
 
 @pytest.fixture
-def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest, "BATCH_PAGES", 2)
+def around_commit(monkeypatch: pytest.MonkeyPatch):
+    """``around_commit(hook)``: every Cache.commit runs inside ``hook(cursor)`` (a context
+    manager), in the thread that commits."""
+    real_commit = Cache.commit
+
+    def install(hook) -> None:
+        def commit(self, table, **kwargs):
+            with hook(kwargs["cursor"]):
+                return real_commit(self, table, **kwargs)
+
+        monkeypatch.setattr(Cache, "commit", commit)
+
+    return install
+
+
+def writer_of(cache: Cache, **kwargs) -> ingest.PageWriter:
+    """A PageWriter of metric events with batches of 2 pages."""
+    return ingest.PageWriter(cache, METRIC_EVENTS, **{"batch_pages": 2, **kwargs})
 
 
 def ids(cache: Cache) -> list[int]:
@@ -51,7 +68,7 @@ def ids(cache: Cache) -> list[int]:
 
 
 def test_batch_commits_overlap_the_next_batch_and_land_in_order(
-    cache: Cache, small_batches, monkeypatch: pytest.MonkeyPatch
+    cache: Cache, around_commit, monkeypatch: pytest.MonkeyPatch
 ):
     parsed = threading.Semaphore(0)
     real_parse = normalize.metric_events_table
@@ -64,18 +81,18 @@ def test_batch_commits_overlap_the_next_batch_and_land_in_order(
     monkeypatch.setattr(ingest.normalize, "metric_events_table", parse)
     commits: list[tuple[str, int]] = []
     overlapped: list[bool] = []
-    real_commit = Cache.commit
 
-    def commit(self, table, *, cursor, covered_since=None):
+    @contextlib.contextmanager
+    def first_waits_for_the_next_parse(cursor):
         if not commits:  # the first commit waits until the second batch has been parsed
             parsed.acquire()  # taken by the first batch's parse
             overlapped.append(parsed.acquire(timeout=10))
         commits.append((threading.current_thread().name, cursor))
-        return real_commit(self, table, cursor=cursor, covered_since=covered_since)
+        yield
 
-    monkeypatch.setattr(Cache, "commit", commit)
+    around_commit(first_waits_for_the_next_parse)
     with cache.lock():
-        writer = ingest.PageWriter(cache, METRIC_EVENTS, covered_since=T0)
+        writer = writer_of(cache, covered_since=T0)
         for n in range(1, 6):
             writer.add(page(n))
         writer.close()
@@ -88,18 +105,17 @@ def test_batch_commits_overlap_the_next_batch_and_land_in_order(
 
 
 def test_a_failed_background_commit_is_raised_and_nothing_after_it_is_stored(
-    cache: Cache, small_batches, monkeypatch: pytest.MonkeyPatch
+    cache: Cache, around_commit
 ):
-    real_commit = Cache.commit
-
-    def commit(self, table, *, cursor, covered_since=None):
+    @contextlib.contextmanager
+    def first_fails(cursor):
         if cursor == T0 + 2:
-            raise CacheError("disk full", path=str(self.dir))
-        return real_commit(self, table, cursor=cursor, covered_since=covered_since)
+            raise CacheError("disk full", path=str(cache.dir))
+        yield
 
-    monkeypatch.setattr(Cache, "commit", commit)
+    around_commit(first_fails)
     with cache.lock():
-        writer = ingest.PageWriter(cache, METRIC_EVENTS)
+        writer = writer_of(cache)
         writer.add(page(1))
         writer.add(page(2))  # the first batch goes to the writer thread, which fails
         writer.add(page(3))
@@ -110,9 +126,9 @@ def test_a_failed_background_commit_is_raised_and_nothing_after_it_is_stored(
     assert ids(cache) == []
 
 
-def test_abort_keeps_the_pages_received_before_a_failure(cache: Cache, small_batches):
+def test_abort_keeps_the_pages_received_before_a_failure(cache: Cache):
     with cache.lock():
-        writer = ingest.PageWriter(cache, METRIC_EVENTS)
+        writer = writer_of(cache)
         for n in range(1, 4):
             writer.add(page(n))
         writer.abort()  # e.g. the next request failed: page 3 is not a full batch yet
@@ -121,13 +137,10 @@ def test_abort_keeps_the_pages_received_before_a_failure(cache: Cache, small_bat
     assert cache.state().cursor == T0 + 3
 
 
-def test_a_bad_page_keeps_the_good_pages_of_its_batch_and_is_named(
-    cache: Cache, monkeypatch: pytest.MonkeyPatch
-):
-    monkeypatch.setattr(ingest, "BATCH_PAGES", 4)
+def test_a_bad_page_keeps_the_good_pages_of_its_batch_and_is_named(cache: Cache):
     bad = page(3, body=b'{"ticket_metric_events": [{"id": "x"}]}')
     with cache.lock():
-        writer = ingest.PageWriter(cache, METRIC_EVENTS)
+        writer = writer_of(cache, batch_pages=4)
         writer.add(page(1))
         writer.add(page(2))
         writer.add(bad)
@@ -138,17 +151,17 @@ def test_a_bad_page_keeps_the_good_pages_of_its_batch_and_is_named(
     assert len(list((cache.dir / "rejected").glob("*.json"))) == 1
 
 
-def test_commits_in_the_callers_thread_when_asked(cache: Cache, small_batches, monkeypatch):
+def test_commits_in_the_callers_thread_when_asked(cache: Cache, around_commit):
     threads: list[str] = []
-    real_commit = Cache.commit
 
-    def commit(self, table, **kwargs):
+    @contextlib.contextmanager
+    def record_thread(cursor):
         threads.append(threading.current_thread().name)
-        return real_commit(self, table, **kwargs)
+        yield
 
-    monkeypatch.setattr(Cache, "commit", commit)
+    around_commit(record_thread)
     with cache.lock():
-        writer = ingest.PageWriter(cache, METRIC_EVENTS, background=False)
+        writer = writer_of(cache, background=False)
         for n in range(1, 4):
             writer.add(page(n))
         writer.close()
@@ -166,22 +179,22 @@ def test_memory_pool_switches_to_the_system_allocator_and_back():
 
 
 def test_ctrl_c_while_waiting_for_the_writer_still_waits_and_keeps_every_page(
-    cache: Cache, small_batches, monkeypatch: pytest.MonkeyPatch
+    cache: Cache, around_commit, monkeypatch: pytest.MonkeyPatch
 ):
     from concurrent.futures import Future
 
     release = threading.Event()
     active: list[int] = []
     overlapping: list[bool] = []
-    real_commit = Cache.commit
 
-    def commit(self, table, **kwargs):
+    @contextlib.contextmanager
+    def first_blocks(cursor):
         overlapping.append(bool(active))
         active.append(1)
         try:
-            if kwargs["cursor"] == T0 + 2:
+            if cursor == T0 + 2:
                 assert release.wait(10)  # still running when Ctrl-C arrives
-            return real_commit(self, table, **kwargs)
+            yield
         finally:
             active.pop()
 
@@ -195,10 +208,10 @@ def test_ctrl_c_while_waiting_for_the_writer_still_waits_and_keeps_every_page(
             raise KeyboardInterrupt
         return real_result(self, timeout)
 
-    monkeypatch.setattr(Cache, "commit", commit)
+    around_commit(first_blocks)
     monkeypatch.setattr(Future, "result", result)
     with cache.lock():
-        writer = ingest.PageWriter(cache, METRIC_EVENTS)
+        writer = writer_of(cache)
         writer.add(page(1))
         writer.add(page(2))  # batch 1 goes to the writer thread and blocks there
         writer.add(page(3))

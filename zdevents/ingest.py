@@ -269,6 +269,8 @@ class PageWriter:
         for metric events that arrive in the ticket-events export.
     background : bool
         Commit in a writer thread (default); False commits in the caller's thread.
+    batch_pages : int, optional
+        Pages per batch (default: ``BATCH_PAGES``).
 
     Attributes
     ----------
@@ -284,8 +286,10 @@ class PageWriter:
         covered_since: int | None = None,
         settings: Settings | None = None,
         background: bool = True,
+        batch_pages: int | None = None,
     ) -> None:
         self.cache = cache
+        self.batch_pages = BATCH_PAGES if batch_pages is None else batch_pages
         self.stream = stream
         self.covered_since = covered_since
         self.settings = settings
@@ -302,7 +306,7 @@ class PageWriter:
     def add(self, page: Page) -> None:
         """Take one page; a full batch (or the last page) is parsed and handed to the writer."""
         self._batch.append(page)
-        if len(self._batch) >= BATCH_PAGES or page.last:
+        if len(self._batch) >= self.batch_pages or page.last:
             self._submit()
 
     def close(self) -> None:
