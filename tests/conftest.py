@@ -41,3 +41,21 @@ def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+
+
+@pytest.fixture
+def no_plt_show(monkeypatch: pytest.MonkeyPatch):
+    """Fail a test whose library code calls ``plt.show()``; close the figures it leaves open."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("library code called plt.show()")
+
+    monkeypatch.setattr(plt, "show", refuse)
+    before = set(plt.get_fignums())
+    yield
+    for num in set(plt.get_fignums()) - before:
+        plt.close(num)

@@ -28,17 +28,7 @@ from zdevents.charts import (
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-
-@pytest.fixture(autouse=True)
-def _no_show_and_close(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("library code called plt.show()")
-
-    monkeypatch.setattr(plt, "show", refuse)
-    before = set(plt.get_fignums())
-    yield
-    for num in set(plt.get_fignums()) - before:
-        plt.close(num)
+pytestmark = pytest.mark.usefixtures("no_plt_show")
 
 
 def rates_row(metric, breached, achieved, active=0, ci=(np.nan, np.nan), **keys):

@@ -19,13 +19,7 @@ from zdevents.report import CHART_NAMES, format_rates_table, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-
-@pytest.fixture(autouse=True)
-def _no_show(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("library code called plt.show()")
-
-    monkeypatch.setattr(plt, "show", refuse)
+pytestmark = pytest.mark.usefixtures("no_plt_show")
 
 
 def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
