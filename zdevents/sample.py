@@ -306,25 +306,23 @@ class _Clock:
         self.events[self.n] = [(t, "activate")]
         self.state = "active"
 
+    def _move(self, t: int, allowed: tuple[str, ...], event: str, state: str) -> None:
+        """Record ``event`` at ``t`` and enter ``state``, when the clock is in ``allowed``."""
+        if self.state in allowed:
+            self.events[self.n].append((t, event))
+            self.state = state
+
     def resume(self, t: int) -> None:
-        if self.state == "paused":
-            self.events[self.n].append((t, "activate"))
-            self.state = "active"
+        self._move(t, ("paused",), "activate", "active")
 
     def reactivate(self, t: int) -> None:
-        if self.state == "done":
-            self.events[self.n].append((t, "activate"))
-            self.state = "active"
+        self._move(t, ("done",), "activate", "active")
 
     def pause(self, t: int) -> None:
-        if self.state == "active":
-            self.events[self.n].append((t, "pause"))
-            self.state = "paused"
+        self._move(t, ("active",), "pause", "paused")
 
     def fulfill(self, t: int) -> None:
-        if self.state in ("active", "paused"):
-            self.events[self.n].append((t, "fulfill"))
-            self.state = "done"
+        self._move(t, ("active", "paused"), "fulfill", "done")
 
     def start_or_resume(self, t: int) -> None:
         if self.state == "paused":
