@@ -62,6 +62,7 @@ _STORAGE_SCHEMAS = {"metric_events": METRIC_EVENTS_SCHEMA, "ticket_events": TICK
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
 _PART_PATH = re.compile(r"^month=(\d{4}-\d{2})/part-[0-9a-f]{32}\.parquet$")
 _STATE = "state.json"
+_ORDER = [("time", "ascending"), ("id", "ascending")]  # of the rows in every part file
 
 
 @dataclass(frozen=True)
@@ -234,9 +235,9 @@ class Cache:
         # not thread-local: fetch() holds the lock and commits from its writer thread
         self._lock = filelock.FileLock(str(self.dir / ".lock"), thread_local=False)
         self._schema = _STORAGE_SCHEMAS.get(stream)
-        # the newest part this object wrote, per month: the next commit's overlap check and
-        # the month's compaction read it from memory (part files never change once written)
-        self._written: dict[str, tuple[str, pa.Table]] = {}
+        # the last part this object wrote, as (path, table): the next commit's overlap check
+        # and compaction read it from memory (part files never change once written)
+        self._written: tuple[str, pa.Table | None] | None = None
 
     def __repr__(self) -> str:
         return f"Cache({str(self.dir)!r})"
@@ -445,7 +446,7 @@ class Cache:
         if table.num_rows < incoming:
             log.debug("%d duplicate rows within the batch", incoming - table.num_rows)
         if not _is_time_ordered(table):  # the export arrives in order: usually nothing to do
-            table = table.sort_by([("time", "ascending"), ("id", "ascending")])
+            table = table.sort_by(_ORDER)
         files = list(state.files)
         written: list[PartFile] = []
         removed: list[PartFile] = []
@@ -581,13 +582,12 @@ class Cache:
             raise
         _fsync_dir(folder)
         path = f"month={month}/{name}"
-        self._written = {m: v for m, v in self._written.items() if m >= month}  # newest months
-        self._written[month] = (path, whole)
+        self._written = (path, whole)
         return PartFile(path, month, rows, lo, hi, size, footer_crc32)
 
     def _recent_part(self, part: PartFile, columns: list[str] | None = None) -> pa.Table:
         """:meth:`_read_part`, served from memory when this object just wrote the file."""
-        path, table = self._written.get(part.month, (None, None))
+        path, table = self._written or (None, None)
         if path == part.path and table is not None:
             return table if columns is None else table.select(columns)
         return self._read_part(part, columns)
@@ -658,7 +658,7 @@ class Cache:
             if any(b.min_time < a.max_time for a, b in zip(group, group[1:], strict=False)):
                 # parts that really overlap (a backfill): merge them in memory
                 table = pa.concat_tables([self._recent_part(p) for p in group])
-                table = table.sort_by([("time", "ascending"), ("id", "ascending")])
+                table = table.sort_by(_ORDER)
                 made = self._write_part(self._conform(table), month)
             else:
                 made = self._write_part(self._in_order(group), month)
@@ -681,14 +681,13 @@ class Cache:
             if held is None:
                 held = table
                 continue
-            boundary = _time_ms(held)[-1]
-            if _time_ms(table)[0] == boundary:
-                ms = _time_ms(held)
-                cut = int(np.searchsorted(ms, boundary, side="left"))
+            held_ms = _time_ms(held)
+            if _time_ms(table.slice(0, 1))[0] == held_ms[-1]:
+                cut = int(np.searchsorted(held_ms, held_ms[-1], side="left"))
                 yield held.slice(0, cut)
                 table = pa.concat_tables([held.slice(cut), table])
                 if not _is_time_ordered(table):
-                    table = table.sort_by([("time", "ascending"), ("id", "ascending")])
+                    table = table.sort_by(_ORDER)
             else:
                 yield held
             held = table
@@ -884,7 +883,7 @@ class Cache:
             self._diagnose(parts, exc)
             raise
         if overlapping:
-            table = table.sort_by([("time", "ascending"), ("id", "ascending")])
+            table = table.sort_by(_ORDER)
             if columns is not None:
                 table = table.select(columns)
         return table.replace_schema_metadata(None)
