@@ -151,24 +151,6 @@ def test_a_bad_page_keeps_the_good_pages_of_its_batch_and_is_named(cache: Cache)
     assert len(list((cache.dir / "rejected").glob("*.json"))) == 1
 
 
-def test_commits_in_the_callers_thread_when_asked(cache: Cache, around_commit):
-    threads: list[str] = []
-
-    @contextlib.contextmanager
-    def record_thread(cursor):
-        threads.append(threading.current_thread().name)
-        yield
-
-    around_commit(record_thread)
-    with cache.lock():
-        writer = writer_of(cache, background=False)
-        for n in range(1, 4):
-            writer.add(page(n))
-        writer.close()
-    assert threads == [threading.current_thread().name] * 2
-    assert ids(cache) == [10, 11, 20, 21, 30, 31]
-
-
 def test_memory_pool_switches_to_the_system_allocator_and_back():
     before = pa.default_memory_pool().backend_name
     with ingest.memory_pool():

@@ -267,8 +267,6 @@ class PageWriter:
     settings : Settings, optional
         Used to mask credentials in rejected pages and to find the metric-events cache
         for metric events that arrive in the ticket-events export.
-    background : bool
-        Commit in a writer thread (default); False commits in the caller's thread.
     batch_pages : int, optional
         Pages per batch (default: ``BATCH_PAGES``).
 
@@ -285,7 +283,6 @@ class PageWriter:
         *,
         covered_since: int | None = None,
         settings: Settings | None = None,
-        background: bool = True,
         batch_pages: int | None = None,
     ) -> None:
         self.cache = cache
@@ -295,11 +292,7 @@ class PageWriter:
         self.settings = settings
         self.new_events = 0
         self._batch: list[Page] = []
-        self._pool = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="zdevents-commit")
-            if background
-            else None
-        )
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zdevents-commit")
         self._pending: Future[None] | None = None
         self._done = False
 
@@ -351,10 +344,7 @@ class PageWriter:
             raise _rejected(exc, batch, self.cache, self.settings) from None
         self._wait()
         self._batch = []
-        if self._pool is None:
-            self._commit(parsed, batch)
-        else:
-            self._pending = self._pool.submit(self._commit, parsed, batch)
+        self._pending = self._pool.submit(self._commit, parsed, batch)
 
     def _wait(self) -> None:
         """Wait for the pending commit and raise its error.
@@ -401,8 +391,7 @@ class PageWriter:
 
     def _shutdown(self) -> None:
         self._done = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True)
 
 
 def _cursor(batch: list[Page]) -> int:
