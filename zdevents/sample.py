@@ -742,10 +742,15 @@ class SampleAccount:
             result.append((t, base + k, record))
         return result
 
+    @property
+    def _burst_time(self) -> int:
+        """Unix seconds of the bursts: noon of the middle day (one second, many records)."""
+        return self.start + (self.days // 2) * _DAY + 12 * 3600
+
     def _burst_metric_events(self) -> Iterator[tuple[int, int, dict]]:
         if not self.burst_events:
             return
-        t = self.start + (self.days // 2) * _DAY + 12 * 3600
+        t = self._burst_time
         stamp = _iso(t)
         tickets = max(1, self.tickets)
         for k in range(self.burst_events):
@@ -834,7 +839,7 @@ class SampleAccount:
     def _burst_audits(self) -> Iterator[tuple[int, int, dict]]:
         if not self.burst_audits:
             return
-        t = self.start + (self.days // 2) * _DAY + 12 * 3600
+        t = self._burst_time
         stamp = _iso(t)
         tickets = max(1, self.tickets)
         via = {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}}
