@@ -431,6 +431,8 @@ def test_no_settings_or_secrets_in_files(cache: Cache):
         "rows",
         "files",
         "updated_at",
+        "support_type_scope",
+        "after_cursor",
     }
     (part,) = cache.state().files
     metadata = pq.ParquetFile(cache.dir / part.path).schema_arrow.metadata

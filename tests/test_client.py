@@ -188,16 +188,46 @@ def test_pages_follow_end_time_until_end_of_stream():
     assert json.loads(pages[0].body)["ticket_events"][1]["id"] == 2  # body untouched
 
 
-def test_metric_events_stop_on_short_page_without_end_of_stream():
+def test_metric_events_do_not_stop_on_a_short_page_without_end_of_stream():
     ft = FakeTime()
     session = FakeSession(
         reply(body=page_body(3, count=1000, end_time=START + 50)),
-        reply(body=page_body(3, count=999, end_time=START + 90)),
+        reply(body=page_body(3, count=400, end_time=START + 90)),  # short: not the end
+        reply(body=page_body(3, count=999, end_time=START + 120)),
+        reply(body=page_body(1, count=1, end_time=START + 120)),  # the one extra request
     )
     pages = list(make_client(session, ft).pages("metric_events", START))
-    assert len(session.calls) == 2
-    assert [p.last for p in pages] == [False, True]
+    assert len(session.calls) == 4
+    assert [p.last for p in pages] == [False, False, False, True]
     assert pages[1].end_of_stream is None
+    assert session.urls[-1] == f"{METRIC_URL}?start_time={START + 120}"
+
+
+def test_metric_events_stop_when_end_time_reaches_the_withheld_minute():
+    ft = FakeTime()  # now() = WALL0
+    session = FakeSession(
+        reply(body=page_body(3, count=1000, end_time=WALL0 - 3600)),
+        reply(body=page_body(3, count=1000, end_time=WALL0 - 60)),
+    )
+    pages = list(make_client(session, ft).pages("metric_events", START))
+    assert len(session.calls) == 2  # no extra request: the next start_time would be a 422
+    assert [p.last for p in pages] == [False, True]
+
+
+@pytest.mark.parametrize("eos", [True, False, MISSING])
+def test_end_time_before_start_time_is_an_error_naming_the_page(eos):
+    ft = FakeTime()
+    session = FakeSession(
+        reply(body=page_body(2, end_time=START + 100, eos=False if eos is not True else MISSING)),
+        reply(body=page_body(2, end_time=START - 30 * 86400, eos=eos)),
+    )
+    pages = make_client(session, ft).pages("metric_events", START)
+    assert next(pages).end_time == START + 100
+    with pytest.raises(PageError) as info:
+        next(pages)
+    assert info.value.url == f"{METRIC_URL}?start_time={START + 100}"
+    assert f"end_time {START - 30 * 86400}" in str(info.value)
+    assert "earlier than its start_time" in str(info.value)
 
 
 def test_metric_events_stop_when_end_time_does_not_advance():
@@ -219,10 +249,11 @@ def test_metric_records_under_ticket_events_key_are_paged():
     session = FakeSession(
         reply(body=page_body(2, count=1000, end_time=START + 10, key="ticket_events")),
         reply(body=page_body(2, count=2, end_time=START + 20, key="ticket_events")),
+        reply(body=page_body(1, count=1, end_time=START + 20, key="ticket_events")),
     )
     pages = list(make_client(session, ft).pages("metric_events", START))
-    assert [p.records_key for p in pages] == ["ticket_events", "ticket_events"]
-    assert [p.last for p in pages] == [False, True]
+    assert [p.records_key for p in pages] == ["ticket_events"] * 3
+    assert [p.last for p in pages] == [False, False, True]
     assert session.urls[1] == f"{METRIC_URL}?start_time={START + 10}"
 
 
@@ -283,9 +314,9 @@ def test_include_comments_and_exclude_deleted_params():
     ft = FakeTime()
     session = FakeSession(
         reply(body=ticket_page(1, end_time=START + 1, eos=True)),
-        reply(body=page_body(1, end_time=START + 1)),
+        reply(body=page_body(1, end_time=START)),  # end_time does not move: the last page
         reply(body=ticket_page(1, end_time=START + 1, eos=True)),
-        reply(body=page_body(1, end_time=START + 1)),
+        reply(body=page_body(1, end_time=START)),
     )
     client = make_client(session, ft)
     list(client.pages("ticket_events", START, include_comments=True))
@@ -450,7 +481,7 @@ def test_429_waits_retry_after_seconds_then_succeeds():
     ft = FakeTime()
     session = FakeSession(
         reply(429, b"Too Many Requests", {"Retry-After": "7", "Content-Type": "text/plain"}),
-        reply(body=page_body(1, end_time=START + 1)),
+        reply(body=page_body(1, end_time=START)),
     )
     client = make_client(session, ft)
     pages = list(client.pages("metric_events", START))
@@ -544,7 +575,7 @@ def test_5xx_then_success_backs_off_with_full_jitter():
     session = FakeSession(
         reply(503, b"<html>busy</html>"),
         reply(502, b"bad gateway"),
-        reply(body=page_body(1, end_time=START + 1)),
+        reply(body=page_body(1, end_time=START)),
     )
     client = make_client(session, ft, jitter=0.5)
     assert len(list(client.pages("metric_events", START))) == 1
@@ -588,7 +619,7 @@ def test_connection_errors_and_timeouts_are_retried():
         requests.ConnectionError("Connection reset by peer"),
         requests.ReadTimeout("read timed out"),
         requests.exceptions.ChunkedEncodingError("IncompleteRead"),
-        reply(body=page_body(1, end_time=START + 1)),
+        reply(body=page_body(1, end_time=START)),
     )
     client = make_client(session, ft, max_retries=3, jitter=0.0)
     assert len(list(client.pages("metric_events", START))) == 1
@@ -606,7 +637,7 @@ def test_network_failure_exhausted_is_a_server_error_without_status():
 
 def test_truncated_body_is_retried():
     ft = FakeTime()
-    good = page_body(1, end_time=START + 1)
+    good = page_body(1, end_time=START)
     session = FakeSession(
         reply(body=good[:-20], headers={"Content-Length": str(len(good))}),
         reply(body=good, headers={"Content-Length": str(len(good))}),
@@ -631,7 +662,7 @@ def test_malformed_then_good_page_recovers():
     ft = FakeTime()
     session = FakeSession(
         reply(body=b'{"ticket_metric_events": [{"id": 1}'),  # cut off mid-array
-        reply(body=page_body(1, end_time=START + 1)),
+        reply(body=page_body(1, end_time=START)),
     )
     assert len(list(make_client(session, ft).pages("metric_events", START))) == 1
 

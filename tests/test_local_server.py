@@ -101,7 +101,7 @@ def test_newest_minute_withheld_and_too_recent_is_422(hand_server: LocalZendesk)
     response = get(hand_server, start_time=280)
     assert response.status_code == 422
     assert response.json() == {"error": "InvalidValue",
-                               "description": "Too recent start_time. Use a start_time older than 5 minutes"}
+                               "description": "Too recent start_time. Use a start_time older than 1 minute"}
 
 
 def test_end_of_stream_only_when_asked_for_metric_events() -> None:

@@ -113,6 +113,11 @@ class CacheState:
         The snapshot, ordered by time.
     updated_at : str or None
         ISO-8601 UTC time of the last commit.
+    support_type_scope : str or None
+        ticket_events: the ``support_type_scope`` the rows were fetched with.
+    after_cursor : str or None
+        Metric events fetched with cursor pagination: where the next page starts (None
+        after a time-based fetch).
     """
 
     schema_version: int
@@ -123,6 +128,8 @@ class CacheState:
     rows: int = 0
     files: tuple[PartFile, ...] = ()
     updated_at: str | None = None
+    support_type_scope: str | None = None
+    after_cursor: str | None = None
 
     @property
     def empty(self) -> bool:
@@ -292,6 +299,8 @@ class Cache:
                 rows=int(data["rows"]),
                 files=files,
                 updated_at=data.get("updated_at"),
+                support_type_scope=_opt_str(data.get("support_type_scope")),
+                after_cursor=_opt_str(data.get("after_cursor")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise self._state_error(f"is damaged ({exc.__class__.__name__}: {exc})") from None
@@ -404,6 +413,8 @@ class Cache:
         *,
         cursor: int,
         covered_since: int | None = None,
+        after_cursor: str | None = None,
+        support_type_scope: str | None = None,
     ) -> CommitResult:
         """Store ``table`` (deduped keep-last by ``id``) and move the cursor, atomically.
 
@@ -421,6 +432,10 @@ class Cache:
             Unix seconds: the next ``start_time`` (the last page's ``end_time``).
         covered_since : int, optional
             Unix seconds: the ``start_time`` this fetch began at (the covered range grows).
+        after_cursor : str, optional
+            Cursor pagination: where the next page starts (None: the cursor is time only).
+        support_type_scope : str, optional
+            ticket_events: the scope the rows were fetched with (None keeps the stored one).
 
         Returns
         -------
@@ -499,6 +514,8 @@ class Cache:
                 rows=sum(p.rows for p in files),
                 files=tuple(files),
                 updated_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                support_type_scope=support_type_scope or state.support_type_scope,
+                after_cursor=after_cursor,
             )
             self._write_state(new_state)
         except BaseException:
@@ -982,6 +999,12 @@ def _opt_int(value: object) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _opt_str(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"expected a string, not {type(value).__name__}")
     return value
 
 

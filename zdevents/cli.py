@@ -30,14 +30,19 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     settings = _settings(args)
     streams = ["metric_events", "ticket_events"] if args.stream == "all" else [args.stream]
     for stream in streams:
+        metric = stream == "metric_events"
         result = fetch(
             stream,
             args.since,
             settings=settings,
             progress=not args.quiet,
-            include_comments=args.include_comments,
+            include_comments=args.include_comments and not metric,
             force=args.force,
             lock_timeout=args.wait,
+            # each option goes to the stream that has it (--stream all fetches both)
+            pagination=args.pagination if metric else "time",
+            support_type_scope=None if metric else args.support_type_scope,
+            exclude_deleted=args.exclude_deleted and metric,
         )
         print(result)
     return 0
@@ -101,6 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-comments", action="store_true", help="ticket_events: full comment objects"
     )
     p.add_argument("--force", action="store_true", help="refetch from --since even if cached")
+    p.add_argument(
+        "--pagination", choices=("time", "cursor"), default="time",
+        help="metric_events: time-based pages of 1000 (default) or cursor pages of 100",
+    )
+    p.add_argument(
+        "--support-type-scope", choices=("agent", "ai_agent", "all"), default=None,
+        help="ticket_events: whose tickets (default: the cache's scope, else Zendesk's agent)",
+    )
+    p.add_argument(
+        "--exclude-deleted", action="store_true",
+        help="metric_events: leave out the events of deleted tickets",
+    )
     p.add_argument(
         "--wait", type=float, default=0, metavar="SECONDS",
         help="wait this long for another fetch of the same stream to finish (default: refuse)",

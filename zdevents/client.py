@@ -56,7 +56,14 @@ from .errors import (
     RateLimited,
     ServerError,
 )
-from .streams import METRIC_EVENTS, TICKET_EVENTS, Stream, get_stream
+from .streams import (
+    METRIC_EVENTS,
+    PAGINATION_MODES,
+    SUPPORT_TYPE_SCOPES,
+    TICKET_EVENTS,
+    Stream,
+    get_stream,
+)
 
 __all__ = [
     "BACKOFF_BASE",
@@ -107,9 +114,14 @@ class Page:
         Key the records list was found under (``ticket_metric_events`` or ``ticket_events``;
         a metric-events page may carry its records under ``ticket_events``).
     count, end_time, end_of_stream, next_page
-        The envelope's values (None when absent).
+        The envelope's values (None when absent). For a cursor-paginated page: the number
+        of records, the newest record time seen so far, ``not meta.has_more`` and
+        ``links.next``.
     last : bool
         True when the stopping rules say no page follows.
+    after_cursor : str or None
+        Cursor pagination only: where the next page starts (``meta.after_cursor``, or the
+        last one known when the page has none).
     """
 
     url: str
@@ -121,6 +133,7 @@ class Page:
     end_of_stream: bool | None
     next_page: str | None
     last: bool
+    after_cursor: str | None = None
 
 
 @dataclass
@@ -419,6 +432,25 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, moment.timestamp() - now)
 
 
+def _record_seconds(record: object) -> int | None:
+    """Unix seconds of a record's ``time`` (metric events) or ``timestamp`` (audits)."""
+    if not isinstance(record, dict):
+        return None
+    stamp = record.get("timestamp")
+    if isinstance(stamp, int) and not isinstance(stamp, bool):
+        return stamp
+    text = record.get("time")
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     scheme = (parts.scheme or "").lower()
@@ -569,15 +601,31 @@ class Client:
         *,
         include_comments: bool = False,
         exclude_deleted: bool = False,
+        support_type_scope: str | None = None,
+        pagination: str = "time",
+        after_cursor: str | None = None,
     ) -> Iterator[Page]:
         """Yield the export's pages from ``start_time`` until the stopping rules end it.
 
-        Stopping rules (``zendesk-api.md``): a page with ``end_of_stream`` true is the last.
-        When ``end_of_stream`` is absent (metric events as documented), a page with fewer
-        than ``stream.page_size`` items or whose ``end_time`` does not advance past its
-        ``start_time`` is the last. A page whose ``end_time`` does not advance while
-        ``end_of_stream`` is false (empty or not) raises :class:`PageError` instead of
-        looping. A 422 "Too recent start_time" ends the iteration with no page.
+        Stopping rules, time-based pagination (``zendesk-api.md``):
+
+        - a page with ``end_of_stream`` true is the last;
+        - a page without ``end_of_stream`` (metric events, as Zendesk documents them) is the
+          last when its ``end_time`` does not move past its ``start_time``, or when it has
+          reached the withheld last minute (``end_time >= now - 60 s``). A short page alone
+          never ends the export (Zendesk's pages are not always full before the end), so the
+          end costs at most one extra request: the one from the final ``end_time``;
+        - a page whose ``end_time`` does not move while ``end_of_stream`` is false (empty or
+          not) raises :class:`PageError` instead of looping;
+        - an ``end_time`` earlier than the page's ``start_time`` raises :class:`PageError`
+          naming the page, instead of moving the cursor back;
+        - a 422 "Too recent start_time" ends the iteration with no page.
+
+        Cursor pagination (``pagination="cursor"``, metric events only): pages of
+        ``page[size]=100`` follow ``links.next`` while ``meta.has_more`` is true; a page
+        whose ``meta.after_cursor`` does not move while ``has_more`` is true raises
+        :class:`PageError`. Each page's ``end_time`` is the newest record time seen so far,
+        its ``after_cursor`` the position to resume from.
 
         Parameters
         ----------
@@ -589,6 +637,14 @@ class Client:
             ``include=comment_events`` (ticket_events only; ignored for metric events).
         exclude_deleted : bool
             ``exclude_deleted=true`` (metric events only; ignored for ticket_events).
+        support_type_scope : {"agent", "ai_agent", "all"}, optional
+            ticket_events only (ignored for metric events); None sends nothing, which
+            Zendesk reads as ``agent``.
+        pagination : {"time", "cursor"}
+            ``time``: ``start_time``/``end_time`` pages of up to 1000 (the default).
+            ``cursor``: ``page[size]=100`` pages (metric events only).
+        after_cursor : str, optional
+            Cursor pagination: resume after this ``meta.after_cursor`` of an earlier run.
 
         Yields
         ------
@@ -597,6 +653,9 @@ class Client:
 
         Raises
         ------
+        ValueError
+            For an unknown ``pagination`` or ``support_type_scope``, or cursor pagination
+            of an export that has none (nothing is sent).
         AuthError, PermissionDenied, NotFound, ApiError, RateLimited, ServerError, PageError
 
         Examples
@@ -609,14 +668,32 @@ class Client:
         stream = get_stream(stream)
         if isinstance(start_time, bool) or not isinstance(start_time, int | float):
             raise TypeError(f"start_time must be Unix seconds (int), not {start_time!r}")
+        if pagination not in PAGINATION_MODES:
+            raise ValueError(
+                f"unknown pagination {pagination!r}; choose one of: {', '.join(PAGINATION_MODES)}"
+            )
+        if pagination == "cursor" and stream.cursor_page_size is None:
+            raise ValueError(
+                f"{stream.name} has no cursor pagination in Zendesk's API; use pagination='time'"
+            )
+        if support_type_scope is not None and support_type_scope not in SUPPORT_TYPE_SCOPES:
+            raise ValueError(
+                f"unknown support_type_scope {support_type_scope!r}; choose one of: "
+                f"{', '.join(SUPPORT_TYPE_SCOPES)}"
+            )
         cursor = max(0, min(int(start_time), int(self._now()) - NOT_BEFORE_NOW))
         if cursor != int(start_time):
             log.debug("start_time %s clamped to %s", start_time, cursor)
         extra: dict[str, str] = {}
         if include_comments and stream.name == TICKET_EVENTS.name:
             extra["include"] = "comment_events"
+        if support_type_scope is not None and stream.name == TICKET_EVENTS.name:
+            extra["support_type_scope"] = support_type_scope
         if exclude_deleted and stream.name == METRIC_EVENTS.name:
             extra["exclude_deleted"] = "true"
+        if pagination == "cursor":
+            yield from self._cursor_pages(stream, cursor, extra, after_cursor)
+            return
         while True:
             url = f"{self.base_url}{stream.path}?{urlencode({'start_time': cursor, **extra})}"
             try:
@@ -642,6 +719,103 @@ class Client:
             if last:
                 return
             cursor = env.end_time
+
+    def _cursor_pages(
+        self, stream: Stream, cursor: int, extra: dict[str, str], after_cursor: str | None
+    ) -> Iterator[Page]:
+        """Cursor pagination: ``page[size]`` pages following ``links.next``."""
+        assert stream.cursor_page_size is not None
+        params: dict[str, object] = {
+            "start_time": cursor,
+            **extra,
+            "page[size]": stream.cursor_page_size,
+        }
+        if after_cursor:
+            params["page[after]"] = after_cursor
+        url = f"{self.base_url}{stream.path}?{urlencode(params)}"
+        position = after_cursor
+        newest = cursor
+        while True:
+            try:
+                response, _ = self._send(url, too_recent_ok=True)
+            except _TooRecent:
+                log.debug("start_time %s is too recent: nothing newer yet", cursor)
+                return
+            body = response.content
+            key, count, times, has_more, after, next_url = self._read_cursor_page(body, url)
+            newest = max([newest, *times])
+            if next_url is not None:
+                self._check_next_page(next_url, stream, url)
+            moved = after is not None and after != position
+            if has_more and not moved:
+                raise PageError(
+                    f"the export's cursor did not move (meta.has_more true, meta.after_cursor "
+                    f"{'missing' if after is None else 'repeated'}): Zendesk returned the same "
+                    "page again; stopping instead of looping. Nothing was lost: the next fetch "
+                    "resumes from the last stored position",
+                    url=self._scrub(url),
+                )
+            position = after if after is not None else position
+            yield Page(
+                url=self._scrub(url),
+                start_time=cursor,
+                body=body,
+                records_key=key,
+                count=count,
+                end_time=newest,
+                end_of_stream=not has_more,
+                next_page=next_url,
+                last=not has_more,
+                after_cursor=position,
+            )
+            if not has_more:
+                return
+            cursor = newest
+            if next_url is not None:
+                url = next_url if "://" in next_url else f"{self.base_url}{next_url}"
+            else:
+                params["page[after]"] = position
+                url = f"{self.base_url}{stream.path}?{urlencode(params)}"
+
+    def _read_cursor_page(
+        self, body: bytes, url: str
+    ) -> tuple[str, int, list[int], bool, str | None, str | None]:
+        """(records key, count, record times, has_more, after_cursor, links.next) of a page."""
+        shown = self._scrub(url)
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise PageError(
+                f"the page is not valid JSON ({_short(str(exc), 120)})", url=shown
+            ) from None
+        if not isinstance(data, dict):
+            raise PageError("the page is not a JSON object", url=shown)
+        key = next((k for k in _RECORDS_KEYS if isinstance(data.get(k), list)), None)
+        if key is None:
+            raise PageError(
+                "the page has no records list under 'ticket_metric_events' or 'ticket_events'",
+                url=shown,
+            )
+        meta = data.get("meta")
+        links = data.get("links")
+        if not isinstance(meta, dict) or not isinstance(meta.get("has_more"), bool):
+            raise PageError(
+                "the cursor-paginated page has no boolean meta.has_more "
+                "(does this export support page[size]?)",
+                url=shown,
+            )
+        after = meta.get("after_cursor")
+        if after is not None and not isinstance(after, str):
+            raise PageError(
+                f"meta.after_cursor must be a string, not {type(after).__name__}", url=shown
+            )
+        next_url = links.get("next") if isinstance(links, dict) else None
+        if next_url is not None and not isinstance(next_url, str):
+            raise PageError(
+                f"links.next must be a string, not {type(next_url).__name__}", url=shown
+            )
+        times = [t for t in (_record_seconds(r) for r in data[key]) if t is not None]
+        return key, len(data[key]), times, meta["has_more"], after, next_url
 
     def get(self, url: str, params: Mapping[str, object] | None = None) -> requests.Response:
         """GET ``url`` (a path or a URL on the base URL): paced, retried, errors mapped.
@@ -685,6 +859,14 @@ class Client:
 
     # ------------------------------------------------------------------ stopping rules
     def _is_last(self, stream: Stream, cursor: int, env: Envelope, url: str) -> bool:
+        if env.end_time < cursor:
+            raise PageError(
+                f"the page's end_time {env.end_time} ({_iso(env.end_time)}) is earlier than "
+                f"its start_time {cursor} ({_iso(cursor)}): the export would move backwards; "
+                "stopping without moving the cursor. Nothing was lost: the next fetch resumes "
+                "from this start_time",
+                url=self._scrub(url),
+            )
         advanced = env.end_time > cursor
         if env.end_of_stream is True:
             return True
@@ -692,11 +874,12 @@ class Client:
             if stream.always_has_end_of_stream and stream.name not in self._warned:
                 self._warned.add(stream.name)
                 log.warning(
-                    "%s page has no end_of_stream; ending by count and end_time instead",
-                    stream.name,
+                    "%s page has no end_of_stream; ending by end_time instead", stream.name
                 )
-            short = env.count is not None and env.count < stream.page_size
-            return short or not advanced
+            # never on a short page alone: only a cursor that stops moving or has reached
+            # the withheld last minute ends an export that does not say where it ends
+            withheld = int(self._now()) - NOT_BEFORE_NOW
+            return not advanced or env.end_time >= withheld
         if not advanced:
             what = "an empty page" if env.records_empty or env.count == 0 else "a page"
             raise PageError(

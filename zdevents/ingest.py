@@ -22,13 +22,20 @@ import pandas as pd
 import pyarrow as pa
 
 from . import normalize
-from .cache import Cache
+from .cache import Cache, CacheState
 from .client import Client, Page
 from .config import Settings
 from .dates import TimeLike, to_utc
-from .errors import PageError, ZdEventsError
+from .errors import ConfigError, PageError, ZdEventsError
 from .progress import FetchProgress
-from .streams import METRIC_EVENTS, TICKET_EVENTS, Stream, get_stream
+from .streams import (
+    METRIC_EVENTS,
+    PAGINATION_MODES,
+    SUPPORT_TYPE_SCOPES,
+    TICKET_EVENTS,
+    Stream,
+    get_stream,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -70,6 +77,9 @@ class FetchResult:
         Rows in the cache after the fetch.
     seconds : float
         Wall time of the fetch.
+    other_stream_events : int
+        Records of the other stream that arrived in this export (metric events under the
+        ``ticket_events`` key) and were stored in that stream's cache, new there.
     """
 
     stream: str
@@ -82,12 +92,19 @@ class FetchResult:
     cursor: pd.Timestamp | None
     rows: int
     seconds: float
+    other_stream_events: int = 0
 
     def __str__(self) -> str:
         cursor = self.cursor.strftime("%Y-%m-%d %H:%M UTC") if self.cursor is not None else "-"
+        other = ""
+        if self.other_stream_events:
+            other = (
+                f" (+{self.other_stream_events:,} new metric events that arrived in this "
+                "export, stored with metric_events)"
+            )
         return (
             f"{self.stream}: {self.pages:,} pages, {self.events_received:,} events received, "
-            f"{self.new_events:,} new, {self.rows:,} cached; {self.requests:,} requests, "
+            f"{self.new_events:,} new{other}, {self.rows:,} cached; {self.requests:,} requests, "
             f"{self.rate_limited} rate-limited, caught up to {cursor} ({self.seconds:.1f} s)"
         )
 
@@ -153,6 +170,9 @@ def fetch(
     force: bool = False,
     session: requests.Session | None = None,
     lock_timeout: float = 0,
+    pagination: str = "time",
+    support_type_scope: str | None = None,
+    exclude_deleted: bool = False,
 ) -> FetchResult:
     """Fetch what is new in one stream into the local Parquet cache.
 
@@ -176,6 +196,20 @@ def fetch(
         HTTP session to use (tests and proxies).
     lock_timeout : float
         Seconds to wait for another fetch of the same stream to finish (0: refuse at once).
+    pagination : {"time", "cursor"}
+        ``metric_events`` only. ``time`` (default): pages of up to 1000 events, the fewest
+        requests under the rate limit. ``cursor``: Zendesk's cursor pagination, pages of up
+        to 100; the position (``after_cursor``) is saved with the cache state and a later
+        cursor fetch resumes from it. Switching modes on an existing cache resumes by time
+        (the cursor both modes keep), losing and duplicating nothing.
+    support_type_scope : {"agent", "ai_agent", "all"}, optional
+        ``ticket_events`` only: which tickets' events Zendesk sends. Default: the scope the
+        cache was fetched with, else Zendesk's default ``agent``. It is stored with the cache
+        state and reused by later refreshes; another scope on an existing cache raises
+        :class:`ConfigError` unless ``force`` is true (rows fetched with the old scope stay).
+    exclude_deleted : bool
+        ``metric_events`` only: ask Zendesk to leave out the events of deleted tickets
+        (``exclude_deleted=true``).
 
     Returns
     -------
@@ -184,7 +218,8 @@ def fetch(
     Raises
     ------
     ConfigError, ApiError, PageError, CacheError
-        Each with a message saying what to do. The cache keeps every page received before
+        Each with a message saying what to do (``ConfigError`` also for a
+        ``support_type_scope`` other than the cache's). The cache keeps every page received before
         the error (the cursor never passes a page that is not stored); a page that cannot be
         read is kept in ``<stream dir>/rejected/`` for inspection (the newest
         ``MAX_REJECTED_PAGES``, credentials masked) and its path is in the message.
@@ -195,9 +230,10 @@ def fetch(
     >>> print(result)  # doctest: +SKIP
     metric_events: 12 pages, 11,804 events received, 11,790 new, ...
     """
+    stream = get_stream(stream)
+    _check_options(stream, pagination, support_type_scope, exclude_deleted)
     settings = settings if settings is not None else Settings.from_env()
     settings.require_credentials()
-    stream = get_stream(stream)
     since_ts = to_utc(since, name="since")
     started = time.monotonic()
     cache = Cache(settings.data_dir, settings.account, stream.name)
@@ -211,11 +247,31 @@ def fetch(
             if dropped:
                 log.warning("dropped %d damaged cache files; refetching them", len(dropped))
         start, covered_since = _start_time(cache, since_ts, force)
+        before = cache.state()
+        scope = _scope(cache, before, stream, support_type_scope, force)
+        # the saved cursor-mode position is only valid where the last run stopped
+        resume_after = (
+            before.after_cursor
+            if pagination == "cursor" and not force and start == before.cursor
+            else None
+        )
         pages = events = 0
         bar = FetchProgress(stream.name, start, settings.requests_per_minute, enabled=progress)
-        writer = PageWriter(cache, stream, covered_since=covered_since, settings=settings)
+        writer = PageWriter(
+            cache, stream, covered_since=covered_since, settings=settings, scope=scope
+        )
+        paged = client.pages(
+            stream,
+            start,
+            include_comments=include_comments,
+            exclude_deleted=exclude_deleted,
+            # agent is Zendesk's default: asked for by leaving the parameter out
+            support_type_scope=scope if scope not in (None, "agent") else None,
+            pagination=pagination,
+            after_cursor=resume_after,
+        )
         try:
-            for page in client.pages(stream, start, include_comments=include_comments):
+            for page in paged:
                 pages += 1
                 events += page.count or 0
                 bar.update(page, client.stats)
@@ -229,6 +285,7 @@ def fetch(
         finally:
             bar.close()
         new = writer.new_events
+        other_new = writer.other_stream_events
         state = cache.state()
     stats = client.stats
     cursor = pd.Timestamp(state.cursor, unit="s", tz="UTC") if state.cursor is not None else None
@@ -243,7 +300,52 @@ def fetch(
         cursor=cursor,
         rows=state.rows,
         seconds=time.monotonic() - started,
+        other_stream_events=other_new,
     )
+
+
+def _check_options(
+    stream: Stream,
+    pagination: str,
+    scope: str | None,
+    exclude_deleted: bool,
+) -> None:
+    """One-line ValueErrors for options the stream does not have."""
+    if pagination not in PAGINATION_MODES:
+        raise ValueError(
+            f"unknown pagination {pagination!r}; choose one of: {', '.join(PAGINATION_MODES)}"
+        )
+    if pagination == "cursor" and stream.cursor_page_size is None:
+        raise ValueError(f"{stream.name} has no cursor pagination; use pagination='time'")
+    if scope is not None:
+        if scope not in SUPPORT_TYPE_SCOPES:
+            raise ValueError(
+                f"unknown support_type_scope {scope!r}; choose one of: "
+                f"{', '.join(SUPPORT_TYPE_SCOPES)}"
+            )
+        if stream is not TICKET_EVENTS:
+            raise ValueError("support_type_scope applies to ticket_events only")
+    if exclude_deleted and stream is not METRIC_EVENTS:
+        raise ValueError("exclude_deleted applies to metric_events only")
+
+
+def _scope(
+    cache: Cache, state: CacheState, stream: Stream, asked: str | None, force: bool
+) -> str | None:
+    """The ticket_events scope of this fetch: the one asked for, else the cache's."""
+    if stream is not TICKET_EVENTS:
+        return None
+    # a cache written before scopes were stored was fetched with Zendesk's default
+    held = state.support_type_scope or (None if state.empty else "agent")
+    if asked is None:
+        return held or "agent"
+    if held is not None and asked != held and not force:
+        raise ConfigError(
+            f"the ticket_events cache in {cache.dir} holds support_type_scope {held!r}, not "
+            f"{asked!r}: fetch with {held!r}, or force a refetch with {asked!r} (--force; rows "
+            f"fetched with {held!r} stay), or use another ZDEVENTS_DATA_DIR"
+        )
+    return asked
 
 
 class PageWriter:
@@ -269,11 +371,16 @@ class PageWriter:
         for metric events that arrive in the ticket-events export.
     batch_pages : int, optional
         Pages per batch (default: ``BATCH_PAGES``).
+    scope : str, optional
+        ticket_events: the ``support_type_scope`` stored with each commit.
 
     Attributes
     ----------
     new_events : int
         Rows stored that the cache did not hold before (commits finished so far).
+    other_stream_events : int
+        Metric events that arrived in a ticket_events export and were new in the
+        metric_events cache.
     """
 
     def __init__(
@@ -284,8 +391,11 @@ class PageWriter:
         covered_since: int | None = None,
         settings: Settings | None = None,
         batch_pages: int | None = None,
+        scope: str | None = None,
     ) -> None:
         self.cache = cache
+        self.scope = scope
+        self.other_stream_events = 0
         self.batch_pages = BATCH_PAGES if batch_pages is None else batch_pages
         self.stream = stream
         self.covered_since = covered_since
@@ -385,8 +495,18 @@ class PageWriter:
             )
             other = Cache(self.cache.data_dir, self.cache.account, METRIC_EVENTS.name)
             with other.lock(timeout=60):
-                other.commit(stray_metric_events, cursor=other.state().cursor or 0)
-        result = self.cache.commit(table, cursor=_cursor(batch), covered_since=self.covered_since)
+                held = other.state()
+                stored = other.commit(
+                    stray_metric_events, cursor=held.cursor or 0, after_cursor=held.after_cursor
+                )
+            self.other_stream_events += stored.new_rows
+        result = self.cache.commit(
+            table,
+            cursor=_cursor(batch),
+            covered_since=self.covered_since,
+            after_cursor=_after_cursor(batch),
+            support_type_scope=self.scope,
+        )
         self.new_events += result.new_rows
 
     def _shutdown(self) -> None:
@@ -400,6 +520,11 @@ def _cursor(batch: list[Page]) -> int:
     if cursor is None:  # an empty final page carries no end_time: keep the last known one
         cursor = next((p.end_time for p in reversed(batch) if p.end_time is not None), None)
     return cursor if cursor is not None else batch[-1].start_time
+
+
+def _after_cursor(batch: list[Page]) -> str | None:
+    """Cursor pagination: the position after a batch (None for time-based pages)."""
+    return next((p.after_cursor for p in reversed(batch) if p.after_cursor), None)
 
 
 def _rejected(

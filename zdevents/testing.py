@@ -1,10 +1,15 @@
 """A local Zendesk: serves a :class:`~zdevents.sample.SampleAccount` on 127.0.0.1.
 
-:class:`LocalZendesk` answers the two incremental exports the way Zendesk does - envelopes,
-inclusive ``start_time`` boundaries (consecutive pages repeat the boundary second), pages of
-more than ``page_size`` items when many share the last timestamp, the newest minute withheld,
-422 for a too-recent ``start_time``, basic/bearer authentication, an admin check, a sliding
-60-second rate limit answered with 429 + ``Retry-After`` - and lets tests inject faults.
+:class:`LocalZendesk` answers the two incremental exports the way Zendesk documents them -
+envelopes (``end_of_stream`` on ticket_events pages, none on metric-event pages unless asked
+for), inclusive ``start_time`` boundaries (consecutive pages repeat the boundary second),
+pages of more than ``page_size`` items when many share the last timestamp, the newest minute
+withheld, 422 for a ``start_time`` less than 60 s old, ``per_page`` on ticket_events only,
+``support_type_scope`` on ticket_events (``agent`` by default; an unknown value is a 400),
+cursor pagination on metric events (``page[size]`` up to 100, ``page[after]``,
+``meta.has_more``, ``meta.after_cursor``, ``links.next``), basic/bearer authentication, an
+admin check, a sliding 60-second rate limit answered with 429 + ``Retry-After`` - and lets
+tests inject faults.
 
 The demo, the notebooks' offline mode, the tests and the benchmarks use it, so the whole real
 pipeline runs with no account and no internet. Run ``python -m zdevents.testing`` to serve
@@ -71,7 +76,9 @@ FAULT_KINDS = (
 _STREAMS = {METRIC_EVENTS.path: METRIC_EVENTS, TICKET_EVENTS.path: TICKET_EVENTS}
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _TOO_RECENT = {"error": "InvalidValue",
-               "description": "Too recent start_time. Use a start_time older than 5 minutes"}
+               "description": "Too recent start_time. Use a start_time older than 1 minute"}
+_SCOPES = ("agent", "ai_agent", "all")
+_CURSOR_MAX = 100
 _HTML = (b"<!DOCTYPE html><html><head><title>Zendesk</title></head><body>"
          b"<h1>We'll be right back</h1><p>Zendesk is down for maintenance.</p></body></html>")
 
@@ -209,6 +216,12 @@ class LocalZendesk:
         Subdomain that :meth:`settings` puts in the returned settings.
     metric_end_of_stream : bool
         Add ``end_of_stream`` to metric-event envelopes (Zendesk documents none).
+    ticket_end_of_stream : bool
+        Add ``end_of_stream`` to ticket-event envelopes (as Zendesk documents; False
+        leaves it out, to test clients against a server that omits it).
+    ai_agent_ticket_ids : iterable of int
+        Tickets handled by an AI agent: ``support_type_scope=agent`` (the default) leaves
+        their ticket events out, ``ai_agent`` serves only them, ``all`` serves everything.
     now : float, optional
         Fixed "current" Unix time (default: the real clock, read per request). Records
         within 60 s of it are withheld; ``start_time`` newer than ``now - 60`` gets a 422.
@@ -244,6 +257,8 @@ class LocalZendesk:
         page_size: int = 1000,
         subdomain: str = "sample",
         metric_end_of_stream: bool = False,
+        ticket_end_of_stream: bool = True,
+        ai_agent_ticket_ids: Iterable[int] = (),
         now: float | None = None,
         port: int = 0,
     ) -> None:
@@ -268,12 +283,14 @@ class LocalZendesk:
         self.page_size = int(page_size)
         self.subdomain = subdomain
         self.metric_end_of_stream = metric_end_of_stream
+        self.ticket_end_of_stream = ticket_end_of_stream
+        self.ai_agent_ticket_ids = frozenset(ai_agent_ticket_ids)
         self.now = now
         self._port = port
         self.request_log: list[LoggedRequest] = []
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
-        self._datasets: dict[tuple[str, bool], _Dataset] = {}
+        self._datasets: dict[tuple[str, bool, str], _Dataset] = {}
         self._faults: deque[_Fault] = deque()
         self._window: deque[float] = deque()
         self._stopping = threading.Event()
@@ -368,7 +385,7 @@ class LocalZendesk:
         name = stream if isinstance(stream, str) else stream.name
         ids: set[int] = set()
         with self._lock:
-            for (stream_name, _), dataset in self._datasets.items():
+            for (stream_name, *_), dataset in self._datasets.items():
                 if stream_name == name:
                     for a, b in dataset.served:
                         ids.update(dataset.ids[a:b])
@@ -381,11 +398,13 @@ class LocalZendesk:
     def total_records(self, stream: str | Stream = "metric_events", **variant: bool) -> int:
         """Records the server holds for ``stream`` (all of them, withheld minute included).
 
-        ``include_comments=True`` / ``exclude_deleted=True`` select those variants.
+        ``include_comments=True`` / ``exclude_deleted=True`` select those variants;
+        ``support_type_scope="all"`` (or ``"ai_agent"``) another scope of ticket events.
         """
         s = METRIC_EVENTS if (stream if isinstance(stream, str) else stream.name) == "metric_events" else TICKET_EVENTS
         flag = variant.get("exclude_deleted" if s is METRIC_EVENTS else "include_comments", False)
-        return len(self._dataset(s, bool(flag)))
+        scope = str(variant.get("support_type_scope", "agent"))
+        return len(self._dataset(s, bool(flag), scope))
 
     # ------------------------------------------------------------------ faults
     def inject(self, kind: str, *, times: int | None = 1, stream: str | None = None,
@@ -482,21 +501,24 @@ class LocalZendesk:
         return None
 
     # ------------------------------------------------------------------ data
-    def _dataset(self, stream: Stream, flag: bool) -> _Dataset:
-        """``flag``: exclude_deleted for metric events, include_comments for ticket events."""
-        key = (stream.name, flag)
+    def _dataset(self, stream: Stream, flag: bool, scope: str = "agent") -> _Dataset:
+        """``flag``: exclude_deleted for metric events, include_comments for ticket events;
+        ``scope``: support_type_scope (ticket events)."""
+        if stream is METRIC_EVENTS:
+            scope = "all"
+        key = (stream.name, flag, scope)
         dataset = self._datasets.get(key)
         if dataset is not None:
             return dataset
         with self._build_lock:
             dataset = self._datasets.get(key)
             if dataset is None:
-                dataset = _Dataset(self._records(stream, flag))
+                dataset = _Dataset(self._records(stream, flag, scope))
                 with self._lock:
                     self._datasets[key] = dataset
         return dataset
 
-    def _records(self, stream: Stream, flag: bool) -> Iterator[tuple[int, int, dict]]:
+    def _records(self, stream: Stream, flag: bool, scope: str) -> Iterator[tuple[int, int, dict]]:
         explicit = self._explicit[stream.name]
         if explicit is not None:
             records: Iterator[tuple[int, int, dict]] = _keyed(explicit)
@@ -509,6 +531,10 @@ class LocalZendesk:
         if stream is METRIC_EVENTS and flag:
             deleted = self.deleted_ticket_ids
             records = (item for item in records if item[2].get("ticket_id") not in deleted)
+        ai = self.ai_agent_ticket_ids
+        if stream is TICKET_EVENTS and scope != "all" and (ai or scope == "ai_agent"):
+            wanted = scope == "ai_agent"
+            records = (item for item in records if (item[2].get("ticket_id") in ai) == wanted)
         return records
 
     # ------------------------------------------------------------------ HTTP
@@ -553,6 +579,14 @@ class LocalZendesk:
         limited = self._rate_check()
         if limited is not None:
             return _send_text(h, 429, "Too Many Requests", {"Retry-After": str(limited)}), kind
+        scope = params.get("support_type_scope", "agent")
+        if stream is TICKET_EVENTS and scope not in _SCOPES:
+            return _send_json(h, 400, {
+                "error": "InvalidValue",
+                "description": f"support_type_scope must be one of: {', '.join(_SCOPES)}"}), kind
+        cursor_mode = stream is METRIC_EVENTS and ("page[size]" in params or "page[after]" in params)
+        if cursor_mode and "page[after]" in params:
+            return self._answer_cursor(h, path, params, fault), kind
         try:
             start_time = int(params.get("start_time", ""))
         except ValueError:
@@ -566,9 +600,11 @@ class LocalZendesk:
             flag = params.get("exclude_deleted", "").lower() == "true"
         else:
             flag = params.get("include", "") == "comment_events"
-        dataset = self._dataset(stream, flag)
+        if cursor_mode:
+            return self._answer_cursor(h, path, params, fault), kind
+        dataset = self._dataset(stream, flag, scope)
         size = self.page_size
-        if "per_page" in params:
+        if stream.per_page and "per_page" in params:
             try:
                 size = max(1, min(1000, int(params["per_page"])))
             except ValueError:
@@ -605,12 +641,69 @@ class LocalZendesk:
         if kind == "foreign":
             base = f"https://{fault.options.get('host', 'attacker.example')}"  # type: ignore[union-attr]
         next_page = f"{base}{path}?{urlencode(next_params)}"
-        with_eos = stream is TICKET_EVENTS or self.metric_end_of_stream or kind in ("empty", "loop")
+        with_eos = (self.ticket_end_of_stream if stream is TICKET_EVENTS else self.metric_end_of_stream) \
+            or kind in ("empty", "loop")
         tail = [b'],"next_page":', _ENCODE(next_page).encode(), b',"count":', str(b - a).encode()]
         if with_eos:
             tail += [b',"end_of_stream":', b"true" if end_of_stream else b"false"]
         tail += [b',"end_time":', str(end_time).encode(), b"}"]
         return b"".join([b'{"', stream.records_key.encode(), b'":[', dataset.body(a, b), *tail])
+
+    def _answer_cursor(self, h: _Handler, path: str, params: dict[str, str],
+                       fault: _Fault | None) -> int:
+        """Metric events with Zendesk's cursor pagination (``page[size]`` <= 100)."""
+        now = self.now if self.now is not None else time.time()
+        horizon = int(now) - 60
+        try:
+            size = max(1, min(_CURSOR_MAX, int(params.get("page[size]", _CURSOR_MAX))))
+        except ValueError:
+            return _send_json(h, 400, {"error": "InvalidPaginationParameter",
+                                       "description": "page[size] must be an integer"})
+        dataset = self._dataset(METRIC_EVENTS, params.get("exclude_deleted", "").lower() == "true")
+        times, ids = dataset.times, dataset.ids
+        hi = bisect.bisect_right(times, horizon)
+        after = params.get("page[after]")
+        if after is not None:
+            position = _decode_cursor(after)
+            if position is None:
+                return _send_json(h, 400, {"error": "InvalidPaginationParameter",
+                                           "description": "page[after] is not a valid cursor"})
+            a = bisect.bisect_left(times, position[0])
+            while a < len(times) and times[a] == position[0] and ids[a] <= position[1]:
+                a += 1
+        else:
+            try:
+                start_time = int(params.get("start_time", ""))
+            except ValueError:
+                return _send_json(h, 400, {"error": "InvalidValue",
+                                           "description": "start_time is required and must be an integer"})
+            if start_time > horizon:
+                return _send_json(h, 422, _TOO_RECENT)
+            a = bisect.bisect_left(times, start_time, 0, hi)
+        a = min(a, hi)
+        b = min(a + size, hi)
+        kind = fault.kind if fault else None
+        if kind == "empty":
+            b = a
+        if b > a:
+            with self._lock:
+                dataset.served.append((a, b))
+        has_more = b < hi or kind in ("empty", "loop")
+        after_cursor = _encode_cursor(times[b - 1], ids[b - 1]) if b > a else None
+        before_cursor = _encode_cursor(times[a], ids[a]) if b > a else None
+        if kind in ("empty", "loop"):
+            after_cursor = after
+        def link(cursor: str | None, key: str) -> str | None:
+            if cursor is None:
+                return None
+            query = {k: v for k, v in params.items() if k not in ("page[after]", "page[before]")}
+            return f"{self.url}{path}?{urlencode({**query, 'page[size]': str(size), key: cursor})}"
+        tail = _ENCODE({"meta": {"has_more": has_more, "after_cursor": after_cursor,
+                                 "before_cursor": before_cursor},
+                        "links": {"prev": link(before_cursor, "page[before]"),
+                                  "next": link(after_cursor, "page[after]") if has_more else None}})
+        body = b"".join([b'{"ticket_metric_events":[', dataset.body(a, b), b"],", tail[1:].encode()])
+        return _send(h, 200, body, "application/json; charset=utf-8", self._rate_headers())
 
     def _answer_fault(self, h: _Handler, fault: _Fault) -> int | None:
         """Answer a fault that replaces the response; None for faults that shape the page."""
@@ -711,6 +804,19 @@ class LocalZendesk:
         return {"X-Rate-Limit": str(limit), "X-Rate-Limit-Remaining": str(remaining)}
 
 
+def _encode_cursor(seconds: int, record_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{seconds}:{record_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, int] | None:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        seconds, record_id = text.split(":")
+        return int(seconds), int(record_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
 def _send(h: _Handler, status: int, body: bytes, content_type: str,
           headers: dict[str, str] | None = None) -> int:
     h.server.owner._log(h, status)  # type: ignore[attr-defined]
@@ -739,10 +845,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tickets", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--requests-per-minute", type=float, default=None)
+    parser.add_argument("--requests-per-minute", type=float, default=None,
+                        help="answer 429 over this many requests a minute (default: unlimited)")
+    parser.add_argument("--metric-end-of-stream", action="store_true",
+                        help="add end_of_stream to metric-event pages (Zendesk documents none)")
     args = parser.parse_args(argv)
     server = LocalZendesk(SampleAccount(args.tickets, seed=args.seed), port=args.port,
-                          requests_per_minute=args.requests_per_minute)
+                          requests_per_minute=args.requests_per_minute,
+                          metric_end_of_stream=args.metric_end_of_stream)
     server.start()
     print(f"Serving {args.tickets} sample tickets at {server.url} (Ctrl-C to stop). Set:")
     print(f"  export ZENDESK_BASE_URL={server.url}")
