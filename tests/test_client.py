@@ -874,7 +874,7 @@ def _loopback_server(handlers):
 
 
 def test_truncated_body_over_real_http_is_retried():
-    good = page_body(0, end_time=START + 1, next_page=None)
+    good = page_body(0, end_time=START, next_page=None)
     head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(good)
     url = _loopback_server(
         [lambda c: c.sendall(head + good[:20]), lambda c: c.sendall(head + good)]
