@@ -391,6 +391,17 @@ class LocalZendesk:
                         ids.update(dataset.ids[a:b])
         return ids
 
+    def served_pages(self, stream: str | Stream = "metric_events") -> list[list[int]]:
+        """Ids of each 200 page of ``stream`` served so far, in order (empty pages too).
+
+        Pages of every variant (``exclude_deleted``, ``include``, scope) are listed, each
+        variant's in order; tests use one variant at a time.
+        """
+        name = stream if isinstance(stream, str) else stream.name
+        with self._lock:
+            return [list(dataset.ids[a:b]) for (stream_name, *_), dataset in self._datasets.items()
+                    if stream_name == name for a, b in dataset.served]
+
     def unique_count(self, stream: str | Stream = "metric_events") -> int:
         """Number of distinct records served in 200 pages of ``stream``."""
         return len(self.unique_ids(stream))
@@ -625,12 +636,12 @@ class LocalZendesk:
         kind = fault.kind if fault else None
         if kind == "empty":
             b = a
+        with self._lock:
+            dataset.served.append((a, b))
         if b > a:
             end_time = times[b - 1]
             if end_time <= start_time and b < hi:
                 end_time = start_time + 1  # everything at start_time was served
-            with self._lock:
-                dataset.served.append((a, b))
         else:
             end_time = start_time
         end_of_stream = b >= hi and kind not in ("empty", "loop")
@@ -685,9 +696,8 @@ class LocalZendesk:
         kind = fault.kind if fault else None
         if kind == "empty":
             b = a
-        if b > a:
-            with self._lock:
-                dataset.served.append((a, b))
+        with self._lock:
+            dataset.served.append((a, b))
         has_more = b < hi or kind in ("empty", "loop")
         after_cursor = _encode_cursor(times[b - 1], ids[b - 1]) if b > a else None
         before_cursor = _encode_cursor(times[a], ids[a]) if b > a else None
