@@ -196,6 +196,24 @@ def test_cursor_pages_follow_zendesks_envelope_capped_at_100():
     assert bad.status_code == 400
 
 
+def test_a_cursor_that_does_not_move_while_has_more_is_an_error_and_the_next_run_resumes(
+    tmp_path,
+):
+    events = [_event(i + 1, T0 + i) for i in range(250)]
+    with LocalZendesk(metric_events=events, now=T0 + 10_000) as srv:
+        settings = srv.settings(data_dir=tmp_path)
+        srv.inject("loop", stream="metric_events", after=1)  # page 2 repeats its cursor
+        with pytest.raises(zd.PageError, match="cursor did not move"):
+            zd.fetch("metric_events", settings=settings, progress=False, pagination="cursor")
+        state = Cache(settings.data_dir, settings.account, "metric_events").state()
+        assert state.rows == 100 and state.after_cursor is not None  # page 1 kept
+        before = srv.requests
+        again = zd.fetch("metric_events", settings=settings, progress=False,
+                         pagination="cursor")
+        assert _metric_params(srv)[before]["page[after]"] == state.after_cursor
+    assert again.new_events == 150 and sorted(_cached_ids(settings)) == list(range(1, 251))
+
+
 def test_ticket_events_have_no_cursor_pagination():
     with pytest.raises(ValueError, match="ticket_events has no cursor pagination"):
         zd.fetch("ticket_events", pagination="cursor")
