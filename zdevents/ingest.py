@@ -219,8 +219,8 @@ def fetch(
     ------
     ConfigError, ApiError, PageError, CacheError
         Each with a message saying what to do (``ConfigError`` also for a
-        ``support_type_scope`` other than the cache's). The cache keeps every page received before
-        the error (the cursor never passes a page that is not stored); a page that cannot be
+        ``support_type_scope`` other than the cache's). The cache keeps every page received
+        before the error (the cursor never passes a page that is not stored); a page that cannot be
         read is kept in ``<stream dir>/rejected/`` for inspection (the newest
         ``MAX_REJECTED_PAGES``, credentials masked) and its path is in the message.
 
