@@ -299,8 +299,8 @@ class Cache:
                 rows=int(data["rows"]),
                 files=files,
                 updated_at=data.get("updated_at"),
-                support_type_scope=_opt_str(data.get("support_type_scope")),
-                after_cursor=_opt_str(data.get("after_cursor")),
+                support_type_scope=data.get("support_type_scope"),
+                after_cursor=data.get("after_cursor"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise self._state_error(f"is damaged ({exc.__class__.__name__}: {exc})") from None
@@ -999,12 +999,6 @@ def _opt_int(value: object) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"expected an integer, got {value!r}")
-    return value
-
-
-def _opt_str(value: object) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"expected a string, not {type(value).__name__}")
     return value
 
 
