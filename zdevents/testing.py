@@ -32,8 +32,10 @@ kind            answer
 ``rate_limit``  429 ``Too Many Requests`` with ``Retry-After`` in seconds, as an HTTP
                 date (``http_date=True``) or absent (``retry_after=None``)
 ``loop``        a normal page whose ``end_time``/``next_page`` repeat ``start_time``
-                with ``end_of_stream: false``
+                with ``end_of_stream: false`` (cursor pages: ``meta.after_cursor``
+                repeats ``page[after]`` with ``has_more: true``)
 ``empty``       an empty page with ``end_of_stream: false`` and ``end_time = start_time``
+                (cursor pages: ``has_more: true``, the cursor repeated)
 ``foreign``     a normal page whose ``next_page`` points at another host
 =============== ======================================================================
 """
