@@ -14,6 +14,9 @@ EXPECTED = {
     "plot_breach_heatmap", "plot_breach_rates", "plot_breach_trend", "plot_fulfilment_ratio",
     "prepare_sample", "run_demo", "save_figure", "scan", "scan_as_of", "sla_targets", "ticket_attributes",
     "time_range", "to_utc",
+    "lateness", "lateness_summary", "due_targets", "due_summary", "trend_verdicts",
+    "update_pairs", "update_pairing_summary", "funnel_table", "plot_lateness",
+    "plot_update_pairing", "plot_funnel", "build_deck",
 }
 
 

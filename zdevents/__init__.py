@@ -23,6 +23,16 @@ from .errors import (
 )
 from .frame import load_changes, load_frame
 from .ingest import FetchResult, fetch
+from .insights import (
+    due_summary,
+    due_targets,
+    funnel_table,
+    lateness,
+    lateness_summary,
+    trend_verdicts,
+    update_pairing_summary,
+    update_pairs,
+)
 from .pipeline import build_report, cache_status, prepare_sample, run_demo
 from .scan import scan, scan_as_of
 from .sla import applied_between, breach_rates, sla_targets
@@ -39,6 +49,9 @@ _CHARTS = (
     "plot_fulfilment_ratio",
     "save_figure",
 )
+# The insight charts and the deck (matplotlib, python-pptx) load on first use too.
+_LAZY = {"plot_funnel": "insight_charts", "plot_lateness": "insight_charts",
+         "plot_update_pairing": "insight_charts", "build_deck": "deck"}
 
 
 def __getattr__(name: str):
@@ -46,11 +59,15 @@ def __getattr__(name: str):
         from . import charts
 
         return getattr(charts, name)
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'zdevents' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_CHARTS))
+    return sorted(set(globals()) | set(_CHARTS) | set(_LAZY))
 
 __all__ = [
     "ApiError",
@@ -70,15 +87,24 @@ __all__ = [
     "applied_between",
     "attach_ticket_attributes",
     "breach_rates",
+    "build_deck",
     "build_report",
     "cache_status",
+    "due_summary",
+    "due_targets",
     "fetch",
+    "funnel_table",
+    "lateness",
+    "lateness_summary",
     "load_changes",
     "load_frame",
     "plot_breach_heatmap",
     "plot_breach_rates",
     "plot_breach_trend",
     "plot_fulfilment_ratio",
+    "plot_funnel",
+    "plot_lateness",
+    "plot_update_pairing",
     "prepare_sample",
     "run_demo",
     "save_figure",
@@ -88,4 +114,7 @@ __all__ = [
     "ticket_attributes",
     "time_range",
     "to_utc",
+    "trend_verdicts",
+    "update_pairing_summary",
+    "update_pairs",
 ]

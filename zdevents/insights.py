@@ -37,6 +37,7 @@ __all__ = [
     "VERDICTS",
     "due_summary",
     "due_targets",
+    "format_due",
     "funnel_table",
     "lateness",
     "lateness_summary",
@@ -873,3 +874,65 @@ def _shrunk(table: pd.DataFrame, p0: float, ranked: pd.Series) -> pd.Series:
         return pd.Series(p0, index=table.index, dtype="float64")
     weight = max(p0 * (1 - p0) / tau2 - 1.0, 0.0)
     return ((b + p0 * weight) / (n + weight)).astype("float64")
+
+
+def format_due(due: pd.DataFrame, within: str | pd.Timedelta = "4h", *, limit: int = 15) -> str:
+    """The at-risk queue as plain text: a headline, the table by group and assignee, the
+    soonest targets.
+
+    Parameters
+    ----------
+    due : pandas.DataFrame
+        Output of :func:`due_targets` (optionally with ticket attributes).
+    within : str or Timedelta, default "4h"
+    limit : int, default 15
+        How many of the soonest targets to list.
+
+    Examples
+    --------
+    >>> print(format_due(due_targets(events), "4h"))  # doctest: +SKIP
+    """
+    horizon = pd.Timedelta(within)
+    as_of = due.attrs.get(_AS_OF_ATTR)
+    if as_of is None and len(due):
+        as_of = due["as_of"].iloc[0]
+    when = f"{as_of:%Y-%m-%d %H:%M} UTC" if as_of is not None else "now"
+    if due.empty:
+        return f"no active SLA targets at {when}"
+    due_at = _utc(due["due_at"])
+    cutoff = _utc(due["as_of"])
+    soon = due[((due_at >= cutoff) & (due_at <= cutoff + horizon)).to_numpy(bool)]
+    source = due["due_source"].astype(str)
+    head = (
+        f"{len(soon):,} SLA targets due within {_span(horizon)} of {when} "
+        f"({len(due):,} active: {int((due_at < cutoff).sum()):,} past their estimated due time, "
+        f"{int((source == DUE_SOURCES[2]).sum()):,} business-hour targets with no scheduled "
+        f"breach, {int((source == DUE_SOURCES[3]).sum()):,} paused)"
+    )
+    lines = [head]
+    summary = due_summary(due, horizon)
+    summary = summary[summary["due"] > 0]
+    if not summary.empty:
+        table = summary.drop(columns=["unknown_due"]).assign(
+            next_due_at=summary["next_due_at"].dt.strftime("%m-%d %H:%M"))
+        lines += ["", table.to_string(index=False)]
+    if not soon.empty:
+        shown = soon.head(limit)
+        label = shown["metric_label"] if "metric_label" in shown else shown["metric"]
+        listing = pd.DataFrame({
+            "due (UTC)": _utc(shown["due_at"]).dt.strftime("%m-%d %H:%M").to_numpy(),
+            "in": [f"{m:.0f} min" for m in shown["minutes_to_due"]],
+            "ticket": shown["ticket_id"].to_numpy(),
+            "metric": label.astype(str).to_numpy(),
+            "from": shown["due_source"].astype(str).to_numpy(),
+        })
+        more = f" (first {limit} of {len(soon):,})" if len(soon) > limit else ""
+        lines += ["", f"soonest{more}:", listing.to_string(index=False)]
+    return "\n".join(lines)
+
+
+def _span(delta: pd.Timedelta) -> str:
+    minutes = delta.total_seconds() / 60
+    if minutes % 60 == 0:
+        return f"{minutes / 60:g}h"
+    return f"{minutes:g} min"

@@ -1,0 +1,79 @@
+"""Whole jobs for the insight questions, read from the cache: targets with attributes, the
+at-risk queue. (The deck's own job is :func:`zdevents.build_deck`.)"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .config import Settings
+from .dates import TimeLike
+from .errors import CacheError, ConfigError
+
+__all__ = ["due_from_cache", "targets_from_cache"]
+
+_AS_OF_ATTR = "zdevents_as_of"
+
+
+def _changes(settings: Settings) -> pd.DataFrame | None:
+    """The cached ticket changes, or None when the ticket events are not cached."""
+    from .frame import load_changes
+
+    try:
+        changes = load_changes(refresh="never", settings=settings)
+    except CacheError:
+        return None
+    return changes if len(changes) else None
+
+
+def targets_from_cache(settings: Settings | None = None) -> tuple[pd.DataFrame, str]:
+    """SLA targets from the cached metric events, with ticket attributes when cached.
+
+    Returns the targets (``attrs`` carry the events' ``zdevents_as_of`` and any other
+    attrs the cache sets, such as a table version) and the account's name.
+
+    Examples
+    --------
+    >>> targets, account = targets_from_cache()  # doctest: +SKIP
+    """
+    from .frame import load_frame
+    from .sla import sla_targets
+    from .tickets import attach_ticket_attributes
+
+    settings = settings if settings is not None else Settings.from_env()
+    events = load_frame(refresh="never", settings=settings)
+    targets = sla_targets(events, as_of=events.attrs.get(_AS_OF_ATTR))
+    changes = _changes(settings)
+    if changes is not None:
+        targets = attach_ticket_attributes(targets, changes)
+    targets.attrs = {**events.attrs, **targets.attrs}
+    try:
+        account = settings.account
+    except ConfigError:
+        account = "Zendesk account"
+    return targets, str(account)
+
+
+def due_from_cache(
+    *, settings: Settings | None = None, as_of: TimeLike = None
+) -> pd.DataFrame:
+    """The active targets with their due time (:func:`zdevents.due_targets`) from the cache,
+    with the ticket's group and assignee at ``as_of`` when ticket events are cached.
+
+    Examples
+    --------
+    >>> due = due_from_cache()  # doctest: +SKIP
+    """
+    from .frame import load_frame
+    from .insights import due_targets
+    from .tickets import attach_ticket_attributes
+
+    settings = settings if settings is not None else Settings.from_env()
+    events = load_frame(refresh="never", settings=settings)
+    due = due_targets(events, as_of=as_of)
+    changes = _changes(settings)
+    if changes is not None:
+        attrs = dict(due.attrs)
+        due = attach_ticket_attributes(due, changes, at="as_of",
+                                       fields=["group_id", "assignee_id"])
+        due.attrs = attrs
+    return due
