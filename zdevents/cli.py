@@ -63,6 +63,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     result = build_report(args.out, since=args.since, until=args.until, settings=_settings(args))
     print(result.summary)
     print(f"report: {result.index}")
+    if args.pptx:
+        from .deck import build_deck
+
+        deck = build_deck(Path(args.out) / "sla.pptx", settings=_settings(args),
+                          since=args.since, until=args.until)
+        print(f"deck: {deck}")
+    return 0
+
+
+def cmd_due(args: argparse.Namespace) -> int:
+    """List the active SLA targets that fall due in the next hours, by group and assignee."""
+    import pandas as pd
+
+    from .insight_pipeline import due_from_cache
+    from .insights import format_due
+
+    try:
+        within = pd.Timedelta(args.within)
+    except ValueError:
+        within = None
+    if within is None or pd.isna(within) or within < pd.Timedelta(0):
+        raise ValueError(f"--within must be a duration such as 4h or 90min, got {args.within!r}")
+    due = due_from_cache(settings=_settings(args), as_of=args.as_of)
+    print(format_due(due, within, limit=args.limit))
     return 0
 
 
@@ -136,7 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("reports"), help="folder (default: reports)")
     data_dir(p)
     p.add_argument("--stream-dir", dest="data_dir", help=argparse.SUPPRESS)
+    p.add_argument("--pptx", action="store_true", help="also write the deck sla.pptx")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("due", help=cmd_due.__doc__, description=cmd_due.__doc__)
+    p.add_argument("--within", default="4h", help="horizon, e.g. 4h, 90min, 1d (default: 4h)")
+    p.add_argument("--as-of", help="the queue at this time (default: the cache's as-of)")
+    p.add_argument("--limit", type=int, default=15, help="soonest targets listed (default: 15)")
+    data_dir(p)
+    p.set_defaults(func=cmd_due)
 
     p = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
     p.add_argument("--tickets", type=int, default=3000, help="sample size (default: 3000)")

@@ -231,6 +231,10 @@ def run_demo(
     echo(format_status(cache_status(settings=settings)))
     echo("")
     run = build_report(out_dir, settings=settings)
+    from .deck import build_deck
+    from .sample import GROUPS
+
+    echo(f"deck: {build_deck(Path(out_dir) / 'sla.pptx', settings=settings, groups=GROUPS)}")
     echo("breach rate by metric:")
     echo(run.summary)
     echo("")
