@@ -68,6 +68,19 @@ def test_ticket_activity_notebook(sample_dir, tmp_path):
     assert (out / "comments_per_week.png").exists()
 
 
+def test_at_risk_queue_notebook(sample_dir, tmp_path):
+    out = tmp_path / "charts"
+    nb = run_notebook(
+        "at-risk-queue",
+        {"data_dir": str(sample_dir), "use_sample": True, "out_dir": str(out), "within": "4h"},
+        tmp_path,
+    )
+    text = outputs_text(nb)
+    assert "SLA targets active at" in text and "targets due within 4h" in text
+    assert "scheduled breach" in text and "applied + target" in text
+    assert (out / "due_next_24h.png").exists()
+
+
 def test_notebooks_are_stored_as_percent_scripts_without_outputs():
     for path in NOTEBOOKS.glob("*.py"):
         text = path.read_text()
