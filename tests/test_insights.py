@@ -14,6 +14,7 @@ import zdevents as zd
 from zdevents.insights import (
     due_summary,
     due_targets,
+    format_due,
     funnel_table,
     lateness,
     lateness_summary,
@@ -96,6 +97,14 @@ def test_lateness_treats_a_fulfilment_after_as_of_as_open_and_one_at_as_of_as_cl
     late = lateness(targets, as_of=at(99))
     assert late["late_minutes"].tolist() == [89.0, 89.0]
     assert late["open"].tolist() == [True, False]
+
+
+def test_lateness_at_an_earlier_as_of_leaves_out_later_breaches():
+    targets = pd.DataFrame({"outcome": ["breached", "breached"],
+                            "breached_at": [at(10), at(50)], "fulfilled_at": [pd.NaT, pd.NaT]})
+    late = lateness(targets, as_of=at(50))
+    assert late["late_minutes"].tolist() == [40.0, 0.0]  # a breach at as_of is 0 min late
+    assert lateness(targets, as_of=at(49))["late_minutes"].tolist() == [39.0]
 
 
 def test_lateness_needs_an_as_of():
@@ -192,6 +201,32 @@ def test_due_summary_counts_the_horizon_inclusively_by_group_and_assignee():
     assert rows[("Billing", "20")].unknown_due == 1
     assert rows[("Billing", "(none)")].due == 1
     assert out.iloc[0]["group_name"] == "Tier 1"          # soonest first
+
+
+def test_format_due_headline_table_and_soonest_list():
+    as_of = at(0)
+    due = pd.DataFrame({
+        "ticket_id": [1, 2, 3, 4, 5],
+        "metric_label": ["First reply", "Next reply", "Resolution", "Agent work", "Resolution"],
+        "group_id": pd.array([1, 1, 2, 2, 2], dtype="Int64"),
+        "due_at": [as_of, at(90), at(-30), pd.NaT, at(300)],
+        "minutes_to_due": [0.0, 90.0, -30.0, float("nan"), 300.0],
+        "due_source": ["scheduled breach", "applied + target", "applied + target",
+                       "unknown (business hours)", "applied + target"],
+        "as_of": [as_of] * 5,
+    })
+    due.attrs["zdevents_as_of"] = as_of
+    text = format_due(due, "90min")
+    lines = text.splitlines()
+    assert lines[0] == (
+        "2 SLA targets due within 90 min of 2024-01-01 09:00 UTC (5 active: 1 past their "
+        "estimated due time, 1 business-hour targets with no scheduled breach, 0 paused)")
+    assert "group_id" in lines[2] and lines[3].split() == ["1", "2", "0", "01-01", "09:00"]
+    assert lines[5] == "soonest:"
+    assert lines[7].split()[:5] == ["01-01", "09:00", "0", "min", "1"]
+    assert lines[8].split()[:5] == ["01-01", "10:30", "90", "min", "2"]
+    assert len(lines) == 9
+    assert format_due(due.iloc[0:0], "4h") == "no active SLA targets at 2024-01-01 09:00 UTC"
 
 
 def test_due_summary_rejects_a_negative_horizon():

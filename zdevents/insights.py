@@ -132,7 +132,8 @@ def lateness(targets: pd.DataFrame, *, as_of: TimeLike = None) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        The breached targets only, with ``late_until`` (the fulfilment, or ``as_of`` when
+        The targets breached at or before ``as_of`` only, with ``late_until`` (the
+        fulfilment, or ``as_of`` when
         still open), ``late_minutes = late_until - breached_at`` in calendar minutes (float),
         and ``open`` (True when not fulfilled by ``as_of``: the lateness is a lower bound
         that still grows). A breach at the fulfilment's timestamp is 0 minutes late.
@@ -155,6 +156,7 @@ def lateness(targets: pd.DataFrame, *, as_of: TimeLike = None) -> pd.DataFrame:
     cutoff = _as_of(targets, as_of)
     breached = targets["outcome"].astype("string").eq("breached").fillna(False)
     out = targets[breached.to_numpy(dtype=bool)].copy()
+    out = out[(_utc(out["breached_at"]) <= cutoff).to_numpy(dtype=bool)]
     breached_at = _utc(out["breached_at"])
     fulfilled_at = _utc(out["fulfilled_at"])
     is_open = fulfilled_at.isna() | (fulfilled_at > cutoff)
