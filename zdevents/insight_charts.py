@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from .charts import METRIC_LABELS, OKABE_ITO, chart_style, metric_labels
 
@@ -297,7 +297,8 @@ def plot_funnel(
         n = frame["completed"].to_numpy(float)
         rate = frame["breach_rate"].to_numpy(float)
         p0 = float(frame["overall_rate"].iloc[0])
-        grid = np.geomspace(max(1.0, n.min() * 0.7), n.max() * 1.3, 200)
+        low_n = max(1.0, math.floor(n.min() * 0.7))
+        grid = np.geomspace(low_n, max(math.ceil(n.max() * 1.3), low_n + 2), 200)
         se = np.sqrt(p0 * (1 - p0) / grid)
         for z, style in ((NormalDist().inv_cdf(0.975), "--"), (NormalDist().inv_cdf(0.999), "-")):
             for sign in (1, -1):
@@ -309,17 +310,21 @@ def plot_funnel(
             hit = (positions == position).to_numpy()
             if hit.any():
                 hollow = position == "too few targets"
-                ax.scatter(n[hit], rate[hit], s=36, zorder=3, linewidths=1.2,
+                ax.scatter(n[hit], rate[hit], s=36, zorder=3, linewidths=1.2, clip_on=False,
                            facecolors="none" if hollow else colour, edgecolors=colour)
         names = frame[unit].astype(str) if unit in frame.columns else pd.Series([""] * len(frame))
         named = [i for i in range(len(frame))
                  if positions.iloc[i] in set(label) or len(frame) <= _NAME_ALL]
-        for rank, i in enumerate(sorted(named, key=lambda j: rate[j])):
-            ax.annotate(names.iloc[i], (n[i], rate[i]), xytext=(6, 6 if rank % 2 else -10),
-                        textcoords="offset points", fontsize=8.5, color="#222222")
+        for i in named:
+            ax.annotate(names.iloc[i], (n[i], rate[i]), xytext=(7, 0), va="center",
+                        textcoords="offset points", fontsize=8.5, color="#222222",
+                        annotation_clip=False)
         if n.max() / max(n.min(), 1.0) > 20:
             ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
+        ax.xaxis.set_major_formatter(FuncFormatter(
+            lambda x, _: f"{x:,.0f}" if abs(x - round(x)) < 1e-9 else f"{x:g}"))
         widest = NormalDist().inv_cdf(0.999) * math.sqrt(p0 * (1 - p0) / grid[0])
         finite = rate[np.isfinite(rate)]
         low = min(float(finite.min()) if finite.size else p0, p0 - widest)
