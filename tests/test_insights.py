@@ -169,6 +169,20 @@ def test_a_breach_exactly_at_as_of_has_happened_one_just_after_is_due():
     assert just_before["minutes_to_due"].tolist() == [pytest.approx(1 / 60)]
 
 
+def test_due_targets_ignore_events_without_a_key_and_keep_extra_target_columns():
+    ev = events([
+        (1, "reply_time", 1, "activate", 0), apply(1, "reply_time", 1, 0),
+        (1, "reply_time", 1, "breach", 200),
+    ])
+    stray = ev.iloc[[2]].assign(id=99, ticket_id=None, time=at(150))
+    ev = pd.concat([ev, stray], ignore_index=True)
+    ev["ticket_id"] = ev["ticket_id"].astype("Int64")
+    targets = zd.sla_targets(ev, as_of=at(100)).assign(group_id=7)
+    due = due_targets(ev, as_of=at(100), targets=targets)
+    assert due["due_at"].tolist() == [at(200)]
+    assert due["group_id"].tolist() == [7]
+
+
 def test_a_paused_clock_has_no_due_time():
     ev = events([
         (1, "requester_wait_time", 1, "activate", 0),

@@ -234,8 +234,8 @@ def due_targets(
     as_of : time, optional
         The moment of the queue. Default: ``events.attrs["zdevents_as_of"]``.
     targets : pandas.DataFrame, optional
-        ``zd.sla_targets(events, as_of=as_of)`` when already computed (extra columns such
-        as ``group_id`` are kept); computed otherwise.
+        ``zd.sla_targets(events, as_of=as_of)`` when already computed, at the same
+        ``as_of`` (extra columns such as ``group_id`` are kept); computed otherwise.
 
     Returns
     -------
@@ -279,7 +279,8 @@ def due_targets(
     if "deleted" in ev.columns:
         is_breach &= ~ev["deleted"].astype("boolean").fillna(False)
     times = _utc(ev["time"])
-    ahead = is_breach & (times > cutoff)
+    keyed_rows = _keyed(ev)
+    ahead = is_breach & keyed_rows & (times > cutoff)
     scheduled = pd.DataFrame({
         "ticket_id": ev.loc[ahead, "ticket_id"].astype("int64"),
         "metric": ev.loc[ahead, "metric"].astype(str),
@@ -328,6 +329,13 @@ def due_targets(
     return active
 
 
+def _keyed(events: pd.DataFrame) -> pd.Series:
+    """Rows with a ticket, metric, instance and time (the others are ignored, as in
+    :func:`zdevents.sla_targets`)."""
+    return (events["ticket_id"].notna() & events["metric"].notna()
+            & events["instance_id"].notna() & events["time"].notna())
+
+
 def _paused(
     events: pd.DataFrame, times: pd.Series, cutoff: pd.Timestamp, keyed: pd.DataFrame
 ) -> pd.Series:
@@ -337,7 +345,7 @@ def _paused(
     one timestamp go to the larger event id).
     """
     kind = events["type"].astype("string")
-    clock = kind.isin(["activate", "pause"]).fillna(False) & (times <= cutoff)
+    clock = kind.isin(["activate", "pause"]).fillna(False) & _keyed(events) & (times <= cutoff)
     if "deleted" in events.columns:
         clock &= ~events["deleted"].astype("boolean").fillna(False)
     moves = pd.DataFrame({
