@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from statistics import NormalDist
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -72,6 +73,12 @@ def _order(label: str) -> tuple[int, str]:
 
 # ---------------------------------------------------------------- lateness
 
+# ``vert=False`` became ``orientation="horizontal"`` in matplotlib 3.10 (3.8 is supported).
+_HORIZONTAL: dict[str, object] = (
+    {"orientation": "horizontal"}
+    if tuple(int(p) for p in mpl.__version__.split(".")[:2]) >= (3, 10)
+    else {"vert": False}
+)
 _LATE_FLOOR = 1.0  # minutes: a breach at the fulfilment (0 min) is drawn at 1 min on the log axis
 _TICKS = (1, 10, 60, 240, 1440, 4 * 1440, 14 * 1440, 60 * 1440)
 
@@ -125,7 +132,7 @@ def plot_lateness(
             return ax
         values = [data.loc[data["label"] == g, "minutes"].to_numpy() for g in groups]
         ax.boxplot(
-            [np.clip(v, _LATE_FLOOR, None) for v in values], orientation="horizontal",
+            [np.clip(v, _LATE_FLOOR, None) for v in values], **_HORIZONTAL,
             whis=(5, 95), showfliers=False, widths=0.55, patch_artist=True,
             manage_ticks=False, boxprops={"facecolor": "#f6d7b8", "edgecolor": _RED},
             medianprops={"color": _RED, "linewidth": 2}, whiskerprops={"color": _RED},
