@@ -128,10 +128,59 @@ def test_breach_rates_by_other_column_and_duplicates_rejected():
         plot_breach_rates(by_policy, by="metric")
 
 
-def test_charts_leave_global_rcparams_alone(rates):
-    before = {k: matplotlib.rcParams[k] for k in ("svg.fonttype", "axes.spines.top", "font.size")}
-    plot_breach_rates(rates)
-    assert {k: matplotlib.rcParams[k] for k in before} == before
+def _global_state() -> dict:
+    return {"rc": dict(matplotlib.rcParams), "interactive": matplotlib.is_interactive(),
+            "backend": matplotlib.get_backend()}
+
+
+def test_every_chart_function_leaves_matplotlib_global_state_alone(rates, tmp_path):
+    calls = {
+        "plot_breach_rates": lambda: plot_breach_rates(rates),
+        "plot_breach_trend": lambda: plot_breach_trend(weekly(), as_of="2024-02-05"),
+        "plot_breach_heatmap": lambda: plot_breach_heatmap(heat_rates()),
+        "plot_fulfilment_ratio": lambda: plot_fulfilment_ratio(targets_frame()),
+        "save_figure": lambda: save_figure(plot_breach_rates(rates), tmp_path / "c", "png"),
+    }
+    for interactive in (False, True):
+        matplotlib.interactive(interactive)
+        try:
+            for name, call in calls.items():
+                before = _global_state()
+                call()
+                assert _global_state() == before, name
+        finally:
+            matplotlib.interactive(False)
+
+
+# A backend that, like Jupyter's inline backend, turns interactive mode on when it loads
+# (which happens when the first figure is made, inside the first chart function).
+_INTERACTIVE_BACKEND = """
+import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg as FigureCanvas  # noqa: F401
+matplotlib.interactive(True)
+"""
+_FIRST_CHART = """
+import matplotlib, pandas as pd
+import zdevents as zd
+rates = pd.DataFrame({"metric": ["reply_time"], "breached": [1], "achieved": [3],
+    "active": [0], "targets": [4], "breach_rate": [0.25], "achievement_rate": [0.75],
+    "ci_low": [0.05], "ci_high": [0.7]})
+zd.plot_breach_rates(rates)
+print(matplotlib.is_interactive())
+"""
+
+
+def test_first_chart_keeps_what_the_backend_set_when_it_loaded(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "inline_like_backend.py").write_text(_INTERACTIVE_BACKEND)
+    env = {**os.environ, "MPLBACKEND": "module://inline_like_backend",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", _FIRST_CHART], env=env, capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "True", done.stderr
 
 
 def test_empty_rates_say_so():

@@ -81,6 +81,35 @@ def test_at_risk_queue_notebook(sample_dir, tmp_path):
     assert (out / "due_next_24h.png").exists()
 
 
+def images(cell) -> int:
+    return sum("image/png" in output.get("data", {}) for output in cell.get("outputs", []))
+
+
+def test_charts_stay_inline_after_a_zdevents_chart_on_a_real_kernel():
+    nbformat = pytest.importorskip("nbformat")
+    zdevents_chart = (
+        "import matplotlib, pandas as pd\n"
+        "import zdevents as zd\n"
+        "rates = pd.DataFrame({'metric': ['reply_time'], 'breached': [1], 'achieved': [3],\n"
+        "    'active': [0], 'targets': [4], 'breach_rate': [0.25], 'achievement_rate': [0.75],\n"
+        "    'ci_low': [0.05], 'ci_high': [0.7]})\n"
+        "zd.plot_breach_rates(rates);"
+    )
+    plain_chart = (
+        "import matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots()\n"
+        "ax.plot([1, 2, 3]);"
+    )
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(zdevents_chart),
+                      nbformat.v4.new_code_cell(plain_chart),
+                      nbformat.v4.new_code_cell(zdevents_chart),
+                      nbformat.v4.new_code_cell("print(matplotlib.is_interactive())")]
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    assert [images(cell) for cell in notebook.cells] == [1, 1, 1, 0]
+    assert notebook.cells[-1].outputs[0]["text"] == "True\n"
+
+
 def test_notebooks_are_stored_as_percent_scripts_without_outputs():
     for path in NOTEBOOKS.glob("*.py"):
         text = path.read_text()

@@ -3,7 +3,8 @@
 Every ``plot_*`` function takes the frames computed by :mod:`zdevents.sla` (it never computes
 them), draws on ``ax`` (a new figure when ``ax`` is None) and returns the Axes. Nothing here
 calls ``plt.show()`` or changes matplotlib's global settings: each function draws inside
-:func:`chart_style`, a ``matplotlib.rc_context`` over :data:`STYLE`. Export with
+:func:`chart_style`, which sets the keys of :data:`STYLE` and restores
+only those (backend, interactive mode and every other setting are left alone). Export with
 :func:`save_figure`.
 
 Metric names are shown in the analyst's words (:func:`metric_label`): ``reply_time`` instance 1
@@ -68,7 +69,7 @@ _TARGET = OKABE_ITO[3]
 _MUTED = "#6b6b6b"
 _MISSING = "#d9d9d9"
 
-#: The one look of every chart (a ``matplotlib.rc_context`` dict; see :func:`chart_style`).
+#: The one look of every chart (``rcParams`` keys; see :func:`chart_style`).
 STYLE: dict[str, Any] = {
     "figure.figsize": (8.0, 4.5),
     "figure.dpi": 100,
@@ -115,15 +116,24 @@ _COUNT_COLUMNS = ("breached", "achieved")
 
 @contextmanager
 def chart_style() -> Iterator[None]:
-    """Draw (or save) with :data:`STYLE`, restoring matplotlib's settings afterwards.
+    """Draw (or save) with :data:`STYLE`, then put back exactly the settings it changed.
+
+    Only the keys of :data:`STYLE` are set and restored. ``matplotlib.rc_context`` would
+    restore *every* setting instead, and so undo what happened inside it: in Jupyter the
+    first figure loads the inline backend, which turns interactive mode on; restoring the
+    whole of ``rcParams`` turned it off again, and later charts stopped showing inline.
 
     Examples
     --------
     >>> with chart_style():  # doctest: +SKIP
     ...     fig, ax = plt.subplots()
     """
-    with mpl.rc_context(STYLE):
+    saved = {key: mpl.rcParams[key] for key in STYLE}
+    mpl.rcParams.update(STYLE)
+    try:
         yield
+    finally:
+        mpl.rcParams.update(saved)
 
 
 # ---------------------------------------------------------------- labels
