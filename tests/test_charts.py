@@ -205,14 +205,34 @@ def weekly(active_weeks=("2024-01-22",)):
 
 
 def incomplete_start(ax):
-    marks = [t for t in ax.texts if "incomplete: targets still open" in t.get_text()]
-    return None if not marks else mdates.num2date(marks[0].get_position()[0]).date().isoformat()
+    spans = [p for p in ax.patches if p.get_hatch() == "///"]
+    return None if not spans else mdates.num2date(spans[0].get_x()).date().isoformat()
 
 
-def test_trend_renders_with_lines_band_and_censoring_mark(tmp_path):
+def panels(ax):
+    return [a for a in ax.figure.axes if a.get_visible()]
+
+
+def test_trend_is_one_panel_per_metric_on_shared_axes_with_bands_and_censoring(tmp_path):
     ax = plot_breach_trend(weekly(), as_of="2024-02-05")
-    assert [line.get_label() for line in ax.get_lines()] == ["First reply", "Periodic update"]
-    assert "incomplete: targets still open" in [t.get_text() for t in ax.get_legend().texts]
+    first, second = panels(ax)
+    assert first is ax
+    assert [p.get_title(loc="left") for p in (first, second)] == ["First reply",
+                                                                   "Periodic update"]
+    assert [[line.get_label() for line in p.get_lines()] for p in (first, second)] == [
+        ["First reply"], ["Periodic update"]]
+    # One colour per metric; the same colours as the bar chart's.
+    assert first.get_lines()[0].get_color() == charts.METRIC_COLOURS["First reply"]
+    assert second.get_lines()[0].get_color() == charts.METRIC_COLOURS["Periodic update"]
+    assert len(first.collections) == 1 and len(second.collections) == 1  # a CI band each
+    assert first.get_shared_x_axes().joined(first, second)
+    assert first.get_shared_y_axes().joined(first, second)
+    assert incomplete_start(first) == incomplete_start(second) == "2024-01-22"
+    legend = [t.get_text() for t in ax.figure.legends[0].texts]
+    assert "incomplete: targets still open" in legend and "95% CI" in legend
+    texts = [t.get_text() for t in ax.figure.texts]
+    assert "Weekly SLA breach rate by metric" in texts
+    assert "SLAs applied 2024-01-01 to 2024-01-28 · data as of 2024-02-05 00:00 UTC" in texts
     png, svg = save_figure(ax, tmp_path / "trend.png")
     assert png.read_bytes().startswith(PNG_MAGIC)
     text = svg_text(svg)
@@ -220,6 +240,42 @@ def test_trend_renders_with_lines_band_and_censoring_mark(tmp_path):
     ax.figure.canvas.draw()
     ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
     assert ticks[0] == "1 Jan\n2024" and "8 Jan" in ticks
+
+
+def test_trend_lays_out_many_metrics_in_a_wide_grid_with_dates_under_each_column():
+    rows = [rates_row(metric, 1, 3, period=pd.Timestamp(week, tz="UTC"), ci=(0.05, 0.7))
+            for metric in ("reply_time", "periodic_update_time", "pausable_update_time",
+                           "requester_wait_time", "agent_work_time", "resolution_time",
+                           "group_ownership_time")
+            for week in ("2024-01-01", "2024-01-08")]
+    ax = plot_breach_trend(pd.DataFrame(rows), as_of="2024-06-01")
+    shown = panels(ax)
+    assert len(shown) == 7
+    lefts = sorted({round(p.get_position().x0, 3) for p in shown})
+    tops = sorted({round(p.get_position().y0, 3) for p in shown})
+    assert (len(lefts), len(tops)) == (4, 2)  # 2 rows of 4, not 7 lines on one axes
+    ax.figure.canvas.draw()
+    # The fourth panel of the first row has no panel below it: it shows its dates.
+    fourth = max(shown, key=lambda p: (p.get_position().y0, p.get_position().x0))
+    assert any(t.get_text() for t in fourth.get_xticklabels())
+
+
+@pytest.mark.parametrize(("freq", "title", "axis"), [
+    ("M", "Monthly SLA breach rate by metric", "Month the SLA applied (UTC)"),
+    (None, "Monthly SLA breach rate by metric", "Month the SLA applied (UTC)"),
+    ("W", "Weekly SLA breach rate by metric", "Week the SLA applied (weeks start Monday, UTC)"),
+])
+def test_trend_names_the_period_from_freq(freq, title, axis):
+    monthly = pd.DataFrame([
+        rates_row("resolution_time", 1, 3, period=pd.Timestamp(month, tz="UTC"))
+        for month in ("2024-01-01", "2024-02-01", "2024-03-01")
+    ])
+    ax = plot_breach_trend(monthly, freq=freq, as_of="2024-06-01")
+    texts = [t.get_text() for t in ax.get_figure().texts] + [ax.get_title(loc="left"),
+                                                              ax.get_xlabel()]
+    assert title in texts and axis in texts
+    with pytest.raises(ValueError, match="freq"):
+        plot_breach_trend(monthly, freq="D")
 
 
 @pytest.mark.parametrize(("active_weeks", "as_of", "start"), [
@@ -239,9 +295,55 @@ def test_trend_marks_censored_weeks(active_weeks, as_of, start):
 
 def test_trend_needs_period_and_uses_given_ax():
     fig, ax = plt.subplots()
-    assert plot_breach_trend(weekly(), ax=ax) is ax
+    one_metric = weekly()[lambda f: f["metric"] == "reply_time"]
+    assert plot_breach_trend(one_metric, ax=ax) is ax  # one metric: drawn in ax itself
+    assert ax.get_title(loc="left") == "Weekly SLA breach rate by metric"
+    fig, (left, right) = plt.subplots(1, 2)
+    first = plot_breach_trend(weekly(), ax=right)  # two metrics: ax's area holds the panels
+    assert right not in fig.axes and left in fig.axes
+    assert first.get_title(loc="left") == "First reply"
+    assert first.get_window_extent().x0 > left.get_window_extent().x1
     with pytest.raises(ValueError, match="period"):
         plot_breach_trend(weekly().drop(columns="period"))
+
+
+# ---------------------------------------------------------------- colours and subtitles
+
+
+def test_one_colour_per_metric_in_every_chart(rates):
+    bars = plot_breach_rates(rates)
+    by_label = {t.get_text(): None for t in bars.get_yticklabels()}
+    colours = [matplotlib.colors.to_hex(p.get_facecolor()) for p in bars.patches]
+    # Bars are drawn bottom-up in the order of the tick labels that have a rate.
+    drawn = [label for label in list(by_label)[::-1] if label != "Pausable update"][::-1]
+    assert colours == [charts.METRIC_COLOURS[label].lower() for label in drawn]
+    ratio = plot_fulfilment_ratio(targets_frame())
+    boxes = [matplotlib.colors.to_hex(p.get_edgecolor()) for p in ratio.patches]
+    assert boxes == [charts.METRIC_COLOURS[label].lower()
+                     for label in ("Periodic update", "Next reply", "First reply")]
+    assert len(set(charts.METRIC_COLOURS.values())) == len(charts.METRIC_COLOURS) - 1  # Reply
+
+
+def test_every_chart_carries_the_subtitle(rates):
+    line = charts.chart_subtitle(account="acme", since="2024-01-01", until="2024-07-01",
+                                 as_of="2024-07-01T06:00:00Z")
+    assert line == "acme · SLAs applied 2024-01-01 to 2024-06-30 · data as of 2024-07-01 06:00 UTC"
+    drawn = [plot_breach_rates(rates, subtitle=line), plot_breach_heatmap(heat_rates(), subtitle=line),
+             plot_fulfilment_ratio(targets_frame(), subtitle=line),
+             plot_breach_trend(weekly(), subtitle=line)]
+    for ax in drawn:
+        texts = [t.get_text() for t in (*ax.texts, *ax.figure.texts)]
+        assert line in texts
+
+
+def test_subtitle_defaults_to_what_the_frame_says():
+    frame = targets_frame()
+    frame.attrs["zdevents_as_of"] = pd.Timestamp("2024-01-03 12:00", tz="UTC")
+    frame["applied_at"] = pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-02",
+                                          "2024-01-02", "2024-01-02 10:00"], utc=True, format="ISO8601")
+    ax = plot_fulfilment_ratio(frame)
+    assert ("SLAs applied 2024-01-01 to 2024-01-02 · data as of 2024-01-03 12:00 UTC"
+            in [t.get_text() for t in ax.texts])
 
 
 # ---------------------------------------------------------------- heatmap
@@ -300,15 +402,16 @@ def targets_frame():
 def test_fulfilment_ratio_log_scale_target_line_and_counts(tmp_path):
     ax = plot_fulfilment_ratio(targets_frame())
     assert ax.get_xscale() == "log"
+    # n = fulfilled targets with a ratio, of the completed (breached + achieved) ones.
     assert [t.get_text() for t in ax.get_yticklabels()] == [
-        "Periodic update (n=1)", "Next reply (n=1)", "First reply (n=2)"]
+        "Periodic update (n=1 of 1)", "Next reply (n=1 of 1)", "First reply (n=2 of 2)"]
     texts = [t.get_text() for t in ax.texts]
     assert "target" in texts
     assert texts.count("50% over target") == 1  # first reply: 1 of 2 past the target
     assert any(list(line.get_xdata()) == [1.0, 1.0] for line in ax.get_lines())
     png, svg = save_figure(ax, tmp_path / "ratio", formats=("png", "svg"))
     assert png.read_bytes().startswith(PNG_MAGIC)
-    assert "First reply (n=2)" in svg_text(svg)
+    assert "First reply (n=2 of 2)" in svg_text(svg)
 
 
 def test_fulfilment_ratio_from_minutes_and_given_ax():

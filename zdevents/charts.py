@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ import pandas as pd
 from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator, PercentFormatter
 
@@ -36,10 +38,13 @@ from .sla import METRIC_LABELS as _SLA_METRIC_LABELS
 from .sla import metric_label as sla_metric_label
 
 __all__ = [
+    "METRIC_COLOURS",
     "METRIC_LABELS",
     "OKABE_ITO",
     "STYLE",
     "chart_style",
+    "chart_subtitle",
+    "metric_colour",
     "metric_label",
     "metric_labels",
     "plot_breach_heatmap",
@@ -113,6 +118,23 @@ _ORDER = list(dict.fromkeys(METRIC_LABELS.values()))
 _LABEL_COLUMNS = ("metric_label", "label", "reply_kind")
 _COUNT_COLUMNS = ("breached", "achieved")
 
+#: One colour per metric, the same in every chart (Okabe & Ito's palette, plus Tol's wine
+#: and a grey, so that the nine labels stay apart). Related metrics get related hues: the
+#: two replies are blues, the two update metrics orange and vermillion.
+METRIC_COLOURS: dict[str, str] = {
+    "First reply": "#0072B2",
+    "Next reply": "#56B4E9",
+    "Reply": "#0072B2",
+    "Periodic update": "#E69F00",
+    "Pausable update": "#D55E00",
+    "Requester wait": "#009E73",
+    "Agent work": "#CC79A7",
+    "Resolution": "#882255",
+    "Group ownership": "#7f7f7f",
+}
+_OTHER_METRIC = "#4d4d4d"
+_SUBTITLE = "#555555"
+
 
 @contextmanager
 def chart_style() -> Iterator[None]:
@@ -134,6 +156,97 @@ def chart_style() -> Iterator[None]:
         yield
     finally:
         mpl.rcParams.update(saved)
+
+
+# ---------------------------------------------------------------- colours and headings
+
+
+def metric_colour(label: str) -> str:
+    """The fixed colour of a metric's human label (:data:`METRIC_COLOURS`); dark grey if unknown.
+
+    Examples
+    --------
+    >>> metric_colour("First reply")
+    '#0072B2'
+    """
+    return METRIC_COLOURS.get(label, _OTHER_METRIC)
+
+
+def _day(value: object) -> str:
+    return pd.Timestamp(value).strftime("%Y-%m-%d")
+
+
+def chart_subtitle(
+    *,
+    account: str | None = None,
+    since: object = None,
+    until: object = None,
+    as_of: object = None,
+    targets: pd.DataFrame | None = None,
+) -> str:
+    """The line under a chart's title: account, period covered and the data's as-of time.
+
+    The period is ``[since, until)`` when given (``until`` is exclusive, so the last day
+    shown is the day before it); otherwise the span of ``targets["applied_at"]``.
+    ``as_of`` defaults to ``targets.attrs["zdevents_as_of"]``. Parts that are unknown are
+    left out.
+
+    Examples
+    --------
+    >>> chart_subtitle(account="acme", since="2024-01-01", until="2024-07-01",
+    ...                as_of="2024-07-01 06:00")
+    'acme · SLAs applied 2024-01-01 to 2024-06-30 · data as of 2024-07-01 06:00 UTC'
+    """
+    from .dates import to_utc
+
+    parts = []
+    if account:
+        parts.append(str(account))
+    start = to_utc(since, name="since") if since is not None else None
+    end = to_utc(until, name="until") if until is not None else None
+    if (start is None or end is None) and targets is not None and "applied_at" in targets:
+        applied = pd.to_datetime(targets["applied_at"], utc=True).dropna()
+        if len(applied):
+            start = start if start is not None else applied.min()
+            last = applied.max()
+            end = end if end is not None else last + pd.Timedelta(milliseconds=1)
+    if start is not None and end is not None:
+        parts.append(f"SLAs applied {_day(start)} to {_day(end - pd.Timedelta(milliseconds=1))}")
+    elif start is not None:
+        parts.append(f"SLAs applied from {_day(start)}")
+    elif end is not None:
+        parts.append(f"SLAs applied before {_day(end)}")
+    if as_of is None and targets is not None:
+        as_of = targets.attrs.get("zdevents_as_of")
+    if as_of is not None:
+        stamp = to_utc(as_of, name="as_of")
+        parts.append(f"data as of {stamp.strftime('%Y-%m-%d %H:%M')} UTC")
+    return " · ".join(parts)
+
+
+def _auto_subtitle(frame: pd.DataFrame, subtitle: str | None, **known: object) -> str:
+    """``subtitle`` as given, else what the frame itself says (period, as-of)."""
+    if subtitle is not None:
+        return subtitle
+    as_of = known.get("as_of")
+    if as_of is None:
+        as_of = frame.attrs.get("zdevents_as_of")
+    return chart_subtitle(targets=frame if "applied_at" in frame else None, as_of=as_of,
+                          since=known.get("since"), until=known.get("until"))
+
+
+# Points above the axes: the subtitle's baseline, and the title's pad when there is one.
+_SUBTITLE_RAISE = 14
+_TITLE_PAD_WITH_SUBTITLE = 30
+
+
+def _heading(ax: Axes, title: str, subtitle: str) -> None:
+    """A bold title with a grey subtitle under it, both left-aligned on the axes."""
+    ax.set_title(title, loc="left", pad=_TITLE_PAD_WITH_SUBTITLE if subtitle else None)
+    if subtitle:
+        ax.annotate(subtitle, xy=(0, 1), xycoords="axes fraction",
+                    xytext=(0, _SUBTITLE_RAISE), textcoords="offset points", ha="left",
+                    va="bottom", fontsize=9, color=_SUBTITLE, annotation_clip=False)
 
 
 # ---------------------------------------------------------------- labels
@@ -290,6 +403,7 @@ def plot_breach_rates(
     by: str | Sequence[str] = "metric",
     ax: Axes | None = None,
     title: str | None = None,
+    subtitle: str | None = None,
 ) -> Axes:
     """Horizontal bars of breach rate with 95% CI whiskers and the completed count on each.
 
@@ -309,6 +423,9 @@ def plot_breach_rates(
         Where to draw; a new figure when None.
     title : str, optional
         Defaults to "SLA breach rate by <by>".
+    subtitle : str, optional
+        The grey line under the title; :func:`chart_subtitle` builds one with the account,
+        period and as-of. Default: the as-of time that ``rates.attrs`` carries, if any.
 
     Returns
     -------
@@ -338,7 +455,8 @@ def plot_breach_rates(
         ax = _new_axes(ax, (8.0, height))
         _tidy(ax)
         noun = by if isinstance(by, str) else " and ".join(by)
-        ax.set_title(title if title is not None else f"SLA breach rate by {noun.replace('_', ' ')}")
+        _heading(ax, title if title is not None else f"SLA breach rate by {noun.replace('_', ' ')}",
+                 _auto_subtitle(rates, subtitle))
         if not len(frame):
             _note(ax, "no SLA targets")
             return ax
@@ -350,7 +468,12 @@ def plot_breach_rates(
         n = _completed(frame).to_numpy()
         y = np.arange(len(frame))
         shown = ~np.isnan(rate)
-        ax.barh(y[shown], rate[shown], height=0.62, color=_BAR, zorder=2)
+        keys = [by] if isinstance(by, str) else list(by)
+        if "metric" in keys:  # each metric in its own colour, as in every other chart
+            colours = np.array([metric_colour(m) for m in metric_labels(frame)])
+        else:
+            colours = np.array([_BAR] * len(frame))
+        ax.barh(y[shown], rate[shown], height=0.62, color=colours[shown], zorder=2)
         has_ci = shown & ~np.isnan(low) & ~np.isnan(high)
         if has_ci.any():
             ax.errorbar(
@@ -383,13 +506,27 @@ def plot_breach_rates(
         return ax
 
 
-# ---------------------------------------------------------------- weekly trend
+# ---------------------------------------------------------------- trend (small multiples)
+
+#: Period names by ``freq`` of ``breach_rates``: (title word, axis noun).
+_PERIODS: dict[str, tuple[str, str]] = {
+    "W": ("Weekly", "Week the SLA applied (weeks start Monday, UTC)"),
+    "M": ("Monthly", "Month the SLA applied (UTC)"),
+}
+_INCOMPLETE = "incomplete: targets still open"
+_HATCH = {"facecolor": "#f2f2f2", "edgecolor": "#9a9a9a", "hatch": "///", "lw": 0}
 
 
-def _period_step(periods: pd.DatetimeIndex) -> pd.DateOffset | pd.Timedelta:
-    if len(periods) >= 2 and pd.Series(periods).diff().median() >= pd.Timedelta(days=27):
-        return pd.DateOffset(months=1)
-    return pd.Timedelta(days=7)
+def _infer_freq(periods: pd.DatetimeIndex) -> str:
+    """``"M"`` when periods are a month apart (or one period on the 1st, not a Monday)."""
+    if len(periods) >= 2:
+        return "M" if pd.Series(periods).diff().median() >= pd.Timedelta(days=27) else "W"
+    first = periods[0]
+    return "M" if first.day == 1 and first.dayofweek != 0 else "W"
+
+
+def _period_step(freq: str) -> pd.DateOffset | pd.Timedelta:
+    return pd.DateOffset(months=1) if freq == "M" else pd.Timedelta(days=7)
 
 
 def _incomplete_from(
@@ -411,57 +548,86 @@ def _incomplete_from(
     return min(flagged) if flagged else None
 
 
+def _grid(n: int) -> tuple[int, int]:
+    """Rows and columns for ``n`` panels, wide rather than tall (a slide is 16:9)."""
+    if n <= 3:
+        return 1, max(1, n)
+    if n == 4:
+        return 2, 2
+    cols = 3 if n <= 6 else 4
+    return math.ceil(n / cols), cols
+
+
 def plot_breach_trend(
-    weekly_rates: pd.DataFrame,
+    rates: pd.DataFrame,
     *,
     ax: Axes | None = None,
+    freq: str | None = None,
     incomplete_weeks: int = 2,
     as_of: object = None,
     title: str | None = None,
+    subtitle: str | None = None,
 ) -> Axes:
-    """Breach rate per metric over time, with a shaded 95% CI and censored weeks marked.
+    """Breach rate per period as small multiples: one panel per metric, on shared axes.
 
-    Censoring: a target applied recently that is still open is left out of its week's rate, so
-    the newest weeks look better than they will. The chart hatches, from the first such week
-    to the end, (a) the trailing run of weeks that still have active targets and (b) every week
-    ending after ``as_of - incomplete_weeks`` weeks (``as_of`` defaults to the end of the last
-    period), labelled "incomplete: targets still open".
+    Each panel draws one metric in its fixed colour (:data:`METRIC_COLOURS`) with its 95%
+    interval as a band; every panel has the same time and rate axes, so panels compare at a
+    glance. Periods that are still incomplete are hatched in every panel.
 
-    With many metrics the chart gets busy: for a slide, filter ``weekly_rates`` to the few
-    metrics the story is about.
+    Censoring: a target applied recently that is still open is left out of its period's
+    rate, so the newest periods look better than they will. The chart hatches, from the
+    first such period to the end, (a) the trailing run of periods that still have active
+    targets and (b) every period ending after ``as_of - incomplete_weeks`` weeks
+    (``as_of`` defaults to the end of the last period).
 
     Parameters
     ----------
-    weekly_rates : DataFrame
-        Output of ``breach_rates(targets, by="metric", freq="W")`` (``"M"`` works too):
+    rates : DataFrame
+        Output of ``breach_rates(targets, by="metric", freq="W")`` (or ``freq="M"``):
         ``metric``, ``period`` (UTC bucket start), counts, ``breach_rate``, ``ci_low``,
         ``ci_high``.
     ax : Axes, optional
+        Where to draw. A new figure when None. With several metrics, the area of ``ax``
+        (a subplot) is split into the panels and ``ax`` itself is removed.
+    freq : {"W", "M"}, optional
+        The ``freq`` the rates were computed with; names the period in the title ("Weekly",
+        "Monthly") and on the axis. Inferred from the spacing of ``period`` when None.
     incomplete_weeks : int
         Weeks before ``as_of`` whose targets may still be open.
     as_of : str, datetime or Timestamp, optional
-        The data's as-of time (naive = UTC).
+        The data's as-of time (naive = UTC); default ``rates.attrs["zdevents_as_of"]``.
     title : str, optional
+        Default "Weekly SLA breach rate by metric" (or "Monthly ...").
+    subtitle : str, optional
+        The grey line under the title (:func:`chart_subtitle`); by default the span of the
+        periods and the as-of time.
 
     Returns
     -------
     Axes
+        The first (top-left) panel; ``ax.figure.axes`` holds every panel.
 
     Examples
     --------
     >>> weekly = breach_rates(targets, by="metric", freq="W")  # doctest: +SKIP
-    >>> plot_breach_trend(weekly, as_of="2024-07-01")  # doctest: +SKIP
+    >>> plot_breach_trend(weekly, as_of="2024-07-01").figure.savefig("trend.png")  # doctest: +SKIP
     """
     from .dates import to_utc
 
+    if "period" not in rates.columns:
+        raise ValueError("rates has no 'period' column: use breach_rates(..., freq='W' or 'M')")
+    if freq is not None and freq not in _PERIODS:
+        raise ValueError(f'freq must be "W" or "M", got {freq!r}')
+    if as_of is None:
+        as_of = rates.attrs.get("zdevents_as_of")
     with chart_style():
-        ax = _new_axes(ax, (9.0, 4.8))
-        _tidy(ax)
-        ax.set_title(title if title is not None else "Weekly SLA breach rate by metric")
-        if "period" not in weekly_rates.columns:
-            raise ValueError("weekly_rates has no 'period' column: use breach_rates(freq='W')")
-        frame = weekly_rates.reset_index(drop=True).copy()
+        frame = rates.reset_index(drop=True).copy()
         if not len(frame):
+            ax = _new_axes(ax, (9.0, 4.8))
+            _tidy(ax)
+            word = _PERIODS[freq or "W"][0]
+            _heading(ax, title if title is not None else f"{word} SLA breach rate by metric",
+                     _auto_subtitle(rates, subtitle, as_of=as_of))
             _note(ax, "no SLA targets")
             return ax
         frame["_period"] = (
@@ -469,46 +635,99 @@ def plot_breach_trend(
         )
         frame["_label"] = metric_labels(frame) if "metric" in frame.columns else "All metrics"
         periods = pd.DatetimeIndex(sorted(frame["_period"].unique()))
-        step = _period_step(periods)
+        freq = freq or _infer_freq(periods)
+        step = _period_step(freq)
         cutoff = to_utc(as_of, name="as_of")  # type: ignore[arg-type]
         start = _incomplete_from(
             frame, periods, step, cutoff.tz_localize(None) if cutoff is not None else None,
             incomplete_weeks,
         )
         labels = sorted(frame["_label"].unique(), key=_order_key)
-        band = 0.18 if len(labels) <= 3 else 0.07  # many overlapping bands turn to mud
+        word, axis_text = _PERIODS[freq]
+        heading = title if title is not None else f"{word} SLA breach rate by metric"
+        if subtitle is None:
+            last = periods[-1] + step
+            subtitle = chart_subtitle(since=periods[0].tz_localize("UTC"),
+                                      until=last.tz_localize("UTC"), as_of=cutoff)
+
+        rows, cols = _grid(len(labels))
+        container: Figure | SubFigure | None
+        if ax is None:
+            container = plt.figure(figsize=(3.2 * cols + 1.0, 2.4 * rows + 2.0))
+        elif len(labels) == 1:
+            container = None
+        else:
+            spec = ax.get_subplotspec()
+            if spec is None:
+                raise ValueError("ax must be a subplot (from plt.subplots) to hold one panel "
+                                 "per metric; or pass ax=None")
+            container = ax.figure.add_subfigure(spec)
+            ax.remove()
+        panels = (np.array([ax]) if container is None else
+                  container.subplots(rows, cols, sharex=True, sharey=True, squeeze=False).ravel())
+
         top = 0.0
-        for i, label in enumerate(labels):
+        for panel, label in zip(panels, labels, strict=False):
+            _tidy(panel)
             part = frame[frame["_label"] == label].sort_values("_period")
             part = part.set_index("_period").reindex(periods)  # gaps stay gaps
             x = part.index.to_numpy()
             rate = _float(part["breach_rate"])
-            colour = _LINE_COLOURS[i % len(_LINE_COLOURS)]
-            ax.plot(x, rate, color=colour, lw=1.8, marker="o", ms=3.5, label=label, zorder=3)
+            colour = metric_colour(label)
+            if start is not None:
+                panel.axvspan(mdates.date2num(start), mdates.date2num(periods[-1] + step),
+                              zorder=1, **_HATCH)
             if "ci_low" in part and "ci_high" in part:
                 low, high = _float(part["ci_low"]), _float(part["ci_high"])
-                ax.fill_between(x, low, high, color=colour, alpha=band, lw=0, zorder=2)
+                panel.fill_between(x, low, high, color=colour, alpha=0.2, lw=0, zorder=2)
                 top = max(top, np.nanmax(high, initial=0.0))
+            panel.plot(x, rate, color=colour, lw=2.0, marker="o", ms=3.2, label=label, zorder=3)
             top = max(top, np.nanmax(rate, initial=0.0))
-        handles, names = ax.get_legend_handles_labels()
+            if container is not None:
+                panel.set_title(label, loc="left", fontsize=10.5, fontweight="bold", pad=4,
+                                color="#222222")
+            panel.yaxis.grid(True)
+        for i, panel in enumerate(panels):
+            if i >= len(labels):
+                panel.set_visible(False)
+            elif i + cols >= len(labels):  # nothing drawn below it: it shows the dates
+                panel.xaxis.set_tick_params(labelbottom=True)
+        first = panels[0]
+        first.set_ylim(0, min(1.0, top * 1.1) if top > 0 else 1.0)
+        first.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        _date_axis(first, periods, step, max_ticks=8 if cols == 1 else 4)
+
+        handles = [
+            Line2D([], [], color="#555555", lw=2.0, marker="o", ms=3.2,
+                             label="breach rate (breached ÷ completed)"),
+            Patch(facecolor="#555555", alpha=0.2, label="95% CI"),
+        ]
         if start is not None:
-            start_x, end_x = mdates.date2num(start), mdates.date2num(periods[-1] + step)
-            ax.axvspan(start_x, end_x, facecolor="#f2f2f2", edgecolor="#9a9a9a", hatch="///",
-                       lw=0, zorder=1)
-            ax.text(start_x, 1.0, " incomplete: targets still open", transform=ax.get_xaxis_transform(),
-                    ha="left", va="bottom", fontsize=8.5, color=_MUTED, clip_on=False)
-            handles.append(Patch(facecolor="#f2f2f2", edgecolor="#9a9a9a", hatch="///",
-                                 label="incomplete: targets still open"))
-            names.append("incomplete: targets still open")
-        handles.append(Patch(facecolor="#999999", alpha=0.3, label="95% CI"))
-        names.append("95% CI")
-        ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        ax.set_ylim(0, min(1.0, top * 1.1) if top > 0 else 1.0)
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-        ax.yaxis.grid(True)
-        ax.set_ylabel("Breach rate")
-        _date_axis(ax, periods, step)
-        return ax
+            handles.append(Patch(label=_INCOMPLETE, **_HATCH))
+        if container is None:
+            _heading(first, heading, subtitle)
+            first.set_xlabel(axis_text)
+            first.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            return first
+        _panel_layout(container, heading, subtitle, axis_text, handles)
+        return first
+
+
+def _panel_layout(container: Figure | SubFigure, title: str, subtitle: str, axis_text: str,
+                  handles: list[Any]) -> None:
+    """Title, subtitle, axis label and legend around a grid of panels (sizes in inches)."""
+    dpi = container.figure.dpi if isinstance(container, SubFigure) else container.dpi
+    width, height = container.bbox.width / dpi, container.bbox.height / dpi
+    container.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, top=1 - 1.0 / height,
+                              bottom=1.3 / height, hspace=0.5, wspace=0.08)
+    container.text(0.55 / width, 1 - 0.12 / height, title, ha="left", va="top",
+                   fontsize=STYLE["axes.titlesize"], fontweight="bold")
+    container.text(0.55 / width, 1 - 0.45 / height, subtitle, ha="left", va="top", fontsize=9,
+                   color=_SUBTITLE)
+    container.text(0.5, 0.62 / height, axis_text, ha="center", va="top",
+                   fontsize=STYLE["axes.labelsize"], color="#333333")
+    container.legend(handles=handles, loc="lower center", ncol=len(handles),
+                     bbox_to_anchor=(0.5, 0.02 / height), frameon=False)
 
 
 class _DayMonthFormatter(mdates.DateFormatter):
@@ -529,17 +748,21 @@ class _DayMonthFormatter(mdates.DateFormatter):
                 for i, (label, year) in enumerate(zip(labels, years, strict=True))]
 
 
-def _date_axis(ax: Axes, periods: pd.DatetimeIndex, step: Any) -> None:
-    if isinstance(step, pd.DateOffset):
-        months = max(1, len(periods))
-        locator: mdates.DateLocator = mdates.MonthLocator(interval=max(1, math.ceil(months / 12)))
-        ax.set_xlabel("Month the SLA applied (UTC)")
+def _date_axis(ax: Axes, periods: pd.DatetimeIndex, step: Any, *, max_ticks: int = 8) -> None:
+    """At most ``max_ticks`` date ticks: Mondays for a few weeks, month starts beyond that."""
+    span = (periods[-1] + step) - periods[0]
+    months = max(1, round(span.days / 30.4))
+    if isinstance(step, pd.DateOffset) or span.days > 7 * max_ticks * 1.5:
+        locator: mdates.DateLocator = mdates.MonthLocator(
+            interval=max(1, math.ceil(months / max_ticks)))
+        monthly = True
     else:
         weeks = max(1, len(periods))
-        locator = mdates.WeekdayLocator(byweekday=mdates.MO, interval=max(1, math.ceil(weeks / 10)))
-        ax.set_xlabel("Week the SLA applied (starting Monday, UTC)")
+        locator = mdates.WeekdayLocator(byweekday=mdates.MO,
+                                        interval=max(1, math.ceil(weeks / max_ticks)))
+        monthly = False
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(_DayMonthFormatter(monthly=isinstance(step, pd.DateOffset)))
+    ax.xaxis.set_major_formatter(_DayMonthFormatter(monthly=monthly))
     pad = pd.Timedelta(days=2)
     ax.set_xlim(periods[0] - pad, periods[-1] + step + pad)
 
@@ -554,6 +777,7 @@ def plot_breach_heatmap(
     cols: str = "policy_title",
     ax: Axes | None = None,
     title: str | None = None,
+    subtitle: str | None = None,
 ) -> Axes:
     """A rows x cols grid of breach rates annotated "23% (n=140)"; grey where nothing completed.
 
@@ -568,6 +792,8 @@ def plot_breach_heatmap(
         Columns for the grid's rows and columns; ``"metric"`` gets human labels.
     ax : Axes, optional
     title : str, optional
+    subtitle : str, optional
+        As in :func:`plot_breach_rates`.
 
     Returns
     -------
@@ -596,7 +822,8 @@ def plot_breach_heatmap(
         size = (max(6.0, 1.55 * len(col_order) + 3.2), max(3.0, 0.55 * len(row_order) + 1.8))
         ax = _new_axes(ax, size)
         noun = f"{rows.replace('_', ' ')} and {cols.replace('_', ' ')}"
-        ax.set_title(title if title is not None else f"SLA breach rate by {noun}")
+        _heading(ax, title if title is not None else f"SLA breach rate by {noun}",
+                 _auto_subtitle(rates, subtitle))
         if not len(frame):
             _tidy(ax)
             _note(ax, "no SLA targets")
@@ -657,6 +884,7 @@ def plot_fulfilment_ratio(
     *,
     ax: Axes | None = None,
     title: str | None = None,
+    subtitle: str | None = None,
 ) -> Axes:
     """Time to fulfilment relative to the target, per metric (box plot, log scale).
 
@@ -666,12 +894,20 @@ def plot_fulfilment_ratio(
     1% of the target are drawn at 1%. The dashed line at 1.0 is the target, and the share of
     targets past it is written on the right.
 
+    The chart says on its face which targets it counts, so that its n reconciles with the
+    breach-rate chart's (breached + achieved): each row reads "n=… of … completed", and a
+    note under the axis names what the difference is (breached targets not fulfilled yet,
+    fulfilments without a measured time).
+
     Parameters
     ----------
     targets : DataFrame
         Output of ``sla_targets(events)``.
     ax : Axes, optional
     title : str, optional
+    subtitle : str, optional
+        As in :func:`plot_breach_rates`; by default the span of ``applied_at`` and the
+        as-of time of ``targets.attrs``.
 
     Returns
     -------
@@ -690,33 +926,47 @@ def plot_fulfilment_ratio(
                 ratio = _float(frame["elapsed_minutes"]) / _float(frame["target_minutes"])
         else:
             raise ValueError("targets needs 'elapsed_ratio' (or elapsed_minutes and target_minutes)")
-        keep = np.isfinite(ratio) & (ratio > 0)
-        if "fulfilled_at" in frame.columns:
-            keep &= frame["fulfilled_at"].notna().to_numpy()
+        fulfilled = (frame["fulfilled_at"].notna().to_numpy() if "fulfilled_at" in frame.columns
+                     else np.ones(len(frame), dtype=bool))
+        keep = np.isfinite(ratio) & (ratio > 0) & fulfilled
+        if "outcome" in frame.columns:
+            outcome = frame["outcome"].astype(object).to_numpy()
+            completed = (outcome == "breached") | (outcome == "achieved")
+        else:
+            completed = fulfilled
         labels = metric_labels(frame) if len(frame) else pd.Series([], dtype=object)
         data = pd.DataFrame({"label": labels[keep].to_numpy(), "ratio": ratio[keep]})
+        totals = pd.Series(completed, index=labels.to_numpy()).groupby(level=0).sum()
         groups = sorted(data["label"].unique(), key=_order_key, reverse=True)  # first on top
-        ax = _new_axes(ax, (8.0, max(2.8, 0.5 * len(groups) + 1.6)))
+        ax = _new_axes(ax, (8.0, max(3.2, 0.5 * len(groups) + 2.2)))
         _tidy(ax)
-        ax.set_title(title if title is not None else "Time to fulfilment relative to SLA target")
+        _heading(ax, title if title is not None else "Time to fulfilment relative to SLA target",
+                 _auto_subtitle(targets, subtitle))
         if not groups:
             _note(ax, "no fulfilled SLA targets with elapsed time")
             return ax
         values = [np.clip(data.loc[data["label"] == g, "ratio"].to_numpy(), _RATIO_FLOOR, None)
                   for g in groups]
-        ax.boxplot(
+        boxes = ax.boxplot(
             values, **_HORIZONTAL, whis=(5, 95), showfliers=False, widths=0.55,
             patch_artist=True, manage_ticks=False,
-            boxprops={"facecolor": "#cfe3f1", "edgecolor": _BAR},
-            medianprops={"color": _BAR, "linewidth": 2},
-            whiskerprops={"color": _BAR}, capprops={"color": _BAR},
+            medianprops={"color": "#222222", "linewidth": 2},
         )
+        for i, g in enumerate(groups):
+            colour = metric_colour(g)
+            boxes["boxes"][i].set(facecolor=mpl.colors.to_rgba(colour, 0.35), edgecolor=colour)
+            for part in ("whiskers", "caps"):
+                for line in boxes[part][2 * i: 2 * i + 2]:
+                    line.set_color(colour)
         ax.set_xscale("log")
         ax.axvline(1.0, color=_TARGET, ls="--", lw=1.5, zorder=1)
         ax.text(1.0, 1.0, "target", transform=ax.get_xaxis_transform(), ha="center",
                 va="bottom", color=_TARGET, fontsize=9, fontweight="bold")
-        ax.set_yticks(range(1, len(groups) + 1),
-                      [f"{g} (n={len(v):,})" for g, v in zip(groups, values, strict=True)])
+        ax.set_yticks(
+            range(1, len(groups) + 1),
+            [f"{g} (n={len(v):,} of {int(totals.get(g, len(v))):,})"
+             for g, v in zip(groups, values, strict=True)],
+        )
         ax.tick_params(axis="y", length=0)
         over = ax.get_yaxis_transform()
         for i, v in enumerate(values, start=1):
@@ -728,6 +978,25 @@ def plot_fulfilment_ratio(
         ax.xaxis.grid(True, which="major")
         ax.set_xlabel("Time to fulfilment ÷ SLA target (log scale; boxes: quartiles, "
                       "whiskers: 5th-95th pct)")
+        counted = int(keep.sum())
+        all_completed = int(completed.sum())
+        open_breached = int(np.sum(completed & ~fulfilled))
+        unmeasured = int(np.sum(completed & fulfilled & ~keep))
+        missing = []
+        if open_breached:
+            missing.append(f"{open_breached:,} breached but not yet fulfilled")
+        if unmeasured:
+            missing.append(f"{unmeasured:,} fulfilled without a measured time")
+        note = (f"n = fulfilled targets with a measured time, of the completed (breached + "
+                f"achieved) targets that the breach-rate chart counts: {counted:,} of "
+                f"{all_completed:,} in all")
+        note += f"; not shown: {' and '.join(missing)}." if missing else "."
+        note += (" \"Over target\" is the share fulfilled after the target time, in the "
+                 "target's own clock (business hours where the policy uses them).")
+        note = "\n".join(textwrap.wrap(note, 110, break_on_hyphens=False))
+        ax.annotate(note, xy=(0, 0), xycoords="axes fraction", xytext=(0, -44),
+                    textcoords="offset points", ha="left", va="top", fontsize=8,
+                    color=_SUBTITLE, annotation_clip=False)
         return ax
 
 
