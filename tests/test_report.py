@@ -212,3 +212,32 @@ def test_format_rates_table_other_keys_and_periods():
                                 "achieved", "active"]
     assert lines[1].split()[:3] == ["low", "2024-01-08", "50.0%"]
     assert lines[2].split()[:3] == ["urgent", "2024-01-01", "100.0%"]
+
+
+def test_report_names_the_account_and_has_brand_tables(targets, tmp_path):
+    frame = targets.assign(brand_name=["Acme"] * 5 + ["Acme Pay"] * 3)
+    result = write_report(frame, tmp_path, as_of="2024-01-20", account="acme",
+                          breach_rates=reference_breach_rates)
+    page = result.index.read_text(encoding="utf-8")
+    assert "Account: acme." in page
+    # By brand: Acme = the first five rows (2 breached of 5 completed), Acme Pay = the last
+    # three (1 breached of 2 completed, 1 open).
+    assert "<tr><td>Acme</td><td class='num'>40.0%</td>" in page
+    assert "<tr><td>Acme Pay</td><td class='num'>50.0%</td>" in page
+    assert "by_brand" in result.tables
+
+
+def test_build_report_shows_group_and_brand_names_fetched_from_zendesk(tmp_path):
+    import zdevents as zd
+    from zdevents.sample import BRANDS, GROUPS
+
+    settings = zd.prepare_sample(tmp_path / "data", tickets=150)
+    assert (tmp_path / "data" / "sample" / "names.json").exists()
+    run = zd.build_report(tmp_path / "report", settings=settings)
+    page = run.index.read_text(encoding="utf-8")
+    for name in (*GROUPS.values(), *BRANDS.values()):
+        assert f"<tr><td>{name}</td>" in page
+    for number in (*GROUPS, *BRANDS):
+        assert str(number) not in page
+    svg = (tmp_path / "report" / "breach_trend_weekly.svg").read_text()
+    assert "sample · SLAs applied" in svg and "data as of" in svg

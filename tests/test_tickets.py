@@ -127,3 +127,34 @@ def test_attach_at_another_time_column_and_bad_arguments():
         attach_ticket_attributes(targets, changes(*TICKET_1), fields=["colour"])
     with pytest.raises(ValueError, match="group_id"):
         attach_ticket_attributes(targets, changes(*TICKET_1), fields=["priority"], groups={})
+
+
+def test_channels_have_one_spelling_each():
+    from zdevents.tickets import normalize_channels
+
+    raw = pd.Series(["Web form", "web", "Mail", "email", "Web service", "api", "Mobile SDK",
+                     "mobile_sdk", "Chat", " Voicemail ", "Something New", None],
+                    dtype="string")
+    assert normalize_channels(raw).tolist() == [
+        "web", "web", "email", "email", "api", "api", "mobile_sdk", "mobile_sdk", "chat",
+        "voice", "something_new", pd.NA]
+    att = ticket_attributes(changes(
+        (1, 10, hours(0), "Web form", "Create", "status", "new"),
+        (2, 20, hours(0), "web", "Create", "status", "new"),
+        (3, 30, hours(0), "Mail", "Create", "status", "new"),
+    ))
+    assert att["channel"].tolist() == ["web", "web", "email"]
+
+
+def test_group_and_brand_names_from_mappings_unknown_ids_as_numbers():
+    rows = (*TICKET_1, (2, 20, hours(0), "web", "Create", "group_id", "7"),
+            (2, 20, hours(0), "web", "Create", "brand_id", "3"))
+    targets = pd.DataFrame({"ticket_id": pd.array([1, 2, 99], dtype="Int64"),
+                            "applied_at": pd.Series([hours(1)] * 3, dtype="datetime64[ms, UTC]")})
+    out = attach_ticket_attributes(targets, changes(*rows), groups={5: "Support"},
+                                   brands={1: "Acme", 2: "Acme Pay"})
+    assert out["group_name"].tolist() == ["Support", "7", pd.NA]  # 7 is not in the list
+    assert out["brand_name"].tolist() == ["Acme", "3", pd.NA]
+    assert out["brand_name"].dtype == "string"
+    with pytest.raises(ValueError, match="brand_id"):
+        attach_ticket_attributes(targets, changes(*rows), fields=["priority"], brands={})

@@ -33,16 +33,18 @@ from .insights import (
     update_pairing_summary,
     update_pairs,
 )
+from .names import fetch_names, load_names
 from .pipeline import build_report, cache_status, prepare_sample, run_demo
 from .scan import scan, scan_as_of
 from .sla import applied_between, breach_rates, sla_targets
-from .tickets import attach_ticket_attributes, ticket_attributes
+from .tickets import attach_ticket_attributes, normalize_channels, ticket_attributes
 
 __version__ = "0.1.0"
 
 # Charts pull in matplotlib (seconds of import time): load them on first use, so the CLI's
 # fetch and status start fast.
 _CHARTS = (
+    "chart_subtitle",
     "plot_breach_heatmap",
     "plot_breach_rates",
     "plot_breach_trend",
@@ -90,14 +92,18 @@ __all__ = [
     "build_deck",
     "build_report",
     "cache_status",
+    "chart_subtitle",
     "due_summary",
     "due_targets",
     "fetch",
+    "fetch_names",
     "funnel_table",
     "lateness",
     "lateness_summary",
     "load_changes",
     "load_frame",
+    "load_names",
+    "normalize_channels",
     "plot_breach_heatmap",
     "plot_breach_rates",
     "plot_breach_trend",

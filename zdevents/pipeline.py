@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -142,7 +143,9 @@ def build_report(
     >>> run = build_report("reports", since="2024-01-01")  # doctest: +SKIP
     >>> print(run.summary)  # doctest: +SKIP
     """
+    from .errors import ZdEventsError
     from .frame import load_changes, load_frame, open_cache
+    from .names import Names, load_names
     from .report import format_rates_table, write_report
     from .sla import sla_targets
     from .tickets import attach_ticket_attributes
@@ -156,8 +159,16 @@ def build_report(
     # report still has metric and policy.
     if open_cache("ticket_events", settings=settings).state().rows:
         changes = load_changes(refresh="never", settings=settings)
-        targets = attach_ticket_attributes(targets, changes)
-    result = write_report(targets, out_dir, as_of=as_of, since=start, until=end)
+        try:  # group and brand names: cached beside the exports, fetched when missing
+            names = load_names(settings=settings)
+        except ZdEventsError as exc:
+            logging.getLogger(__name__).warning("group and brand names unavailable: %s", exc)
+            names = Names()
+        targets = attach_ticket_attributes(
+            targets, changes, groups=names.groups or None, brands=names.brands or None)
+    account = settings.account if settings.has_account else None
+    result = write_report(targets, out_dir, as_of=as_of, since=start, until=end,
+                          account=account)
     by_metric = result.by_metric  # first and next replies apart
     return ReportRun(
         out_dir=Path(out_dir),
@@ -204,6 +215,9 @@ def prepare_sample(
             )
             if echo:
                 echo(str(result))
+        from .names import fetch_names
+
+        fetch_names(settings)  # group and brand names, beside the exports
     return Settings(subdomain=settings.subdomain, data_dir=settings.data_dir)
 
 

@@ -48,6 +48,7 @@ CHART_NAMES: tuple[str, ...] = (
 _STATS = ("breached", "achieved", "active", "targets", "breach_rate", "achievement_rate",
           "ci_low", "ci_high")
 _GROUP_COLUMNS = ("group_name", "group", "group_id")
+_BRAND_COLUMNS = ("brand_name", "brand_id")
 _PRIORITY_ORDER = ("low", "normal", "high", "urgent")
 _LABEL = "metric_label"
 _NONE = "(none)"
@@ -72,7 +73,7 @@ class ReportResult:
         Breach rates by metric (``metric``, ``metric_label`` with first/next reply split).
     tables : dict of str to DataFrame
         Every rates table: ``by_metric``, ``by_policy``, ``weekly`` and, when the targets have
-        the columns, ``by_priority`` and ``by_group``.
+        the columns, ``by_priority``, ``by_group`` and ``by_brand``.
     """
 
     out_dir: Path
@@ -212,7 +213,7 @@ def _prepare(targets: pd.DataFrame, start: pd.Timestamp | None,
         frame = applied_between(frame, start, end)
     frame = frame.copy()
     frame[_LABEL] = charts.metric_labels(frame) if len(frame) else pd.Series([], dtype=object)
-    for key in ("policy_title", "priority", *_GROUP_COLUMNS):
+    for key in ("policy_title", "priority", *_GROUP_COLUMNS, *_BRAND_COLUMNS):
         if key in frame.columns:  # a missing key must not drop its targets from the tables
             frame[key] = frame[key].astype(object).map(
                 lambda v: _NONE if v is None or pd.isna(v) else str(v)
@@ -296,6 +297,7 @@ def write_report(
     since: TimeLike = None,
     until: TimeLike = None,
     title: str = "SLA breach report",
+    account: str | None = None,
     breach_rates: BreachRates | None = None,
     formats: Iterable[str] = ("png", "svg"),
 ) -> ReportResult:
@@ -304,8 +306,9 @@ def write_report(
     Parameters
     ----------
     targets : DataFrame
-        One row per SLA target (``sla_targets``), optionally with ``priority`` and a group
-        column (``group_name``, ``group`` or ``group_id``, first found). A ``metric_label``
+        One row per SLA target (``sla_targets``), optionally with ``priority``, a group
+        column (``group_name``, ``group`` or ``group_id``, first found) and a brand column
+        (``brand_name`` or ``brand_id``). A ``metric_label``
         column (first/next reply split) is added from ``instance_id`` when absent.
     out_dir : str or Path
         Created when missing; existing report files are overwritten.
@@ -317,6 +320,9 @@ def write_report(
         period covered (otherwise the span of ``applied_at``).
     title : str
         The page title.
+    account : str, optional
+        The account's name, shown on the page and in every chart's subtitle with the period
+        and the as-of time.
     breach_rates : callable, optional
         ``breach_rates(targets, by=..., freq=...)``; defaults to
         :func:`zdevents.sla.breach_rates`.
@@ -351,15 +357,22 @@ def write_report(
     group_col = next((c for c in _GROUP_COLUMNS if c in frame.columns), None)
     if group_col is not None:
         tables["by_group"] = _rates(rates_fn, frame, [group_col])
+    brand_col = next((c for c in _BRAND_COLUMNS if c in frame.columns), None)
+    if brand_col is not None:
+        tables["by_brand"] = _rates(rates_fn, frame, [brand_col])
     tables = {k: v for k, v in tables.items() if v is not None}
 
+    subtitle = charts.chart_subtitle(account=account, since=start, until=end, as_of=cutoff,
+                                     targets=frame)
     drawers: dict[str, Callable[[], Axes]] = {
         "breach_rate_by_metric": lambda: charts.plot_breach_rates(
-            tables["by_metric"], by="metric"),
-        "breach_trend_weekly": lambda: charts.plot_breach_trend(tables["weekly"], as_of=cutoff),
+            tables["by_metric"], by="metric", subtitle=subtitle),
+        "breach_trend_weekly": lambda: charts.plot_breach_trend(
+            tables["weekly"], freq="W", as_of=cutoff, subtitle=subtitle),
         "breach_heatmap_metric_policy": lambda: charts.plot_breach_heatmap(
-            tables.get("by_policy", tables["by_metric"].assign(policy_title=_NONE))),
-        "fulfilment_vs_target": lambda: charts.plot_fulfilment_ratio(frame),
+            tables.get("by_policy", tables["by_metric"].assign(policy_title=_NONE)),
+            subtitle=subtitle),
+        "fulfilment_vs_target": lambda: charts.plot_fulfilment_ratio(frame, subtitle=subtitle),
     }
     chart_files: dict[str, list[Path]] = {}
     images: dict[str, bytes] = {}
@@ -373,7 +386,7 @@ def write_report(
 
     index = out / "index.html"
     _write_text(index, _render_html(title, frame, tables, images, cutoff, start, end,
-                                    group_col))
+                                    group_col, account))
     files = [p for name in CHART_NAMES for p in chart_files[name]] + [index]
     logger.info("report written to %s", index)
     return ReportResult(out_dir=out, index=index, files=files, charts=chart_files,
@@ -401,6 +414,7 @@ def _render_html(
     start: pd.Timestamp | None,
     end: pd.Timestamp | None,
     group_col: str | None,
+    account: str | None = None,
 ) -> str:
     esc = html.escape
     outcome = targets["outcome"].astype(object) if "outcome" in targets.columns else pd.Series()
@@ -420,6 +434,7 @@ def _render_html(
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
+        *([f"<p class='meta'>Account: {esc(account)}.</p>"] if account else []),
         f"<p class='meta'>Period: {esc(_period_text(targets, start, end))}.</p>",
         f"<p class='meta'>Data as of: {esc(as_of_text)}.</p>",
         f"<p class='meta'>{len(targets):,} SLA targets: {counts['breached']:,} breached, "
@@ -446,6 +461,9 @@ def _render_html(
     if "by_group" in tables and group_col is not None:
         parts += ["<h2>By group</h2>",
                   _html_table(tables["by_group"], "Breach rate by group (all metrics)")]
+    if "by_brand" in tables:
+        parts += ["<h2>By brand</h2>",
+                  _html_table(tables["by_brand"], "Breach rate by brand (all metrics)")]
     parts += [
         "<h2>Time to fulfilment</h2>",
         figure("fulfilment_vs_target"),

@@ -76,6 +76,7 @@ FAULT_KINDS = (
     "rate_limit", "loop", "empty", "foreign",
 )
 _STREAMS = {METRIC_EVENTS.path: METRIC_EVENTS, TICKET_EVENTS.path: TICKET_EVENTS}
+_NAME_LISTS = ("/api/v2/groups", "/api/v2/brands")
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _TOO_RECENT = {"error": "InvalidValue",
                "description": "Too recent start_time. Use a start_time older than 1 minute"}
@@ -287,6 +288,9 @@ class LocalZendesk:
         self.metric_end_of_stream = metric_end_of_stream
         self.ticket_end_of_stream = ticket_end_of_stream
         self.ai_agent_ticket_ids = frozenset(ai_agent_ticket_ids)
+        # Served by GET /api/v2/groups and /api/v2/brands (id -> name); settable.
+        self.groups: dict[int, str] = dict(account.groups) if account is not None else {}
+        self.brands: dict[int, str] = dict(account.brands) if account is not None else {}
         self.now = now
         self._port = port
         self.request_log: list[LoggedRequest] = []
@@ -573,6 +577,8 @@ class LocalZendesk:
 
     def _answer(self, h: _Handler, stream: Stream | None, path: str, query: str,
                 params: dict[str, str]) -> tuple[int, str | None]:
+        if stream is None and path in _NAME_LISTS:
+            return self._answer_names(h, path.rsplit("/", 1)[-1], params), None
         if stream is None:
             return _send_json(h, 404, {"error": "InvalidEndpoint", "description": "Not found"}), None
         if not self._authorized(h.headers.get("Authorization")):
@@ -626,6 +632,32 @@ class LocalZendesk:
         if kind in ("reset", "truncated", "malformed"):
             return self._send_broken(h, kind, body), kind
         return _send(h, 200, body, "application/json; charset=utf-8", self._rate_headers()), kind
+
+    def _answer_names(self, h: _Handler, kind: str, params: dict[str, str]) -> int:
+        """``GET /api/v2/groups`` or ``/api/v2/brands`` with Zendesk's cursor pagination
+        (``page[size]``, ``page[after]``; ``meta.has_more``, ``links.next``)."""
+        if not self._authorized(h.headers.get("Authorization")):
+            return _send_json(h, 401, {"error": "Couldn't authenticate you"})
+        names = self.groups if kind == "groups" else self.brands
+        ids = sorted(names)
+        try:
+            size = max(1, min(100, int(params.get("page[size]", "100"))))
+            start = int(params.get("page[after]", "0"))
+        except ValueError:
+            return _send_json(h, 400, {"error": "InvalidPaginationParameter"})
+        chunk = ids[start:start + size]
+        more = start + size < len(ids)
+        records = [{"id": i, "name": names[i], "url": f"{self.url}/api/v2/{kind}/{i}.json",
+                    "default": i == ids[0], "deleted": False} for i in chunk]
+        after = str(start + size)
+        return _send_json(h, 200, {
+            kind: records,
+            "meta": {"has_more": more, "after_cursor": after if more else None,
+                     "before_cursor": str(start) if chunk else None},
+            "links": {"next": f"{self.url}/api/v2/{kind}.json?"
+                              + urlencode({"page[size]": size, "page[after]": after})
+                      if more else None, "prev": None},
+        })
 
     def _page(self, dataset: _Dataset, stream: Stream, path: str, params: dict[str, str],
               start_time: int, horizon: int, size: int, fault: _Fault | None) -> bytes:

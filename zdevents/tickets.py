@@ -17,9 +17,11 @@ import pandas as pd
 
 __all__ = [
     "ATTRIBUTE_COLUMNS",
+    "CHANNELS",
     "ID_FIELDS",
     "TEXT_FIELDS",
     "attach_ticket_attributes",
+    "normalize_channels",
     "ticket_attributes",
 ]
 
@@ -41,6 +43,27 @@ ATTRIBUTE_COLUMNS: tuple[str, ...] = (
     "ticket_form_id",
     "channel",
 )
+#: One spelling per channel. Zendesk names a channel two ways: ``via.channel`` of an audit
+#: object (``"web"``, ``"email"``...) and the ``via`` string of older or child events
+#: (``"Web form"``, ``"Mail"``...). Keys are lower-cased; values are ``via.channel``'s names.
+CHANNELS: dict[str, str] = {
+    "web": "web", "web form": "web",
+    "email": "email", "mail": "email",
+    "chat": "chat",
+    "api": "api", "web service": "api",
+    "mobile": "mobile", "mobile app": "mobile",
+    "mobile_sdk": "mobile_sdk", "mobile sdk": "mobile_sdk",
+    "web_widget": "web_widget", "web widget": "web_widget",
+    "help_center": "help_center", "help center": "help_center",
+    "voice": "voice", "voicemail": "voice", "phone call (inbound)": "voice",
+    "phone call (outbound)": "voice",
+    "sms": "sms", "text": "sms",
+    "twitter": "twitter", "facebook": "facebook", "facebook post": "facebook",
+    "facebook message": "facebook",
+    "native_messaging": "native_messaging", "messaging": "native_messaging",
+    "rule": "rule", "system": "system", "closed ticket": "closed_ticket",
+    "closed_ticket": "closed_ticket", "merge": "merge",
+}
 _TRACKED = (*TEXT_FIELDS, *ID_FIELDS)
 _CLEARED = "\x00cleared"  # marks an explicit change to null so forward-fill stops there
 _DEFAULT_FIELDS = ("status", "priority", "group_id", "assignee_id", "brand_id",
@@ -56,6 +79,22 @@ def _empty_attributes(time_dtype: Any = "datetime64[ms, UTC]") -> pd.DataFrame:
         "channel": pd.Series(dtype="string"),
     })
     return frame[list(ATTRIBUTE_COLUMNS)]
+
+
+def normalize_channels(values: pd.Series) -> pd.Series:
+    """One spelling per channel (:data:`CHANNELS`): ``"Web form"`` and ``"web"`` are ``"web"``.
+
+    Unknown names are lower-cased with spaces as underscores; nulls stay null.
+
+    Examples
+    --------
+    >>> normalize_channels(pd.Series(["Web form", "web", "Mail", "Web service", None])).tolist()
+    ['web', 'web', 'email', 'api', <NA>]
+    """
+    text = values.astype("string")
+    key = text.str.strip().str.lower()
+    mapped = key.map(CHANNELS, na_action="ignore").astype("string")
+    return mapped.fillna(key.str.replace(" ", "_", regex=False)).rename(values.name)
 
 
 def _creation_channels(changes: pd.DataFrame) -> pd.Series:
@@ -101,7 +140,8 @@ def ticket_attributes(changes: pd.DataFrame) -> pd.DataFrame:
       event_id)`` wins.
     - ``channel`` is the channel of creation: ``via_channel`` of the audit holding the
       ticket's ``Create`` event, or of its first audit when the export began after the
-      ticket was created. It is the same on every row of a ticket.
+      ticket was created, in one spelling per channel (:func:`normalize_channels`). It is
+      the same on every row of a ticket.
     - Id values that are not integers become null (logged at debug level).
 
     Examples
@@ -163,7 +203,7 @@ def ticket_attributes(changes: pd.DataFrame) -> pd.DataFrame:
         if bad.any():
             logger.debug("%d %s values are not integers; read as null", int(bad.sum()), name)
         out[name] = numbers.round().astype("Int64")
-    channels = _creation_channels(changes)
+    channels = normalize_channels(_creation_channels(changes))
     out["channel"] = out["ticket_id"].map(channels).astype("string")
     return out[list(ATTRIBUTE_COLUMNS)].reset_index(drop=True)
 
@@ -175,6 +215,7 @@ def attach_ticket_attributes(
     at: str = "applied_at",
     fields: Sequence[str] = _DEFAULT_FIELDS,
     groups: Mapping[int, str] | None = None,
+    brands: Mapping[int, str] | None = None,
 ) -> pd.DataFrame:
     """Add to each target the ticket's attribute values in force at ``targets[at]``.
 
@@ -192,8 +233,12 @@ def attach_ticket_attributes(
         brand_id, ticket_form_id, channel``). Existing columns of the same name in
         ``targets`` are replaced.
     groups : mapping of int to str, optional
-        Group id -> group name; adds a ``group_name`` column (needs ``group_id`` in
-        ``fields``; unknown ids give null).
+        Group id -> group name (``zd.load_names().groups``); adds a ``group_name`` column
+        (needs ``group_id`` in ``fields``). An id missing from the mapping (a deleted
+        group, say) is shown as its number; a null id stays null.
+    brands : mapping of int to str, optional
+        Brand id -> brand name (``zd.load_names().brands``); adds ``brand_name`` the same
+        way (needs ``brand_id`` in ``fields``).
 
     Returns
     -------
@@ -236,6 +281,8 @@ def attach_ticket_attributes(
             raise ValueError(f"targets lack column {col!r}")
     if groups is not None and "group_id" not in fields:
         raise ValueError("groups needs 'group_id' in fields")
+    if brands is not None and "brand_id" not in fields:
+        raise ValueError("brands needs 'brand_id' in fields")
 
     time_dtype = targets[at].dtype
     left = pd.DataFrame({
@@ -258,7 +305,14 @@ def attach_ticket_attributes(
     out = targets.copy()
     for name in fields:
         out[name] = merged[name].astype(right[name].dtype).array
-    if groups is not None:
-        names = out["group_id"].map(lambda gid: groups.get(int(gid)) if pd.notna(gid) else None)
-        out["group_name"] = names.astype("string").array
+    for mapping, ids, column in ((groups, "group_id", "group_name"),
+                                 (brands, "brand_id", "brand_name")):
+        if mapping is not None:
+            out[column] = _names(out[ids], mapping).array
     return out
+
+
+def _names(ids: pd.Series, mapping: Mapping[int, str]) -> pd.Series:
+    return ids.map(
+        lambda i: mapping.get(int(i), str(int(i))) if pd.notna(i) else None
+    ).astype("string")
