@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +60,16 @@ def open_cache(stream: str = "metric_events", *, settings: Settings | None = Non
     return Cache(settings.data_dir, _account_name(settings), get_stream(stream).name)
 
 
+def _outside_package() -> int:
+    """The ``stacklevel`` that attributes a warning to the first caller outside zdevents
+    (the analyst's cell or script, not zdevents' own frames nor IPython's)."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _refresh(
     stream: str, since: pd.Timestamp | None, refresh: Refresh, settings: Settings
 ) -> None:
@@ -78,7 +90,7 @@ def _refresh(
             warnings.warn(
                 f"no Zendesk account configured: reading the {stream} cache in "
                 f"{settings.data_dir} without refreshing it",
-                stacklevel=4,
+                stacklevel=_outside_package(),
             )
         return
     fetch(stream, since, settings=settings, progress=False, force=refresh == "force")

@@ -103,10 +103,16 @@ class FetchResult:
                 "export, stored with metric_events)"
             )
         return (
-            f"{self.stream}: {self.pages:,} pages, {self.events_received:,} events received, "
+            f"{self.stream}: {_count(self.pages, 'page')}, "
+            f"{_count(self.events_received, 'event')} received, "
             f"{self.new_events:,} new{other}, {self.rows:,} cached; {self.requests:,} requests, "
             f"{self.rate_limited} rate-limited, caught up to {cursor} ({self.seconds:.1f} s)"
         )
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 page"``, ``"2 pages"``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 _pool_lock = threading.Lock()

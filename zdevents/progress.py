@@ -122,7 +122,8 @@ class FetchProgress:
             eta_text = _human(eta)
         day = pd.Timestamp(caught_up, unit="s", tz="UTC").strftime("%Y-%m-%d")
         self.bar.set_postfix_str(
-            f"{self.pages:,} pages, {self.events:,} events, caught up to {day}, "
+            f"{self.pages:,} page{'' if self.pages == 1 else 's'}, {self.events:,} events, "
+            f"caught up to {day}, "
             f"{stats.rate_limited} rate-limited, ETA {eta_text}",
             refresh=page.last,
         )

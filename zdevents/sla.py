@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 from typing import Any, Literal
@@ -572,7 +573,12 @@ def breach_rates(
     if missing:
         raise ValueError(f"targets lack columns: {', '.join(missing)}")
     if freq is not None:
-        frame = frame.with_columns(_period_expr(frame, "applied_at", freq).alias("period"))
+        with warnings.catch_warnings():
+            # narwhals truncates months on pandas through Series.values, which pandas 3.1
+            # deprecates for tz-aware data (Pandas4Warning); the values it gets are UTC and
+            # the result is right, so the warning only alarms the analyst.
+            warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+            frame = frame.with_columns(_period_expr(frame, "applied_at", freq).alias("period"))
         frame = _unify_period(frame)
         keys = [*keys, "period"]
 
