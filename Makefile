@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo check test lint bench clean
+.PHONY: demo check test lint bench clean notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,11 @@ $(BIN)/python:
 demo: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/zdevents demo
+
+# Install Jupyter (the notebooks extra), then open the notebooks in JupyterLab.
+notebooks: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[notebooks]"
+	$(BIN)/jupyter lab notebooks/
 
 # Install with the test extras, then lint and run every test (what CI runs).
 check: $(BIN)/python

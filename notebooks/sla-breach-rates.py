@@ -1,10 +1,12 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -38,6 +40,7 @@ else:
 
 events = zd.load_frame(settings=settings, refresh="never" if use_sample else "auto")
 as_of = events.attrs.get("zdevents_as_of")
+names = zd.load_names(settings=settings)  # group and brand names, cached beside the exports
 print(f"{len(events):,} metric events, {events['ticket_id'].nunique():,} tickets; data as of {as_of}")
 
 # %% [markdown]
@@ -51,8 +54,12 @@ print(f"{len(events):,} metric events, {events['ticket_id'].nunique():,} tickets
 # %%
 targets = zd.sla_targets(events, as_of=as_of)
 changes = zd.load_changes(settings=settings, refresh="never")
-targets = zd.attach_ticket_attributes(targets, changes)
+targets = zd.attach_ticket_attributes(targets, changes, groups=names.groups, brands=names.brands)
 targets = zd.applied_between(targets, since, until)
+# The line under every chart's title: account, period and as-of.
+subtitle = zd.chart_subtitle(account=settings.account, since=since, until=until, as_of=as_of,
+                             targets=targets)
+print(subtitle)
 targets["outcome"].value_counts()
 
 # %% [markdown]
@@ -62,10 +69,10 @@ targets["outcome"].value_counts()
 # Wilson 95% intervals: a metric with few targets has a wide interval.
 
 # %%
-by_metric = zd.breach_rates(targets, by="metric")
-ax = zd.plot_breach_rates(by_metric)
+by_metric = zd.breach_rates(targets, by=["metric", "metric_label"])  # first and next reply apart
+ax = zd.plot_breach_rates(by_metric, subtitle=subtitle)
 zd.save_figure(ax, f"{out_dir}/breach_rate_by_metric")
-by_metric[["metric", "breached", "achieved", "active", "breach_rate", "ci_low", "ci_high"]]
+by_metric[["metric_label", "breached", "achieved", "active", "breach_rate", "ci_low", "ci_high"]]
 
 # %% [markdown]
 # ## A closer look at update metrics
@@ -82,33 +89,51 @@ zd.breach_rates(updates, by=["metric", "policy_title"])
 # ## By policy, priority and group
 
 # %%
-by_policy = zd.breach_rates(targets, by=["metric", "policy_title"])
-ax = zd.plot_breach_heatmap(by_policy)
+by_policy = zd.breach_rates(targets, by=["metric", "metric_label", "policy_title"])
+ax = zd.plot_breach_heatmap(by_policy, subtitle=subtitle)
 zd.save_figure(ax, f"{out_dir}/breach_heatmap_metric_policy")
 
 # %%
 zd.breach_rates(targets, by="priority")
 
+# %% [markdown]
+# Groups and brands by name (from Zendesk's groups and brands lists; an id that is not in
+# the lists, such as a deleted group, shows as its number).
+
 # %%
-group_column = "group_name" if "group_name" in targets else "group_id"
-zd.breach_rates(targets, by=group_column)
+by_group = zd.breach_rates(targets, by="group_name")
+ax = zd.plot_breach_rates(by_group, by="group_name", title="SLA breach rate by group",
+                          subtitle=subtitle)
+zd.save_figure(ax, f"{out_dir}/breach_rate_by_group")
+by_group
+
+# %%
+zd.breach_rates(targets, by="brand_name")
 
 # %% [markdown]
 # ## Is it getting better?
 #
-# Weekly breach rates per metric. The newest weeks are marked incomplete: their slow targets
-# are still open (active), so those weeks look better than they will end up.
+# Weekly breach rates, one panel per metric on the same axes. The newest weeks are hatched
+# as incomplete: their slow targets are still open (active), so those weeks look better
+# than they will end up. `freq="M"` gives the same chart by month.
 
 # %%
-weekly = zd.breach_rates(targets, by="metric", freq="W")
-ax = zd.plot_breach_trend(weekly, as_of=as_of)
+weekly = zd.breach_rates(targets, by=["metric", "metric_label"], freq="W")
+ax = zd.plot_breach_trend(weekly, freq="W", as_of=as_of, subtitle=subtitle)
 zd.save_figure(ax, f"{out_dir}/breach_trend_weekly")
+
+# %%
+monthly = zd.breach_rates(targets, by=["metric", "metric_label"], freq="M")
+ax = zd.plot_breach_trend(monthly, freq="M", as_of=as_of, subtitle=subtitle)
+zd.save_figure(ax, f"{out_dir}/breach_trend_monthly")
 
 # %% [markdown]
 # ## How close to the target are fulfilments?
 #
-# Time to fulfilment relative to the target (1.0 = exactly on target).
+# Time to fulfilment relative to the target (1.0 = exactly on target). It counts fulfilled
+# targets with a measured time; the note under the chart says how that n relates to the
+# breach-rate chart's (breached targets not fulfilled yet are only in the latter).
 
 # %%
-ax = zd.plot_fulfilment_ratio(targets)
+ax = zd.plot_fulfilment_ratio(targets, subtitle=subtitle)
 zd.save_figure(ax, f"{out_dir}/fulfilment_vs_target")

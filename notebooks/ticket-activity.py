@@ -1,10 +1,12 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -27,7 +29,9 @@ use_sample = True           # fetch the sample account from a local server into 
 out_dir = "../reports/notebook"
 
 # %%
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+import pandas as pd
 
 import zdevents as zd
 
@@ -39,6 +43,8 @@ else:
 refresh = "never" if use_sample else "auto"
 audits = zd.load_frame(since, until, stream="ticket_events", settings=settings, refresh=refresh)
 changes = zd.load_changes(since, until, settings=settings, refresh="never")
+# Zendesk spells some channels two ways ("Web form" and "web"): one name per channel.
+changes["channel"] = zd.normalize_channels(changes["via_channel"])
 print(f"{len(audits):,} audits with {len(changes):,} changes on {audits['ticket_id'].nunique():,} tickets")
 
 # %% [markdown]
@@ -47,12 +53,13 @@ print(f"{len(audits):,} audits with {len(changes):,} changes on {audits['ticket_
 # %%
 per_day = (
     changes.assign(day=changes["time"].dt.floor("D"))
-    .groupby(["day", "via_channel"], observed=True)
+    .groupby(["day", "channel"], observed=True)
     .size()
     .unstack(fill_value=0)
 )
 fig, ax = plt.subplots(figsize=(9, 4))
 per_day.rolling(7, min_periods=1).mean().plot(ax=ax)
+ax.legend(title="channel", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 ax.set_title("Ticket changes per day by channel (7-day mean)")
 ax.set_xlabel("")
 ax.set_ylabel("changes per day")
@@ -74,18 +81,29 @@ flow
 
 # %%
 comments = changes[changes["field"] == "comment"]
+monday = comments["time"].dt.floor("D") - pd.to_timedelta(comments["time"].dt.day_of_week, unit="D")
 weekly_comments = (
-    comments.assign(week=comments["time"].dt.tz_convert(None).dt.to_period("W").dt.start_time)
+    comments.assign(week=monday)
     .groupby(["week", "public"], observed=True)
     .size()
     .unstack(fill_value=0)
     .rename(columns={True: "public", False: "internal"})
 )
-ax = weekly_comments.plot(kind="bar", stacked=True, figsize=(9, 4), width=0.8)
-ax.set_title("Comments per week")
-ax.set_xlabel("")
-ax.set_xticklabels([d.strftime("%d %b") for d in weekly_comments.index], rotation=0)
-zd.save_figure(ax, f"{out_dir}/comments_per_week")
+# Bars on a real date axis (one per week, at its Monday), so every label sits under its bar.
+fig, ax = plt.subplots(figsize=(9, 4))
+bottom = 0
+for kind, colour in (("public", "#0072B2"), ("internal", "#E69F00")):
+    if kind in weekly_comments:
+        ax.bar(weekly_comments.index, weekly_comments[kind], width=5.5, bottom=bottom,
+               align="edge", color=colour, label=kind)
+        bottom = bottom + weekly_comments[kind]
+ax.xaxis.set_major_locator(mdates.MonthLocator())
+ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
+ax.set_title(f"Comments per week ({len(weekly_comments)} weeks, starting Monday, UTC)", loc="left")
+ax.set_ylabel("comments")
+ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+ax.spines[["top", "right"]].set_visible(False)
+zd.save_figure(fig, f"{out_dir}/comments_per_week")
 weekly_comments.tail()
 
 # %% [markdown]
