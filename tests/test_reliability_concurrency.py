@@ -75,7 +75,7 @@ def test_a_second_fetch_refuses_the_lock_and_a_third_waits_for_it(server, truth,
     assert "--wait" in lines[0] and refused_out == ""
     assert waiting.returncode == 0, waiting_err
     # the waiting fetch started where the first one ended: one page, nothing new
-    assert "metric_events: 1 pages" in waiting_out and ", 0 new," in waiting_out
+    assert "metric_events: 1 page," in waiting_out and ", 0 new," in waiting_out
     cache = cache_of(server.settings(data_dir=tmp_path / "cache"))
     assert_exact(cache, truth)
     assert_no_debris(cache)
