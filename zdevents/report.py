@@ -396,12 +396,15 @@ def write_report(
 _CAPTIONS = {
     "breach_rate_by_metric": "Breach rate by metric. Whiskers: 95% Wilson interval; "
                              "n = completed (breached + achieved) targets.",
-    "breach_trend_weekly": "Weekly breach rate by metric (week the SLA applied). Shaded bands: "
-                           "95% interval; hatched weeks still have open targets.",
+    "breach_trend_weekly": "Weekly breach rate, one panel per metric on shared axes (week the "
+                           "SLA applied). Shaded bands: 95% interval; hatched weeks still "
+                           "have open targets.",
     "breach_heatmap_metric_policy": "Breach rate by metric and SLA policy; grey cells have no "
                                     "completed targets.",
     "fulfilment_vs_target": "Time to fulfilment relative to the SLA target, fulfilled targets "
-                            "only; right of the dashed line is past the target.",
+                            "with a measured time only (n=K of N: K of the N completed targets "
+                            "the breach rates count); right of the dashed line is past the "
+                            "target.",
 }
 
 
