@@ -653,7 +653,7 @@ def plot_breach_trend(
         rows, cols = _grid(len(labels))
         container: Figure | SubFigure | None
         if ax is None:
-            container = plt.figure(figsize=(3.2 * cols + 1.0, 2.4 * rows + 2.0))
+            container = plt.figure(figsize=(max(8.0, 3.2 * cols + 1.0), 2.4 * rows + 2.0))
         elif len(labels) == 1:
             container = None
         else:
