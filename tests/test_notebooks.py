@@ -154,3 +154,11 @@ def test_notebooks_ship_as_ipynb_paired_with_their_py_and_without_outputs():
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None, (
                     f"{stem}.ipynb is committed with outputs")
+
+
+def test_one_command_installs_jupyter_and_opens_the_notebooks():
+    root = NOTEBOOKS.parent
+    makefile = (root / "Makefile").read_text()
+    target = makefile.split("\nnotebooks:", 1)[1].split("\n\n", 1)[0]
+    assert '-e ".[notebooks]"' in target and "jupyter lab notebooks/" in target
+    assert "make notebooks" in (root / "README.md").read_text()

@@ -225,6 +225,9 @@ def test_report_names_the_account_and_has_brand_tables(targets, tmp_path):
     assert "<tr><td>Acme</td><td class='num'>40.0%</td>" in page
     assert "<tr><td>Acme Pay</td><td class='num'>50.0%</td>" in page
     assert "by_brand" in result.tables
+    line = "acme · SLAs applied 2024-01-02 to 2024-01-16 · data as of 2024-01-20 00:00 UTC"
+    for name in CHART_NAMES:  # every chart says whose data, which period, as of when
+        assert line in (tmp_path / f"{name}.svg").read_text(encoding="utf-8"), name
 
 
 def test_build_report_shows_group_and_brand_names_fetched_from_zendesk(tmp_path):
