@@ -17,10 +17,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .config import Settings
 from .errors import CacheError, ConfigError, ZdEventsError
+
+if TYPE_CHECKING:
+    import requests
+
+    from .client import Client
 
 __all__ = ["NAMES_FILE", "Names", "fetch_names", "load_names"]
 
@@ -63,7 +68,7 @@ def names_path(settings: Settings) -> Path:
     return Path(settings.data_dir) / settings.account / NAMES_FILE
 
 
-def _records(client: object, kind: str) -> dict[int, str]:
+def _records(client: Client, kind: str) -> dict[int, str]:
     """Every ``{id: name}`` of one list, following cursor (``links.next``) or offset
     (``next_page``) pagination, whichever the answer uses."""
     out: dict[int, str] = {}
@@ -72,7 +77,7 @@ def _records(client: object, kind: str) -> dict[int, str]:
     seen: set[str] = set()
     while url and url not in seen:
         seen.add(url)
-        body = client.get(url, params).json()  # type: ignore[attr-defined]
+        body = client.get(url, params).json()
         params = None  # the next URL carries its own parameters
         for record in body.get(kind) or []:
             if isinstance(record, dict) and isinstance(record.get("id"), int):
@@ -85,7 +90,9 @@ def _records(client: object, kind: str) -> dict[int, str]:
     return out
 
 
-def fetch_names(settings: Settings | None = None, *, session: object = None) -> Names:
+def fetch_names(
+    settings: Settings | None = None, *, session: requests.Session | None = None
+) -> Names:
     """Fetch the groups and brands lists and write them to the cache file.
 
     Parameters
@@ -113,7 +120,7 @@ def fetch_names(settings: Settings | None = None, *, session: object = None) -> 
     from .client import Client
 
     settings = settings if settings is not None else Settings.from_env()
-    with Client(settings, session=session) as client:  # type: ignore[arg-type]
+    with Client(settings, session=session) as client:
         lists = {kind: _records(client, kind) for kind in _LISTS}
     names = Names(groups=lists["groups"], brands=lists["brands"], fetched_at=time.time())
     _write(names_path(settings), names)
