@@ -321,6 +321,10 @@ def test_one_colour_per_metric_in_every_chart(rates):
     boxes = [matplotlib.colors.to_hex(p.get_edgecolor()) for p in ratio.patches]
     assert boxes == [charts.METRIC_COLOURS[label].lower()
                      for label in ("Periodic update", "Next reply", "First reply")]
+    heat = plot_breach_heatmap(heat_rates())  # rows keyed by a strip in the metric's colour
+    strips = [matplotlib.colors.to_hex(p.get_facecolor()) for p in heat.patches]
+    assert strips == [charts.METRIC_COLOURS[label].lower()
+                      for label in ("First reply", "Periodic update")]
     assert len(set(charts.METRIC_COLOURS.values())) == len(charts.METRIC_COLOURS) - 1  # Reply
 
 

@@ -853,6 +853,12 @@ def plot_breach_heatmap(
                       ha="right" if len(col_order) > 3 else "center")
         ax.set_yticks(range(len(row_order)), [str(r) for r in row_order])
         ax.tick_params(length=0)
+        if rows == "metric":  # each metric's colour, as in the other charts, as a strip
+            for r, label in enumerate(row_order):
+                ax.add_patch(mpl.patches.Rectangle(
+                    (-0.5 - 0.09, r - 0.5), 0.06, 1.0, facecolor=metric_colour(str(label)),
+                    edgecolor="white", lw=1.0, clip_on=False, zorder=3))
+            ax.tick_params(axis="y", pad=12)
         for spine in ax.spines.values():
             spine.set_visible(False)
         ax.set_xticks(np.arange(-0.5, len(col_order)), minor=True)
