@@ -99,6 +99,7 @@ def test_at_risk_queue_notebook(sample_dir, tmp_path):
         tmp_path,
     )
     text = outputs_text(nb)
+    assert warnings_printed(nb) == []
     assert "SLA targets active at" in text and "targets due within 4h" in text
     assert "scheduled breach" in text and "applied + target" in text
     assert (out / "due_next_24h.png").exists()
