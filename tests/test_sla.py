@@ -98,6 +98,56 @@ def test_deleted_breach_does_not_count():
     assert pd.isna(df.loc[0, "breached_at"])
 
 
+def test_deleted_breach_is_ignored_and_a_later_live_breach_still_counts():
+    df = sla_targets(events(
+        ev("activate", 0), apply(0), ev("breach", 40, deleted=True), ev("breach", 60),
+        ev("fulfill", 90),
+    ), as_of=AS_OF)
+    assert df.loc[0, "outcome"] == "breached"
+    assert df.loc[0, "breached_at"] == at(60)  # not 40: the deleted one is not the earliest
+
+
+def test_deleted_apply_sla_is_ignored():
+    # A re-apply at minute 10 (120-minute target, policy 2) is deleted: policy 1 stays in
+    # force, so fulfilling at 90 against a 60-minute target gives an elapsed ratio of 1.5.
+    df = sla_targets(events(
+        ev("activate", 0), apply(0, target=60, policy=1, title="Standard"),
+        apply(10, target=120, policy=2, title="Deleted", deleted=True), ev("fulfill", 90),
+    ), as_of=AS_OF)
+    assert len(df) == 1
+    row = df.iloc[0]
+    assert (row.policy_id, row.policy_title, row.target_minutes) == (1, "Standard", 60)
+    assert row.applied_at == at(0)
+    assert row.elapsed_minutes == 90.0 and row.elapsed_ratio == 1.5
+
+
+def test_target_whose_only_apply_is_deleted_is_not_a_target():
+    df = sla_targets(events(
+        ev("activate", 0), apply(0, deleted=True), ev("breach", 60), ev("fulfill", 90),
+        ev("activate", 0, ticket=2), apply(0, ticket=2), ev("fulfill", 30, ticket=2),
+    ), as_of=AS_OF)
+    assert df["ticket_id"].tolist() == [2]
+    assert df["outcome"].tolist() == ["achieved"]
+
+
+def test_deleted_fulfill_leaves_the_target_open_and_a_later_breach_counts():
+    # Were the fulfil at 30 counted, the breach at 60 would come after it: achieved.
+    rows = (ev("activate", 0), apply(0), ev("fulfill", 30, deleted=True))
+    open_target = sla_targets(events(*rows), as_of=AS_OF).iloc[0]
+    assert open_target.outcome == "active" and pd.isna(open_target.fulfilled_at)
+    breached = sla_targets(events(*rows, ev("breach", 60)), as_of=AS_OF).iloc[0]
+    assert breached.outcome == "breached" and breached.breached_at == at(60)
+    assert pd.isna(breached.fulfilled_at)
+
+
+def test_deleted_activate_does_not_reopen_a_fulfilled_target():
+    df = sla_targets(events(
+        ev("activate", 0), apply(0), ev("fulfill", 30), ev("activate", 45, deleted=True),
+        ev("breach", 60),
+    ), as_of=AS_OF)
+    assert df.loc[0, "outcome"] == "achieved" and df.loc[0, "fulfilled_at"] == at(30)
+
+
 def test_future_breach_counts_only_once_as_of_reaches_it():
     rows = (ev("activate", 0), apply(0), ev("breach", 60))
     assert sla_targets(events(*rows), as_of=at(59)).loc[0, "outcome"] == "active"
@@ -446,6 +496,12 @@ def synthetic_events(n_tickets: int = 2000, seed: int = 20240304) -> pd.DataFram
                             rows.append(ev("fulfill", t + duration + 90, **k))
                     if rng.random() < 0.05:
                         rows.append(apply(t + duration + 1, policy=8, title="Late", **k))
+        if rng.random() < 0.15:  # a deleted event of another type: ignored by every engine
+            kind = str(rng.choice(["apply_sla", "fulfill", "activate", "update_status"]))
+            k = {"ticket": ticket, "metric": str(metric), "inst": 1, "deleted": True}
+            minute = start + int(rng.integers(0, 300))
+            rows.append(apply(minute, target=15, policy=7, title="Deleted", **k)
+                        if kind == "apply_sla" else ev(kind, minute, cal=1, bus=1, **k))
         if rng.random() < 0.2:
             g = {"ticket": ticket, "metric": "group_ownership_time", "inst": 1}
             rows.append(ev("activate", start, **g))

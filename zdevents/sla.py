@@ -273,10 +273,14 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
     -----
     Rules, all evaluated per ``(ticket_id, metric, instance_id)``:
 
-    1. Events later than ``as_of`` are ignored, whatever their type: the result is the
-       state as of ``as_of``. (For the default as-of only future-scheduled breaches are
-       affected; an earlier ``as_of`` gives a point-in-time view.) Rows with a null
-       ticket_id, metric, instance_id or time are ignored.
+    1. Events whose ``deleted`` is true are ignored before anything else, whatever their
+       type (Zendesk's guidance): a deleted ``apply_sla`` applies no policy (a target whose
+       only apply is deleted is not a target), a deleted ``fulfill`` fulfils nothing, a
+       deleted ``activate`` reopens nothing, a deleted breach does not count. Events later
+       than ``as_of`` are ignored, whatever their type: the result is the state as of
+       ``as_of``. (For the default as-of only future-scheduled breaches are affected; an
+       earlier ``as_of`` gives a point-in-time view.) Rows with a null ticket_id, metric,
+       instance_id or time are ignored.
     2. Fulfilment: the last ``fulfill``, unless an ``activate`` is strictly later (the
        ticket was reopened: the target is open again). At equal timestamps ``activate``
        counts as earlier than ``fulfill`` (Zendesk writes both at ticket creation when
@@ -287,7 +291,7 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
        the same timestamp as the fulfilment is in force (apply sorts before fulfil). No
        such apply (e.g. fulfilled before any SLA applied, or applied only after the
        fulfilment) -> not a target.
-    4. A breach counts when ``deleted`` is not true, its time <= ``fulfilled_at`` (if
+    4. A (not deleted) breach counts when its time <= ``fulfilled_at`` (if
        fulfilled; a breach at the fulfilment's timestamp counts) and <= ``as_of``. It
        counts for every target of the instance; if the breach event carries an
        ``sla_kind`` it counts only for targets of that kind. The time of the apply is not
@@ -339,6 +343,7 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
         ~nw.col("instance_id").is_null(),
         ~nw.col("time").is_null(),
         nw.col("time") <= as_of_dt,
+        ~nw.col("deleted").fill_null(False),  # rule 1: deleted events, whatever their type
     )
     etype = nw.col("type")
 
@@ -401,7 +406,7 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
 
     # Counted breaches (rule 4), matched to targets by instance and optional kind.
     breaches = (
-        ev.filter(etype == "breach", ~nw.col("deleted").fill_null(False))
+        ev.filter(etype == "breach")
         .join(fulfilment, on=_KEY, how="left")
         .filter(before_fulfilment)
         .select([*_KEY, "time", nw.col("sla_kind").alias("_breach_kind")])
