@@ -21,6 +21,7 @@ from .errors import (
     ServerError,
     ZdEventsError,
 )
+from .exports import read_export
 from .frame import load_changes, load_frame
 from .ingest import FetchResult, fetch
 from .insights import (
@@ -112,6 +113,7 @@ __all__ = [
     "plot_lateness",
     "plot_update_pairing",
     "prepare_sample",
+    "read_export",
     "run_demo",
     "save_figure",
     "scan",

@@ -1,4 +1,4 @@
-"""Command line: ``zdevents fetch | status | report | demo``.
+"""Command line: ``zdevents fetch | status | report | import | demo``.
 
 Each command is a few lines over the library; expected failures print one line and exit 2.
 """
@@ -90,6 +90,15 @@ def cmd_due(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Add saved export pages (.json, .json.gz, JSON lines) to the cache; the cursor stays."""
+    from .exports import import_pages
+
+    for result in import_pages(args.files, stream=args.stream, settings=_settings(args)):
+        print(result)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole pipeline offline on the bundled sample account."""
     from .pipeline import run_demo
@@ -169,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=15, help="soonest targets listed (default: 15)")
     data_dir(p)
     p.set_defaults(func=cmd_due)
+
+    p = sub.add_parser("import", help=cmd_import.__doc__, description=cmd_import.__doc__)
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="saved pages")
+    p.add_argument(
+        "--stream", choices=STREAM_CHOICES[:2], default=None,
+        help="the pages' stream (default: told by each page's records)",
+    )
+    data_dir(p)
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
     p.add_argument("--tickets", type=int, default=3000, help="sample size (default: 3000)")

@@ -38,6 +38,7 @@ __all__ = [
     "TICKET_CHANGES_SCHEMA",
     "TICKET_EVENTS_SCHEMA",
     "empty_table",
+    "is_metric_event",
     "metric_events_frame",
     "metric_events_table",
     "schema_for",
@@ -567,7 +568,7 @@ def ticket_events_table(
         url = urls[i] if urls is not None else ""
         try:
             records = _audit_records(body)
-            kinds = {_is_metric_event(r) for r in records}
+            kinds = {is_metric_event(r) for r in records}
             if kinds == {True}:
                 metric_bodies.append(body)
                 metric_urls.append(url)
@@ -612,7 +613,16 @@ def _audit_records(body: bytes) -> list[Any]:
     return records
 
 
-def _is_metric_event(record: dict) -> bool:
+def is_metric_event(record: dict) -> bool:
+    """True when ``record`` is a metric-event object rather than an audit (by its shape).
+
+    Examples
+    --------
+    >>> is_metric_event({"id": 1, "metric": "reply_time", "type": "activate"})
+    True
+    >>> is_metric_event({"id": 2, "event_type": "Audit", "child_events": []})
+    False
+    """
     return ("metric" in record or "instance_id" in record) and "child_events" not in record
 
 
