@@ -31,7 +31,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import filelock
@@ -172,21 +172,9 @@ def _check_name(value: str, what: str) -> str:
 
 def _to_ms(value: object, what: str) -> int | None:
     """A point in time as Unix ms, rounded up (so ``time >= since`` stays exact)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be a time, not {value!r}")
-    if isinstance(value, int | float | np.integer | np.floating):
-        stamp = pd.Timestamp(float(value), unit="s", tz="UTC")
-    elif isinstance(value, str | date | datetime | pd.Timestamp | np.datetime64):
-        stamp = pd.Timestamp(value)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    else:
-        raise TypeError(f"{what} must be a Timestamp, datetime, str or Unix seconds, not {value!r}")
-    if pd.isna(stamp):
-        raise ValueError(f"{what} is not a time: {value!r}")
-    nanos = stamp.as_unit("ns").value
-    return -((-nanos) // 1_000_000)
+    from .dates import to_epoch_ms  # the one time parser
+
+    return to_epoch_ms(value, name=what)  # type: ignore[arg-type]
 
 
 def _fsync_dir(path: Path) -> None:

@@ -134,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fetch", help=cmd_fetch.__doc__, description=cmd_fetch.__doc__)
     p.add_argument("--stream", choices=STREAM_CHOICES, default="metric_events")
-    p.add_argument("--since", help="first fetch starts here (e.g. 2024-01-01); default: all")
+    p.add_argument(
+        "--since", help="first fetch starts here: 2024-01-01, 2024-01-01T08:00Z or Unix seconds "
+        "(no offset means UTC); default: all",
+    )
     p.add_argument(
         "--include-comments", action="store_true", help="ticket_events: full comment objects"
     )
@@ -164,8 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("report", help=cmd_report.__doc__, description=cmd_report.__doc__)
-    p.add_argument("--since", help="first day of the report (targets applied from then)")
-    p.add_argument("--until", help="end of the report, exclusive")
+    p.add_argument(
+        "--since", help="targets applied from then: 2024-01-01, 2024-01-01T08:00Z or Unix seconds"
+    )
+    p.add_argument("--until", help="end of the report, exclusive (same forms; no offset = UTC)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="folder (default: reports)")
     data_dir(p)
     p.add_argument("--stream-dir", dest="data_dir", help=argparse.SUPPRESS)

@@ -25,7 +25,7 @@ from . import normalize
 from .cache import Cache, CacheState
 from .client import Client, Page
 from .config import Settings
-from .dates import TimeLike, to_utc
+from .dates import TimeLike, time_range
 from .errors import ConfigError, PageError, ZdEventsError
 from .progress import FetchProgress
 from .streams import (
@@ -240,7 +240,7 @@ def fetch(
     _check_options(stream, pagination, support_type_scope, exclude_deleted)
     settings = settings if settings is not None else Settings.from_env()
     settings.require_credentials()
-    since_ts = to_utc(since, name="since")
+    since_ts = time_range(since)[0]  # a since in the future is an error, never clamped
     started = time.monotonic()
     cache = Cache(settings.data_dir, settings.account, stream.name)
     with (

@@ -255,15 +255,9 @@ def _advance(t: int, seconds: int, business: bool) -> int:
 
 
 def _parse_day(value: str | date | datetime) -> int:
-    if isinstance(value, datetime):
-        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(dt.timestamp())
-    if isinstance(value, date):
-        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp())
-    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp())
+    from .dates import to_utc  # the one time parser
+
+    return int(to_utc(value, name="start").timestamp())  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------------------- lifecycle

@@ -37,6 +37,7 @@ try:  # narwhals >= 2 has the v2 stable API; fall back to v1 on older installs
 except ImportError:  # pragma: no cover - depends on the installed narwhals
     import narwhals.stable.v1 as nw  # type: ignore[no-redef]
 
+from .dates import time_range, to_utc
 from .normalize import METRIC_EVENTS_SCHEMA, metric_events_frame
 
 __all__ = [
@@ -156,10 +157,9 @@ def _resolve_as_of(events: Any, as_of: Any) -> pd.Timestamp:
             as_of = attrs[_AS_OF_ATTR]
         else:
             return pd.Timestamp.now(tz="UTC")
-    ts = pd.Timestamp(as_of)
-    if ts is pd.NaT:
-        raise ValueError(f"as_of must be a time, got {as_of!r}")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    ts = to_utc(as_of, name="as_of")  # the one time parser: numbers are Unix seconds
+    assert ts is not None
+    return ts
 
 
 def _is_dask(frame: Any) -> bool:
@@ -232,10 +232,10 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
         events several times, and a lazy polars frame or DuckDB relation reads its source
         again for each reference: materialize one first when it fits in memory
         (``lazy.collect()``, ``relation.to_arrow_table()``): about twice as fast.
-    as_of : str, datetime, Timestamp, optional
-        The time the data describes. Default: ``events.attrs["zdevents_as_of"]`` (set by
-        ``load_frame``: the cache cursor) when present, else the current UTC time. Naive
-        values are read as UTC.
+    as_of : str, date, datetime, Timestamp or Unix seconds, optional
+        The time the data describes, read by :func:`zdevents.to_utc` (``1704067200`` is
+        2024-01-01; naive values are UTC). Default: ``events.attrs["zdevents_as_of"]`` (set
+        by ``load_frame``: the cache cursor) when present, else the current UTC time.
 
     Returns
     -------
@@ -652,8 +652,6 @@ def applied_between(targets: Any, since: Any = None, until: Any = None) -> Any:
     --------
     >>> recent = applied_between(targets, since="2024-06-01")  # doctest: +SKIP
     """
-    from .dates import time_range
-
     start, end = time_range(since, until)
     frame = nw.from_native(targets)
     if start is not None:
