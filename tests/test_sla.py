@@ -12,6 +12,7 @@ import pytest
 from zdevents.sla import (
     METRIC_LABELS,
     TARGET_COLUMNS,
+    WindowedEventsWarning,
     applied_between,
     breach_rates,
     metric_label,
@@ -305,6 +306,18 @@ def test_as_of_comes_from_attrs_and_events_after_it_are_ignored():
     explicit = sla_targets(frame, as_of="2024-03-04 10:00")  # naive: read as UTC
     assert explicit["outcome"].tolist() == ["breached", "active"]
     assert explicit.attrs["zdevents_as_of"] == at(60)
+
+
+def test_events_loaded_for_a_window_warn_that_targets_need_the_whole_history():
+    frame = events(ev("activate", 0), apply(0))
+    frame.attrs["zdevents_window"] = (T0, None)
+    with pytest.warns(WindowedEventsWarning,
+                      match=r"loaded with since='2024-03-04T09:00:00\+00:00', a window") as seen:
+        sla_targets(frame, as_of=AS_OF)
+    assert seen[0].filename == __file__  # points at the caller
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WindowedEventsWarning)
+        sla_targets(events(ev("activate", 0), apply(0)), as_of=AS_OF)
 
 
 def test_default_as_of_is_now():

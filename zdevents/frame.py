@@ -128,6 +128,9 @@ def load_frame(
     pandas.DataFrame
         Sorted by time. ``frame.attrs["zdevents_as_of"]`` holds the export's horizon (the
         cursor, UTC), which :func:`zdevents.sla_targets` uses as its default ``as_of``.
+        When ``since``/``until`` leave out cached events, ``frame.attrs["zdevents_window"]``
+        holds ``(since, until)`` and :func:`zdevents.sla_targets` warns: SLA targets need
+        the whole history (select them afterwards with :func:`zdevents.applied_between`).
 
     Examples
     --------
@@ -146,6 +149,11 @@ def load_frame(
     frame = normalize.to_pandas(table, name)
     if state.cursor is not None:
         frame.attrs["zdevents_as_of"] = pd.Timestamp(state.cursor, unit="s", tz="UTC")
+    horizon = frame.attrs.get("zdevents_as_of")
+    if (start is not None and cache.parts(until=start, state=state)) or (
+        end is not None and horizon is not None and end < horizon
+    ):  # the cache holds events outside the window: sla_targets warns (they are missing)
+        frame.attrs["zdevents_window"] = (start, end)
     return frame
 
 

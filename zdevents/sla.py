@@ -43,6 +43,7 @@ from .normalize import METRIC_EVENTS_SCHEMA, metric_events_frame
 __all__ = [
     "METRIC_LABELS",
     "TARGET_COLUMNS",
+    "WindowedEventsWarning",
     "applied_between",
     "breach_rates",
     "metric_label",
@@ -50,6 +51,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class WindowedEventsWarning(UserWarning):
+    """:func:`sla_targets` was given events loaded for a window of a longer history."""
+
 
 #: Human labels for Zendesk's metric names (``reply_time`` is split by :func:`metric_label`).
 METRIC_LABELS: dict[str, str] = {
@@ -91,6 +97,7 @@ _REQUIRED = ("id", "ticket_id", "metric", "instance_id", "type", "time")
 _OPTIONAL = tuple(METRIC_EVENTS_SCHEMA.names[METRIC_EVENTS_SCHEMA.names.index("time") + 1 :])
 _APPLY_TYPES = ("apply_sla", "apply_group_sla")
 _AS_OF_ATTR = "zdevents_as_of"
+_WINDOW_ATTR = "zdevents_window"  # (since, until) of a load_frame that left events out
 _WEEKDAYS = range(1, 8)  # narwhals: Monday=1 .. Sunday=7
 
 
@@ -160,6 +167,25 @@ def _resolve_as_of(events: Any, as_of: Any) -> pd.Timestamp:
     ts = to_utc(as_of, name="as_of")  # the one time parser: numbers are Unix seconds
     assert ts is not None
     return ts
+
+
+def _warn_if_windowed(events: Any) -> None:
+    """Say so when ``events`` is a window of a longer cached history (see rule 8)."""
+    attrs = getattr(events, "attrs", None)
+    window = attrs.get(_WINDOW_ATTR) if isinstance(attrs, Mapping) else None
+    if not window:
+        return
+    since, until = (t.isoformat() if t is not None else None for t in window)
+    bounds = ", ".join(f"{k}={v!r}" for k, v in (("since", since), ("until", until)) if v)
+    warnings.warn(
+        f"sla_targets: these events were loaded with {bounds}, a window of a longer cached "
+        "history, so the events outside it are missing: targets fulfilled or breached after "
+        "the window count as active and the breach rate leans towards quick fulfilments. "
+        "Compute targets on the whole history and select them instead: "
+        "zd.applied_between(zd.sla_targets(zd.load_frame()), since, until)",
+        WindowedEventsWarning,
+        stacklevel=3,
+    )
 
 
 def _is_dask(frame: Any) -> bool:
@@ -301,6 +327,12 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
     6. ``update_status``: the latest one at or after ``fulfilled_at`` (ties: larger id).
     7. Metrics and event types the rules do not know pass through: an unknown metric with
        an ``apply_sla`` is a target like any other; unknown types are ignored.
+    8. A target's outcome needs all of its events. Events loaded for a window
+       (``load_frame(since, until)`` that leaves cached events out, marked in
+       ``attrs["zdevents_window"]``) give a :class:`WindowedEventsWarning`: a target
+       fulfilled or breached after the window would count as active, biasing the rate
+       towards quick fulfilments. Compute targets on the whole history and select them with
+       :func:`applied_between` (what :func:`zdevents.build_report` does).
 
     Examples
     --------
@@ -318,6 +350,7 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
     """
     as_of_ts = _resolve_as_of(events, as_of)
     as_of_dt = as_of_ts.to_pydatetime()
+    _warn_if_windowed(events)
     if isinstance(events, pd.DataFrame):
         absent = [c for c in _OPTIONAL if c not in events.columns]
         if absent:
@@ -646,7 +679,9 @@ def applied_between(targets: Any, since: Any = None, until: Any = None) -> Any:
     """Targets whose SLA applied in the half-open range ``[since, until)``.
 
     Works on any frame :func:`sla_targets` returns (pandas in, pandas out; lazy stays lazy).
-    ``since``/``until`` take every input :func:`zdevents.to_utc` reads (naive = UTC).
+    ``since``/``until`` take every input :func:`zdevents.to_utc` reads (naive = UTC). This
+    is how to study a window: compute the targets on the whole history, then select them
+    (events loaded for the window alone miss the fulfilments and breaches after it).
 
     Examples
     --------
