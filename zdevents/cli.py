@@ -94,8 +94,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Add saved export pages (.json, .json.gz, JSON lines) to the cache; the cursor stays."""
     from .exports import import_pages
 
-    for result in import_pages(args.files, stream=args.stream, settings=_settings(args)):
+    results = import_pages(args.files, stream=args.stream, settings=_settings(args))
+    for result in results:
         print(result)
+    if not results:
+        print("the pages hold no events: nothing imported")
     return 0
 
 

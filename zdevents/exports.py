@@ -193,7 +193,9 @@ def import_pages(
     pages = _read_pages(paths_or_pages)
     if stream is not None:
         _one_stream(pages, stream)  # pages of the other stream are an error
-    names = [stream] if stream is not None else sorted({p.stream for p in pages if p.stream})
+        names = [get_stream(stream).name]
+    else:
+        names = sorted({p.stream for p in pages if p.stream is not None})
     work = []
     for name in names:
         chosen = [p for p in pages if p.stream == name]
