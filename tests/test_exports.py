@@ -28,7 +28,7 @@ PATHS = {
 
 @pytest.fixture(scope="module")
 def server():
-    with LocalZendesk(SampleAccount(tickets=60, seed=11), page_size=150,
+    with LocalZendesk(SampleAccount(tickets=60, seed=11), page_size=100,
                       metric_end_of_stream=True) as srv:  # fmt: skip
         yield srv
 
@@ -48,16 +48,18 @@ def saved_pages(server: LocalZendesk, stream: str, start_time: int = 0) -> list[
 
 
 def write_mixed_files(pages: list[dict], folder: Path) -> list[Path]:
-    """The pages as a single-page .json, a gzipped JSON-lines file and a JSON list."""
+    """The pages as a .json page, a .json.gz page, JSON lines and a JSON list of pages."""
     folder.mkdir(parents=True, exist_ok=True)
-    third = max(1, len(pages) // 3)
+    third = max(2, len(pages) // 3)
     first = folder / "page-1.json"
     first.write_text(json.dumps(pages[0], indent=2))
-    lines = folder / "pages.jsonl.gz"
-    lines.write_bytes(gzip.compress("\n".join(json.dumps(p) for p in pages[1:third + 1]).encode()))
+    second = folder / "page-2.json.gz"
+    second.write_bytes(gzip.compress(json.dumps(pages[1]).encode()))
+    lines = folder / "pages.jsonl"
+    lines.write_text("\n".join(json.dumps(p) for p in pages[2:third + 1]) + "\n")
     rest = folder / "rest.json"
     rest.write_text(json.dumps(pages[third + 1:]))
-    return [first, lines, rest]
+    return [first, second, lines, rest]
 
 
 def fill_seed(page: dict) -> dict:
@@ -81,7 +83,7 @@ def test_saved_pages_load_as_the_frame_load_frame_returns(server, tmp_path, stre
     zd.fetch(stream, settings=settings, progress=False)
     cached = zd.load_frame(stream=stream, refresh="never", settings=settings)
     pages = saved_pages(server, stream)
-    assert len(pages) >= 3  # one .json page, JSON lines and a JSON list all hold some
+    assert len(pages) >= 4  # each kind of file holds at least one page
 
     loaded = zd.read_export(write_mixed_files(pages, tmp_path / "saved"))
     assert len(loaded) == len(cached) == len(server.unique_ids(stream))
