@@ -144,6 +144,11 @@ def test_a_wrongly_typed_value_names_the_file_the_page_and_the_field(tmp_path):
     with pytest.raises(zd.PageError, match=rf"page 2 of {path} .*field 'ticket_events\[\]\."
                                            r"ticket_id'"):
         zd.read_export(path)
+    text = {"ticket_events": [dict(good["ticket_events"][0], id=1, metric="custom\u2028time")]}
+    path.write_text(json.dumps(text, ensure_ascii=False) + "\n" + json.dumps(good) + "\n")
+    loaded = zd.read_export(path)  # a raw line separator (JSON allows it) splits no line
+    assert loaded.set_index("id")["metric"].astype(str).to_dict() == {
+        1: "custom\u2028time", 9001: "periodic_update_time", 9002: "pausable_update_time"}
     envelope = copy.deepcopy(good)
     envelope["end_time"] = "1704070800"
     with pytest.raises(zd.PageError, match=r"page 1 of the pages given: field 'end_time'"):

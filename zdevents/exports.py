@@ -274,7 +274,8 @@ def _file_pages(path: Path) -> list[Any]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as whole:
-        lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        # split on "\n" only: str.splitlines() would also cut at U+2028 inside JSON strings
+        lines = [(n, line) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
         try:
             first = json.loads(lines[0][1]) if lines else None
         except json.JSONDecodeError:
