@@ -229,8 +229,8 @@ def test_damaged_or_unknown_state_is_a_cache_error_naming_the_file_and_the_fix(
         cache.state()
     message = str(info.value)
     assert str(cache.state_path) in message
-    assert f"delete the folder {cache.dir}" in message
-    assert "zdevents fetch --stream metric_events --since" in message
+    assert "zdevents cache rebuild --stream metric_events" in message
+    assert "`zdevents fetch`" in message
     assert info.value.path == str(cache.state_path)
     with pytest.raises(CacheError):
         cache.read()
@@ -261,9 +261,14 @@ def test_truncated_parquet_is_a_cache_error_naming_file_month_and_refetch(cache:
         dropped = cache.repair()
         assert dropped == [bad]
     state = cache.state()
-    assert state.cursor == ts("2024-03-01") and state.rows == 1 and not path.exists()
-    commit(cache, events((2, "2024-03-05T00:00:00Z")), cursor=ts("2024-04-01"))
+    assert state.rows == 1 and not path.exists()
+    # the cursor stays; the dropped file's seconds leave the coverage (fetched again later)
+    assert state.cursor == ts("2024-03-06")
+    assert state.gaps() == [(ts("2024-03-05"), ts("2024-03-05") + 1)]
+    commit(cache, events((2, "2024-03-05T00:00:00Z")), cursor=ts("2024-03-06"),
+           covered_since=ts("2024-03-05"))
     assert cache.read()["id"].to_pylist() == [1, 2]
+    assert cache.state().gaps() == []
 
 
 def test_lock_contention_raises_cache_locked(tmp_path: Path):
@@ -433,6 +438,8 @@ def test_no_settings_or_secrets_in_files(cache: Cache):
         "updated_at",
         "support_type_scope",
         "after_cursor",
+        "coverage",
+        "horizon",
     }
     (part,) = cache.state().files
     metadata = pq.ParquetFile(cache.dir / part.path).schema_arrow.metadata

@@ -13,7 +13,7 @@ EXPECTED = {
     "breach_rates", "build_report", "cache_status", "chart_subtitle", "fetch", "fetch_names",
     "load_changes", "load_frame", "load_names", "normalize_channels",
     "plot_breach_heatmap", "plot_breach_rates", "plot_breach_trend", "plot_fulfilment_ratio",
-    "prepare_sample", "read_export", "run_demo", "save_figure", "scan", "scan_as_of", "sla_targets", "ticket_attributes",
+    "prepare_sample", "read_export", "rebuild_cache", "run_demo", "save_figure", "scan", "scan_as_of", "sla_targets", "ticket_attributes",
     "time_range", "to_utc",
     "lateness", "lateness_summary", "due_targets", "due_summary", "trend_verdicts",
     "update_pairs", "update_pairing_summary", "funnel_table", "plot_lateness",

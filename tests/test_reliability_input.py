@@ -464,12 +464,15 @@ def test_damaged_state_file_is_an_error_naming_it_and_the_fix_works(
             call()
         message = str(info.value)
         assert str(cache.state_path) in message
-        assert f"delete the folder {cache.dir} and refetch" in message
-        assert "zdevents fetch --stream metric_events --since <first date you need>" in message
+        assert "zdevents cache rebuild --stream metric_events" in message
+        assert "`zdevents fetch`" in message
     assert cli.main(["status"]) == 2  # the command line: one line, exit 2
     assert "state.json" in capsys.readouterr().err
-    shutil.rmtree(cache.dir)  # what the message says, then the command it names
-    assert cli.main(["fetch", "--stream", "metric_events", "--since", "2024-01-01", "-q"]) == 0
+    on_disk = sorted(cache.dir.rglob("*.parquet"))
+    assert cli.main(["cache", "rebuild", "--stream", "metric_events"]) == 0  # what it says
+    assert sorted(cache.dir.rglob("*.parquet")) == on_disk  # nothing deleted
+    assert_exact(cache, truth)  # every part file was intact: the rows are all back
+    assert cli.main(["fetch", "--stream", "metric_events", "-q"]) == 0
     assert_exact(cache, truth)
 
 

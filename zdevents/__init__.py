@@ -22,7 +22,7 @@ from .errors import (
     ZdEventsError,
 )
 from .exports import read_export
-from .frame import load_changes, load_frame
+from .frame import load_changes, load_frame, rebuild_cache
 from .ingest import FetchResult, fetch
 from .insights import (
     due_summary,
@@ -114,6 +114,7 @@ __all__ = [
     "plot_update_pairing",
     "prepare_sample",
     "read_export",
+    "rebuild_cache",
     "run_demo",
     "save_figure",
     "scan",

@@ -14,8 +14,16 @@ ignored and removed by the next commit. Rows with the same ``id`` resolve keep-l
 Every data page carries a CRC32 (verified on read) and the manifest records each file's size
 and the CRC32 of its footer, so a damaged file is an error, never a wrong number. Part
 files carry only ``{"zdevents_schema_version": "1", "stream": ...}`` as metadata - no settings.
-Times in the manifest (``min_time``/``max_time``) are Unix milliseconds; the cursor and the
-covered range are Unix seconds, like Zendesk's ``start_time``.
+Times in the manifest (``min_time``/``max_time``) are Unix milliseconds; the cursor, the
+coverage and the horizon are Unix seconds, like Zendesk's ``start_time``.
+
+Coverage is the truth: ``state.json`` lists the half-open intervals of event time that were
+read from the export completely (each commit adds exactly what its pages spanned; a repair
+removes what it drops). The horizon (``as_of``) is the end of the interval it lies in: it
+only moves forward, so a forced refetch or a backfill running elsewhere never lowers it, and
+it is never later than the clock. ``state.json`` is written before the first part file, so
+part files without it mean the state was lost: an error, and :meth:`Cache.rebuild` restores
+it from the files. zdevents deletes only files whose names it writes.
 """
 
 from __future__ import annotations
@@ -26,11 +34,13 @@ import json
 import logging
 import os
 import re
-import shutil
+import time
 import uuid
+import warnings
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,7 +55,7 @@ import pyarrow.parquet as pq
 from .errors import CacheError, CacheLocked, ConfigError
 from .normalize import METRIC_EVENTS_SCHEMA, TICKET_EVENTS_SCHEMA
 
-__all__ = ["SCHEMA_VERSION", "Cache", "CacheState", "CommitResult", "PartFile"]
+__all__ = ["SCHEMA_VERSION", "Cache", "CacheState", "CommitResult", "PartFile", "RebuildResult"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +71,12 @@ COMPACT_ROWS = 1_000_000
 _STORAGE_SCHEMAS = {"metric_events": METRIC_EVENTS_SCHEMA, "ticket_events": TICKET_EVENTS_SCHEMA}
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
 _PART_PATH = re.compile(r"^month=(\d{4}-\d{2})/part-[0-9a-f]{32}\.parquet$")
+_MONTH_DIR = re.compile(r"^month=\d{4}-\d{2}$")
+_PART_NAME = re.compile(r"^part-[0-9a-f]{32}\.parquet$")
+_PART_TMP_NAME = re.compile(r"^\.part-[0-9a-f]{32}\.parquet\.tmp$")
 _STATE = "state.json"
+_STATE_TMP_NAME = re.compile(r"^\.state\.json\.[0-9a-f]{32}\.tmp$")
+_REJECTED_NAME = re.compile(r"^\d{8}T\d{6}Z-start_time-\d+-[0-9a-f]{8}\.(json|txt)$")
 _ORDER = [("time", "ascending"), ("id", "ascending")]  # of the rows in every part file
 
 
@@ -93,6 +108,10 @@ class PartFile:
     footer_crc32: int | None = None
 
 
+Interval = tuple[int, int]
+"""A half-open range ``[start, end)`` of event time in Unix seconds."""
+
+
 @dataclass(frozen=True)
 class CacheState:
     """The snapshot of one stream's cache (the content of ``state.json``).
@@ -102,9 +121,11 @@ class CacheState:
     schema_version : int
     stream : str
     cursor : int or None
-        Unix seconds: the ``start_time`` of the next fetch (None: never fetched).
+        Unix seconds: where an incremental fetch continues (the furthest ``end_time`` read,
+        never later than the clock at that commit; None: never fetched). It never moves back.
     covered_since : int or None
-        Unix seconds: the earliest ``start_time`` fetched from.
+        Unix seconds: the earliest time ever covered (a gap after it, left by a repair say,
+        is fetched by the next refresh).
     covered_until : int or None
         Unix seconds: the furthest cursor ever reached.
     rows : int
@@ -118,6 +139,14 @@ class CacheState:
     after_cursor : str or None
         Metric events fetched with cursor pagination: where the next page starts (None
         after a time-based fetch).
+    coverage : tuple of (int, int)
+        The half-open intervals ``[start, end)`` of event time (Unix seconds) read from the
+        export completely, sorted and disjoint. Only these are what the cache knows.
+    horizon : int or None
+        Unix seconds: the end of the covered interval the horizon lies in (see
+        :attr:`as_of`). It only moves forward.
+    extra : dict
+        Keys of ``state.json`` this version does not know; written back unchanged.
     """
 
     schema_version: int
@@ -130,11 +159,98 @@ class CacheState:
     updated_at: str | None = None
     support_type_scope: str | None = None
     after_cursor: str | None = None
+    coverage: tuple[Interval, ...] = ()
+    horizon: int | None = None
+    extra: dict = dataclass_field(default_factory=dict, compare=False, repr=False)
 
     @property
     def empty(self) -> bool:
         """True when nothing was ever committed."""
         return self.cursor is None and not self.files
+
+    @property
+    def as_of(self) -> pd.Timestamp | None:
+        """The horizon as a UTC Timestamp, never later than now (None: nothing covered).
+
+        Every event before it in the covered interval it ends is cached: the default
+        ``as_of`` of :func:`zdevents.sla_targets`.
+        """
+        if self.horizon is None:
+            return None
+        return pd.Timestamp(min(self.horizon, int(time.time())), unit="s", tz="UTC")
+
+    def gaps(self, since: int | None = None, until: int | None = None) -> list[Interval]:
+        """The parts of ``[since, until)`` (Unix seconds) that the coverage does not hold.
+
+        ``since`` defaults to the start of the coverage, ``until`` to its end.
+
+        Examples
+        --------
+        >>> CacheState(1, "metric_events", coverage=((0, 10), (20, 30))).gaps()
+        [(10, 20)]
+        >>> CacheState(1, "metric_events", coverage=((0, 10),)).gaps(5, 15)
+        [(10, 15)]
+        """
+        if not self.coverage:
+            return [] if since is None or until is None or since >= until else [(since, until)]
+        lo = self.coverage[0][0] if since is None else since
+        hi = self.coverage[-1][1] if until is None else until
+        found: list[Interval] = []
+        at = lo
+        for a, b in self.coverage:
+            if b <= at:
+                continue
+            if a >= hi:
+                break
+            if a > at:
+                found.append((at, a))
+            at = max(at, b)
+        if at < hi:
+            found.append((at, hi))
+        return found
+
+
+def _merge(intervals: object) -> tuple[Interval, ...]:
+    """Sorted, disjoint intervals; touching ones are joined, empty ones dropped."""
+    out: list[Interval] = []
+    for a, b in sorted((int(a), int(b)) for a, b in intervals if a < b):  # type: ignore[union-attr]
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return tuple(out)
+
+
+def _subtract(intervals: tuple[Interval, ...], cut: Interval) -> tuple[Interval, ...]:
+    lo, hi = cut
+    out: list[Interval] = []
+    for a, b in intervals:
+        if b <= lo or a >= hi:
+            out.append((a, b))
+            continue
+        if a < lo:
+            out.append((a, lo))
+        if b > hi:
+            out.append((hi, b))
+    return tuple(out)
+
+
+def _advance_horizon(horizon: int | None, coverage: tuple[Interval, ...], claim: Interval | None
+                     ) -> int | None:
+    """The horizon after a commit: the end of the interval it lies in, never lower.
+
+    Before any coverage, the first claim's interval sets it. A claim elsewhere (a backfill
+    before the horizon's interval, a forced range after a gap) moves it only once it joins
+    the horizon's interval.
+    """
+    if horizon is None:
+        if claim is None:
+            return None
+        return next((b for a, b in coverage if a <= claim[0] < b), None)
+    for a, b in coverage:
+        if a <= horizon <= b:
+            return max(horizon, b)
+    return horizon
 
 
 @dataclass(frozen=True)
@@ -154,6 +270,30 @@ class CommitResult:
     new_rows: int
     replaced_rows: int
     rows_total: int
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    """What :meth:`Cache.rebuild` found.
+
+    Attributes
+    ----------
+    files : int
+        Part files listed in the rebuilt state.
+    rows : int
+        Rows they hold (unique ids).
+    skipped : tuple of str
+        Part files left unlisted (damaged, of another stream or month, or wholly superseded
+        by newer copies of their rows); none is deleted here.
+    coverage : tuple of (int, int)
+        The interval now covered: from the first event's second to the last one's (that
+        second itself is fetched again by the next fetch).
+    """
+
+    files: int
+    rows: int
+    skipped: tuple[str, ...]
+    coverage: tuple[Interval, ...]
 
 
 def _check_name(value: str, what: str) -> str:
@@ -244,13 +384,14 @@ class Cache:
 
     # ------------------------------------------------------------------ state
     def state(self) -> CacheState:
-        """Read ``state.json`` (a missing file is an empty cache).
+        """Read ``state.json`` (no file and no data file is an empty cache).
 
         Raises
         ------
         CacheError
-            When the file is unreadable, truncated, or of an unknown schema version; the
-            message says how to rebuild the cache.
+            When the file is unreadable, truncated, or of an unknown schema version, or
+            missing while part files are present; the message gives the command that
+            rebuilds it from the files (:meth:`rebuild`).
 
         Examples
         --------
@@ -261,6 +402,11 @@ class Cache:
         try:
             raw = self.state_path.read_bytes()
         except FileNotFoundError:
+            found = self._part_paths()
+            if found:
+                raise self._state_error(
+                    f"is missing, but {len(found)} data file(s) of this cache are present",
+                ) from None
             return CacheState(schema_version=SCHEMA_VERSION, stream=self.stream)
         except OSError as exc:
             raise self._state_error(f"cannot be read ({exc.strerror})") from None
@@ -278,17 +424,30 @@ class Cache:
             )
         try:
             files = tuple(self._part_from_json(item) for item in data["files"])
+            cursor = _opt_int(data.get("cursor"))
+            covered_since = _opt_int(data.get("covered_since"))
+            if "coverage" in data:
+                coverage = _coverage_from_json(data["coverage"])
+                horizon = _opt_int(data.get("horizon"))
+            else:  # written before coverage was kept: one interval up to the cursor
+                legacy = [(covered_since, cursor)] if None not in (covered_since, cursor) else []
+                coverage = _merge(legacy)
+                horizon = cursor
+            known = {f.name for f in fields(CacheState)}
             state = CacheState(
                 schema_version=version,
                 stream=str(data["stream"]),
-                cursor=_opt_int(data.get("cursor")),
-                covered_since=_opt_int(data.get("covered_since")),
+                cursor=cursor,
+                covered_since=covered_since,
                 covered_until=_opt_int(data.get("covered_until")),
                 rows=int(data["rows"]),
                 files=files,
                 updated_at=data.get("updated_at"),
                 support_type_scope=data.get("support_type_scope"),
                 after_cursor=data.get("after_cursor"),
+                coverage=coverage,
+                horizon=horizon,
+                extra={k: v for k, v in data.items() if k not in known},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise self._state_error(f"is damaged ({exc.__class__.__name__}: {exc})") from None
@@ -299,6 +458,17 @@ class Cache:
                 f"is damaged (rows {state.rows} but its files hold {sum(p.rows for p in files)})"
             )
         return state
+
+    def _part_paths(self) -> list[Path]:
+        """Part files on disk (names zdevents writes), listed in ``state.json`` or not."""
+        if not self.dir.is_dir():
+            return []
+        found = []
+        for folder in self.dir.iterdir():
+            if not _MONTH_DIR.match(folder.name) or not folder.is_dir():
+                continue
+            found += [p for p in folder.iterdir() if _PART_NAME.match(p.name) and p.is_file()]
+        return sorted(found)
 
     @staticmethod
     def _part_from_json(item: dict) -> PartFile:
@@ -322,14 +492,17 @@ class Cache:
     def _state_error(self, problem: str) -> CacheError:
         return CacheError(
             f"the cache state file {self.state_path} {problem}. The {self.stream} cache cannot "
-            f"be trusted: delete the folder {self.dir} and refetch with `zdevents fetch "
-            f"--stream {self.stream} --since <first date you need>`",
+            f"be read until its state is rebuilt from its data files: zdevents cache rebuild "
+            f"--stream {self.stream} (no file is deleted; then `zdevents fetch` fetches what "
+            "the files do not hold)",
             path=str(self.state_path),
         )
 
     def _write_state(self, state: CacheState) -> None:
-        payload = asdict(state)
+        payload = {**state.extra, **asdict(state)}
+        del payload["extra"]
         payload["files"] = [asdict(p) for p in state.files]
+        payload["coverage"] = [list(pair) for pair in state.coverage]
         text = json.dumps(payload, indent=1, sort_keys=False).encode()
         tmp = self.dir / f".{_STATE}.{uuid.uuid4().hex}.tmp"
         try:
@@ -385,6 +558,13 @@ class Cache:
                 "released when that process exits)",
                 path=str(self.dir / ".lock"),
             ) from None
+        except OSError as exc:  # a read-only folder or file system: filelock cannot open .lock
+            raise CacheError(
+                f"cannot write the cache folder {self.dir} ({exc.strerror or exc}): it is "
+                "read-only for this user; read it with refresh=\"never\" (or `zdevents "
+                "status`/`report`), or point ZDEVENTS_DATA_DIR at a writable folder to fetch",
+                path=str(self.dir),
+            ) from None
         try:
             yield self
         finally:
@@ -399,12 +579,12 @@ class Cache:
         self,
         table: pa.Table,
         *,
-        cursor: int,
+        cursor: int | None = None,
         covered_since: int | None = None,
         after_cursor: str | None = None,
         support_type_scope: str | None = None,
     ) -> CommitResult:
-        """Store ``table`` (deduped keep-last by ``id``) and move the cursor, atomically.
+        """Store ``table`` (deduped keep-last by ``id``) and what it covers, atomically.
 
         New part files are written and fsynced first, then ``state.json`` is replaced, then the
         files no longer listed are deleted. A crash at any point leaves the previous snapshot
@@ -416,12 +596,19 @@ class Cache:
         ----------
         table : pyarrow.Table
             Rows in the stream's storage schema (needs ``id`` and ``time``); may be empty.
-        cursor : int
-            Unix seconds: the next ``start_time`` (the last page's ``end_time``).
+        cursor : int, optional
+            Unix seconds: the last page's ``end_time``. The cursor becomes the later of it
+            and the current one (never later than the clock). None: rows only, the cursor
+            and the coverage stay as they are.
         covered_since : int, optional
-            Unix seconds: the ``start_time`` this fetch began at (the covered range grows).
+            Unix seconds: the ``start_time`` these pages were read from without a break (a
+            fetch passes where it began). ``[covered_since, cursor)`` joins the coverage,
+            cut at the clock: never more than the pages spanned. Without it, a commit that
+            continues from the current cursor covers ``[cursor before, cursor)``.
         after_cursor : str, optional
             Cursor pagination: where the next page starts (None: the cursor is time only).
+            Stored when the commit reaches the cursor (a gap filled behind it keeps the
+            stored one).
         support_type_scope : str, optional
             ticket_events: the scope the rows were fetched with (None keeps the stored one).
 
@@ -443,6 +630,9 @@ class Cache:
         """
         self._require_lock()
         state = self.state()
+        if not self.state_path.exists():
+            # the state exists before any part file: part files without it mean a lost state
+            self._write_state(state)
         table = self._conform(table)
         incoming = table.num_rows
         table = _dedupe_keep_last(table)
@@ -489,21 +679,9 @@ class Cache:
                 written += merged_out
                 removed += merged_in
             files.sort(key=lambda p: (p.min_time, p.max_time, p.path))
-            covered = state.covered_since
-            if covered_since is not None:
-                covered = covered_since if covered is None else min(covered, covered_since)
-            reached = cursor if state.covered_until is None else max(state.covered_until, cursor)
-            new_state = CacheState(
-                schema_version=SCHEMA_VERSION,
-                stream=self.stream,
-                cursor=int(cursor),
-                covered_since=covered,
-                covered_until=reached,
-                rows=sum(p.rows for p in files),
-                files=tuple(files),
-                updated_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-                support_type_scope=support_type_scope or state.support_type_scope,
-                after_cursor=after_cursor,
+            new_state = _covering(
+                state, cursor, covered_since, tuple(files),
+                after_cursor=after_cursor, support_type_scope=support_type_scope,
             )
             self._write_state(new_state)
         except BaseException:
@@ -700,34 +878,51 @@ class Cache:
             yield held
 
     def _sweep(self, state: CacheState, removed: list[PartFile]) -> None:
-        """Delete files the snapshot no longer lists, plus orphans of crashed commits."""
+        """Delete files the snapshot no longer lists, plus orphans of crashed commits.
+
+        Only names zdevents writes are touched (``month=YYYY-MM/part-<hex>.parquet``, their
+        temp files, ``.state.json.<hex>.tmp``): anything else in the folder is left alone.
+        """
         listed = {p.path for p in state.files}
         for part in removed:
             if part.path not in listed:
                 with contextlib.suppress(OSError):
                     (self.dir / part.path).unlink()
-        for tmp in self.dir.glob(f".{_STATE}.*.tmp"):
+        for path in self._own_files(listed):
+            log.debug("removing orphan %s", path)
             with contextlib.suppress(OSError):
-                tmp.unlink()
-        for folder in self.dir.glob("month=*"):
-            if not folder.is_dir():
-                continue
-            for path in folder.iterdir():
-                relative = f"{folder.name}/{path.name}"
-                if relative not in listed and path.is_file():
-                    log.debug("removing orphan %s", path)
-                    with contextlib.suppress(OSError):
-                        path.unlink()
+                path.unlink()
+        for folder in self._month_dirs():
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only succeeds when empty
 
+    def _month_dirs(self) -> list[Path]:
+        try:
+            return [p for p in self.dir.iterdir() if _MONTH_DIR.match(p.name) and p.is_dir()]
+        except OSError:
+            return []
+
+    def _own_files(self, keep: set[str]) -> list[Path]:
+        """Files with names zdevents writes (parts, temp files) that ``keep`` does not list."""
+        found = []
+        with contextlib.suppress(OSError):
+            found += [p for p in self.dir.iterdir() if _STATE_TMP_NAME.match(p.name)]
+        for folder in self._month_dirs():
+            for path in folder.iterdir():
+                own = _PART_NAME.match(path.name) or _PART_TMP_NAME.match(path.name)
+                if own and f"{folder.name}/{path.name}" not in keep and path.is_file():
+                    found.append(path)
+        return found
+
     # ------------------------------------------------------------------ repair
     def repair(self, since: object = None) -> list[PartFile]:
-        """Drop damaged part files and rewind the cursor so a fetch restores their rows.
+        """Drop damaged part files and the coverage of their time span.
 
         Must run inside :meth:`lock`. Every listed part whose rows may reach ``since`` or later
-        is read in full; unreadable ones are removed from the snapshot and the cursor moves back
-        to the start of the earliest damaged month (so the next fetch refetches it).
+        is read in full; unreadable ones are removed from the snapshot, and the seconds from
+        their first to their last row leave the coverage, so reads of that span say it is
+        not cached and the next fetch (plain or forced over it) fetches it again. The
+        cursor and the horizon stay where they are.
 
         Parameters
         ----------
@@ -760,15 +955,116 @@ class Cache:
                 damaged.append(part)
         if not damaged:
             return []
-        month_start = min(int(pd.Timestamp(f"{p.month}-01", tz="UTC").timestamp()) for p in damaged)
         files = tuple(p for p in state.files if p not in damaged)
-        cursor = month_start if state.cursor is None else min(state.cursor, month_start)
+        coverage = state.coverage
+        for part in damaged:
+            coverage = _subtract(coverage, (part.min_time // 1000, part.max_time // 1000 + 1))
         self._write_state(
-            replace(state, files=files, rows=sum(p.rows for p in files), cursor=cursor)
+            replace(state, files=files, rows=sum(p.rows for p in files), coverage=coverage)
         )
         self._sweep(self.state(), damaged)
-        log.warning("dropped %d damaged cache files; cursor rewound", len(damaged))
+        spans = ", ".join(
+            f"{_iso(p.min_time // 1000)}..{_iso(p.max_time // 1000 + 1)}" for p in damaged
+        )
+        log.warning(
+            "dropped %d damaged cache files; %s no longer cached until fetched again",
+            len(damaged), spans,
+        )
         return damaged
+
+    def rebuild(self) -> RebuildResult:
+        """Write a new ``state.json`` from the part files on disk (the old one is ignored).
+
+        Must run inside :meth:`lock`. For a state file that was deleted or damaged while the
+        data files are intact. Each part file (``month=YYYY-MM/part-<hex>.parquet``) is read
+        in full, one at a time; files that are damaged, of another stream or holding rows of
+        another month are left unlisted (and named in the result). When several files hold the
+        same ``id`` (orphans of an interrupted commit), the most recently written copy wins:
+        older files keep only their other rows, rewritten as new parts. The coverage becomes
+        the seconds from the first event to the last, the cursor and horizon the last
+        event's second; no file is deleted.
+
+        Returns
+        -------
+        RebuildResult
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> cache = Cache(Path(tempfile.mkdtemp()), "acme", "metric_events")
+        >>> with cache.lock():
+        ...     cache.rebuild().files
+        0
+        """
+        self._require_lock()
+        found: list[tuple[float, PartFile, pa.Table]] = []  # (mtime, part, id+time)
+        skipped: list[str] = []
+        for path in self._part_paths():
+            relative = f"{path.parent.name}/{path.name}"
+            month = path.parent.name.removeprefix("month=")
+            try:
+                with open(path, "rb") as fh:
+                    size, crc = _footer_crc32(fh)
+                metadata = pq.read_schema(path).metadata or {}
+                if metadata.get(b"stream", self.stream.encode()) != self.stream.encode():
+                    raise ValueError("a file of another stream")
+                table = self._conform(
+                    pq.read_table(path, schema=self._schema, page_checksum_verification=True)
+                )
+                if not table.num_rows:
+                    raise ValueError("no rows")
+                lo, hi = _time_range(table)
+                months = {m for m, _ in _split_by_month(table.select(["time"]).sort_by("time"))}
+                if months != {month}:
+                    raise ValueError(f"rows of {', '.join(sorted(months))} in month={month}")
+                mtime = path.stat().st_mtime
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                log.warning("rebuild: leaving %s unlisted: %s", path, exc)
+                skipped.append(relative)
+                continue
+            part = PartFile(relative, month, table.num_rows, lo, hi, size, crc)
+            found.append((mtime, part, table.select(["id", "time"])))
+            del table
+        found.sort(key=lambda item: (item[0], item[1].path))
+        seen: set[int] = set()
+        files: list[PartFile] = []
+        for _, part, keys in reversed(found):  # newest first: its copy of an id wins
+            ids = keys["id"].to_numpy()
+            stale = np.isin(ids, np.fromiter(seen, dtype=ids.dtype, count=len(seen)))
+            seen.update(ids.tolist())
+            if not stale.any():
+                files.append(part)
+            elif stale.all():
+                skipped.append(part.path)
+            else:
+                kept = self._read_part(part).filter(pa.array(~stale))
+                files.append(self._write_part(self._conform(kept), part.month))
+                skipped.append(part.path)
+        files.sort(key=lambda p: (p.min_time, p.max_time, p.path))
+        coverage: tuple[Interval, ...] = ()
+        cursor = None
+        if files:
+            first = min(p.min_time for p in files) // 1000
+            cursor = max(p.max_time for p in files) // 1000
+            coverage = _merge([(first, cursor)])
+        state = CacheState(
+            schema_version=SCHEMA_VERSION,
+            stream=self.stream,
+            cursor=cursor,
+            covered_since=coverage[0][0] if coverage else None,
+            covered_until=cursor,
+            rows=sum(p.rows for p in files),
+            files=tuple(files),
+            updated_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            coverage=coverage,
+            horizon=cursor,
+        )
+        self._write_state(state)
+        log.warning(
+            "rebuilt %s from %d part files (%d rows); %d left unlisted",
+            self.state_path, len(files), state.rows, len(skipped),
+        )
+        return RebuildResult(len(files), state.rows, tuple(sorted(skipped)), coverage)
 
     # ------------------------------------------------------------------ read
     def files(self, since: object = None, until: object = None) -> list[Path]:
@@ -813,6 +1109,56 @@ class Cache:
             for p in state.files
             if (lo is None or p.max_time >= lo) and (hi is None or p.min_time < hi)
         ]
+
+    def uncovered(
+        self, since: object = None, until: object = None, *, state: CacheState | None = None
+    ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+        """The parts of ``[since, until)`` that were never fetched (or were dropped as damaged).
+
+        Looked at up to the cursor (what lies beyond it is simply not fetched yet: see
+        :attr:`CacheState.as_of`); ``since`` defaults to the earliest time ever covered.
+        Empty for a cache that never recorded its coverage.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> Cache(Path(tempfile.mkdtemp()), "acme", "metric_events").uncovered("2024-01-01")
+        []
+        """
+        state = self.state() if state is None else state
+        if not state.coverage or state.cursor is None:
+            return []
+        lo_ms, hi_ms = _to_ms(since, "since"), _to_ms(until, "until")
+        lo = state.covered_since if lo_ms is None else lo_ms // 1000
+        hi = state.cursor if hi_ms is None else min(-(-hi_ms // 1000), state.cursor)
+        if lo is None or lo >= hi:
+            return []
+        return [
+            (pd.Timestamp(a, unit="s", tz="UTC"), pd.Timestamp(b, unit="s", tz="UTC"))
+            for a, b in state.gaps(lo, hi)
+        ]
+
+    def warn_uncovered(
+        self, since: object = None, until: object = None, *, state: CacheState | None = None,
+        stacklevel: int = 2,
+    ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+        """Warn (once per call) when :meth:`uncovered` finds a part of the range not cached.
+
+        Returns what :meth:`uncovered` found.
+        """
+        gaps = self.uncovered(since, until, state=state)
+        if gaps:
+            fmt = "%Y-%m-%d %H:%M:%S"
+            spans = ", ".join(f"{a.strftime(fmt)}..{b.strftime(fmt)}" for a, b in gaps[:3])
+            more = f" and {len(gaps) - 3} more" if len(gaps) > 3 else ""
+            warnings.warn(
+                f"the {self.stream} cache in {self.dir} does not hold {spans} UTC{more} (never "
+                "fetched, or dropped as damaged): events of that time are missing from this "
+                f"read. `zdevents fetch --stream {self.stream}` fetches them (so does a "
+                "refresh=\"auto\" read with credentials)",
+                stacklevel=stacklevel + 1,
+            )
+        return gaps
 
     def read(
         self,
@@ -931,17 +1277,20 @@ class Cache:
         if not self.dir.exists():
             return
         with self.lock():
-            with contextlib.suppress(FileNotFoundError):
-                self.state_path.unlink()
-            _fsync_dir(self.dir)
-            for path in self.dir.iterdir():
-                if path.name == ".lock":
-                    continue
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    with contextlib.suppress(OSError):
-                        path.unlink()
+            # an empty snapshot first: readers never see part files without a state
+            self._write_state(CacheState(schema_version=SCHEMA_VERSION, stream=self.stream))
+            for path in self._own_files(set()):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            rejected = self.dir / "rejected"
+            if rejected.is_dir():
+                for path in rejected.iterdir():
+                    if _REJECTED_NAME.match(path.name):
+                        with contextlib.suppress(OSError):
+                            path.unlink()
+            for folder in [*self._month_dirs(), rejected]:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only when empty: files zdevents did not write stay
 
 
 class _Vanished(Exception):
@@ -980,6 +1329,73 @@ def _write_error(exc: OSError, what: str) -> str:
             "and run the fetch again"
         )
     return f"could not write {what} ({reason}); the cache and its cursor are unchanged"
+
+
+def _iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _covering(
+    state: CacheState,
+    cursor: int | None,
+    covered_since: int | None,
+    files: tuple[PartFile, ...],
+    *,
+    after_cursor: str | None = None,
+    support_type_scope: str | None = None,
+) -> CacheState:
+    """``state`` with ``files``, the new cursor and what the commit covers."""
+    coverage, horizon, claim = state.coverage, state.horizon, None
+    new_cursor, new_after = state.cursor, state.after_cursor
+    if cursor is not None:
+        now = _now()
+        end = min(int(cursor), now)  # an end_time in the future covers nothing beyond now
+        start = covered_since if covered_since is not None else state.cursor
+        if start is not None and start < end:
+            claim = (int(start), end)
+            coverage = _merge([*coverage, claim])
+        if state.cursor is None or end >= state.cursor:  # the commit reaches the cursor
+            new_after = after_cursor
+        new_cursor = end if state.cursor is None else max(state.cursor, end)
+        horizon = _advance_horizon(horizon, coverage, claim)
+        if horizon is None and not coverage:
+            horizon = new_cursor  # commits that never said where they began: as before
+        horizon = None if horizon is None else min(horizon, now)
+    reached = [x for x in (state.covered_until, new_cursor) if x is not None]
+    return replace(
+        state,
+        schema_version=SCHEMA_VERSION,
+        cursor=new_cursor,
+        covered_since=min(x for x in (coverage[0][0], state.covered_since) if x is not None)
+        if coverage
+        else state.covered_since,
+        covered_until=max(reached) if reached else None,
+        rows=sum(p.rows for p in files),
+        files=files,
+        updated_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        coverage=coverage,
+        horizon=horizon,
+        support_type_scope=support_type_scope or state.support_type_scope,
+        after_cursor=new_after,
+    )
+
+
+def _coverage_from_json(value: object) -> tuple[Interval, ...]:
+    if not isinstance(value, list):
+        raise TypeError(f"coverage must be a list, not {value!r}")
+    pairs = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 2:
+            raise ValueError(f"bad coverage interval {item!r}")
+        a, b = (_opt_int(x) for x in item)
+        if a is None or b is None or a >= b:
+            raise ValueError(f"bad coverage interval {item!r}")
+        pairs.append((a, b))
+    return _merge(pairs)
 
 
 def _opt_int(value: object) -> int | None:

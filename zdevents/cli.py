@@ -34,6 +34,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         result = fetch(
             stream,
             args.since,
+            until=args.until,
             settings=settings,
             progress=not args.quiet,
             include_comments=args.include_comments and not metric,
@@ -45,6 +46,21 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             exclude_deleted=args.exclude_deleted and metric,
         )
         print(result)
+    return 0
+
+
+def cmd_cache_rebuild(args: argparse.Namespace) -> int:
+    """Rebuild a stream's lost or damaged state.json from its data files (deletes nothing)."""
+    from .frame import rebuild_cache
+
+    settings = _settings(args)
+    streams = ["metric_events", "ticket_events"] if args.stream == "all" else [args.stream]
+    for stream in streams:
+        result = rebuild_cache(stream, settings=settings)
+        print(
+            f"{stream}: state rebuilt from {result.files:,} files, {result.rows:,} rows"
+            + (f"; {len(result.skipped)} files left unlisted" if result.skipped else "")
+        )
     return 0
 
 
@@ -144,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--include-comments", action="store_true", help="ticket_events: full comment objects"
     )
+    p.add_argument("--until", help="stop once the pages pass this date (with --force: refetch [--since, --until))")
     p.add_argument("--force", action="store_true", help="refetch from --since even if cached")
     p.add_argument(
         "--pagination", choices=("time", "cursor"), default="time",
@@ -164,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     data_dir(p)
     p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("cache", help="cache maintenance: `zdevents cache rebuild`")
+    cache_sub = p.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    q = cache_sub.add_parser(
+        "rebuild", help=cmd_cache_rebuild.__doc__, description=cmd_cache_rebuild.__doc__
+    )
+    q.add_argument("--stream", choices=STREAM_CHOICES, default="metric_events")
+    data_dir(q)
+    q.set_defaults(func=cmd_cache_rebuild)
 
     p = sub.add_parser("status", help=cmd_status.__doc__, description=cmd_status.__doc__)
     data_dir(p)

@@ -13,13 +13,13 @@ from typing import Literal
 import pandas as pd
 
 from . import normalize
-from .cache import Cache
+from .cache import Cache, RebuildResult
 from .config import Settings
 from .dates import TimeLike, time_range
-from .errors import ConfigError
+from .errors import CacheError, CacheLocked, ConfigError, RateLimited, ServerError
 from .streams import get_stream
 
-__all__ = ["load_changes", "load_frame", "open_cache"]
+__all__ = ["load_changes", "load_frame", "open_cache", "rebuild_cache"]
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,56 @@ def _outside_package() -> int:
     return level
 
 
+def rebuild_cache(
+    stream: str = "metric_events", *, settings: Settings | None = None
+) -> RebuildResult:
+    """Rebuild a stream's ``state.json`` from its part files (after it was lost or damaged).
+
+    Takes the stream's lock, reads every part file once and writes a new state listing the
+    readable ones (see :meth:`zdevents.cache.Cache.rebuild`); no file is deleted. The
+    coverage becomes the time from the first cached event to the last; the next fetch
+    continues from there.
+
+    Parameters
+    ----------
+    stream : {"metric_events", "ticket_events"}
+    settings : Settings, optional
+        Default: ``Settings.from_env()``.
+
+    Returns
+    -------
+    RebuildResult
+        Files listed, rows, files left unlisted, the coverage.
+
+    Raises
+    ------
+    CacheLocked
+        When a fetch of the stream is running.
+
+    Examples
+    --------
+    >>> import zdevents as zd
+    >>> zd.rebuild_cache("metric_events").rows  # doctest: +SKIP
+    11016
+    """
+    settings = settings if settings is not None else Settings.from_env()
+    cache = Cache(settings.data_dir, _account_name(settings), get_stream(stream).name)
+    with cache.lock():
+        return cache.rebuild()
+
+
 def _refresh(
-    stream: str, since: pd.Timestamp | None, refresh: Refresh, settings: Settings
+    stream: str,
+    since: pd.Timestamp | None,
+    refresh: Refresh,
+    settings: Settings,
+    *,
+    until: pd.Timestamp | None = None,
+    lock_timeout: float = 0,
 ) -> None:
+    """Fetch before a read. ``"auto"`` degrades to reading: when Zendesk cannot be reached,
+    the cache is read-only or another process holds its lock, it warns once and returns
+    (the read then sees the last committed snapshot). ``"force"`` raises instead."""
     from .ingest import fetch
 
     if refresh == "never":
@@ -93,7 +140,31 @@ def _refresh(
                 stacklevel=_outside_package(),
             )
         return
-    fetch(stream, since, settings=settings, progress=False, force=refresh == "force")
+    force = refresh == "force"
+    try:
+        fetch(
+            stream, since, until=until if force else None, settings=settings, progress=False,
+            force=force, lock_timeout=lock_timeout,
+        )
+    except CacheLocked:
+        if force:
+            raise
+        why = (
+            f"another process is fetching {stream} into this cache: reading its last "
+            "committed snapshot (pass lock_timeout=SECONDS to wait for that fetch instead)"
+        )
+    except (ServerError, RateLimited) as exc:
+        if force:
+            raise
+        why = f"could not refresh {stream} from Zendesk ({exc}): reading the cache as it is"
+    except CacheError as exc:  # read-only folder, full disk: the cache itself still reads
+        if force:
+            raise
+        why = f"could not refresh the {stream} cache ({exc}): reading it as it is"
+    else:
+        return
+    log.info("%s", why)
+    warnings.warn(why, stacklevel=_outside_package())
 
 
 def load_frame(
@@ -104,6 +175,7 @@ def load_frame(
     refresh: Refresh = "auto",
     columns: Sequence[str] | None = None,
     settings: Settings | None = None,
+    lock_timeout: float = 0,
 ) -> pd.DataFrame:
     """Load one export stream as a typed DataFrame, fetching what is new first.
 
@@ -115,22 +187,35 @@ def load_frame(
         ``metric_events`` (SLA events, one row per event) or ``ticket_events`` (one row per
         audit; see :func:`load_changes` for the field changes inside audits).
     refresh : {"auto", "never", "force"}
-        ``"auto"`` fetches what is newer than the cache's cursor when an account and
-        credentials are configured, and otherwise reads the cache (saying so once);
-        ``"never"`` only reads; ``"force"`` refetches from ``since``.
+        ``"auto"`` fetches what the cache lacks (newer than its cursor, a gap, a ``since``
+        before its start) when an account and credentials are configured, and otherwise
+        reads the cache (saying so once). It never fails for the refresh: offline, with a
+        read-only cache, or while another process fetches, it warns once and reads the last
+        committed snapshot. ``"never"`` only reads; ``"force"`` refetches exactly
+        ``[since, until)`` and raises when it cannot.
     columns : list of str, optional
         Only these columns (read from disk, nothing else).
     settings : Settings, optional
         Default: ``Settings.from_env()``.
+    lock_timeout : float
+        Seconds to wait for another process's fetch of this stream before refreshing
+        (0: read its last snapshot at once).
 
     Returns
     -------
     pandas.DataFrame
-        Sorted by time. ``frame.attrs["zdevents_as_of"]`` holds the export's horizon (the
-        cursor, UTC), which :func:`zdevents.sla_targets` uses as its default ``as_of``.
+        Sorted by time. ``frame.attrs["zdevents_as_of"]`` holds the export's horizon (UTC:
+        every event before it is cached, it never moves back and is never later than now),
+        which :func:`zdevents.sla_targets` uses as its default ``as_of``.
         When ``since``/``until`` leave out cached events, ``frame.attrs["zdevents_window"]``
         holds ``(since, until)`` and :func:`zdevents.sla_targets` warns: SLA targets need
         the whole history (select them afterwards with :func:`zdevents.applied_between`).
+
+    Warns
+    -----
+    UserWarning
+        When part of ``[since, until)`` was never fetched (or was dropped as damaged), so
+        the frame lacks its events; the message names the span and the fetch that fills it.
 
     Examples
     --------
@@ -142,13 +227,14 @@ def load_frame(
     settings = settings if settings is not None else Settings.from_env()
     name = get_stream(stream).name
     start, end = time_range(since, until)
-    _refresh(name, start, refresh, settings)
+    _refresh(name, start, refresh, settings, until=end, lock_timeout=lock_timeout)
     cache = Cache(settings.data_dir, _account_name(settings), name)
     state = cache.state()
     table = cache.read(columns=list(columns) if columns is not None else None, since=start, until=end)
+    cache.warn_uncovered(start, end, state=state, stacklevel=_outside_package())
     frame = normalize.to_pandas(table, name)
-    if state.cursor is not None:
-        frame.attrs["zdevents_as_of"] = pd.Timestamp(state.cursor, unit="s", tz="UTC")
+    if state.as_of is not None:
+        frame.attrs["zdevents_as_of"] = state.as_of
     horizon = frame.attrs.get("zdevents_as_of")
     if (start is not None and cache.parts(until=start, state=state)) or (
         end is not None and horizon is not None and end < horizon
@@ -163,12 +249,14 @@ def load_changes(
     *,
     refresh: Refresh = "auto",
     settings: Settings | None = None,
+    lock_timeout: float = 0,
 ) -> pd.DataFrame:
     """Field changes inside ticket audits, one row per change (the long form).
 
     Columns: ``ticket_id``, ``audit_id``, ``time``, ``updater_id``, ``via_channel``,
     ``event_id``, ``event_type``, ``field``, ``value``, ``previous_value``, and for comments
     ``author_id``, ``public``, ``body`` (bodies need ``zdevents fetch --include-comments``).
+    ``refresh`` and ``lock_timeout`` work as in :func:`load_frame`.
 
     Examples
     --------
@@ -177,11 +265,12 @@ def load_changes(
     """
     settings = settings if settings is not None else Settings.from_env()
     start, end = time_range(since, until)
-    _refresh("ticket_events", start, refresh, settings)
+    _refresh("ticket_events", start, refresh, settings, until=end, lock_timeout=lock_timeout)
     cache = Cache(settings.data_dir, _account_name(settings), "ticket_events")
     state = cache.state()
     table = cache.read(since=start, until=end)
+    cache.warn_uncovered(start, end, state=state, stacklevel=_outside_package())
     frame = normalize.to_pandas(normalize.ticket_changes(table), "ticket_changes")
-    if state.cursor is not None:
-        frame.attrs["zdevents_as_of"] = pd.Timestamp(state.cursor, unit="s", tz="UTC")
+    if state.as_of is not None:
+        frame.attrs["zdevents_as_of"] = state.as_of
     return frame

@@ -151,25 +151,53 @@ def memory_pool() -> Iterator[None]:
                 _pool_before = None
 
 
-def _start_time(cache: Cache, since: pd.Timestamp | None, force: bool) -> tuple[int, int | None]:
-    """Where to start and what the cache covers from afterwards."""
-    state = cache.state()
-    since_s = int(since.timestamp()) if since is not None else None
-    covered = state.covered_since
-    if state.cursor is None or force:
-        start = since_s if since_s is not None else (covered if force and covered else 0)
-        new_covered = start if covered is None else min(start, covered)
-        return start, new_covered
-    if since_s is not None and covered is not None and since_s < covered:
-        # Backfill: an earlier start than the cache covers re-reads from there on.
-        return since_s, since_s
-    return state.cursor, covered
+Segment = tuple[int, int | None]
+"""A range of the export to read: ``start_time`` and where to stop (None: the present)."""
+
+
+def _plan(
+    state: CacheState, since: pd.Timestamp | None, until: pd.Timestamp | None, force: bool
+) -> list[Segment]:
+    """The ranges one fetch reads, in order: only what the cache lacks, or what was forced.
+
+    A forced fetch reads exactly ``[since, until)`` (``since`` defaults to the start of the
+    coverage). Otherwise: ``[since, start of the coverage)`` when ``since`` is earlier (a
+    backfill), then every gap inside the coverage (left by a forced range or a repair), then
+    on from the cursor. ``until`` ends every range.
+    """
+    lo = int(since.timestamp()) if since is not None else None
+    hi = int(-(-until.value // 1_000_000_000)) if until is not None else None
+    coverage = state.coverage
+    if force:
+        start = lo if lo is not None else (coverage[0][0] if coverage else 0)
+        wanted: list[Segment] = [(start, hi)]
+    elif not coverage and state.cursor is None:
+        wanted = [(lo if lo is not None else 0, hi)]
+    else:
+        wanted = []
+        known = [
+            x for x in (state.covered_since, coverage[0][0] if coverage else None) if x is not None
+        ]
+        if known and lo is not None and lo < min(known):
+            wanted.append((lo, min(known)))
+        tail = state.cursor if state.cursor is not None else coverage[-1][1]
+        wanted += state.gaps(state.covered_since, tail)
+        wanted.append((tail, hi))
+    plan: list[Segment] = []
+    for start, end in wanted:
+        if end is not None and hi is not None:
+            end = min(end, hi)
+        if end is not None and start >= end:
+            continue
+        plan.append((start, end))
+    return plan
 
 
 def fetch(
     stream: str | Stream = "metric_events",
     since: TimeLike = None,
     *,
+    until: TimeLike = None,
     settings: Settings | None = None,
     progress: bool = True,
     include_comments: bool = False,
@@ -188,8 +216,11 @@ def fetch(
         Which incremental export to fetch.
     since : str, date, datetime, Timestamp or epoch seconds, optional
         Where a first fetch starts (default: the beginning of the account's history).
-        Later fetches continue from the cache's cursor; a ``since`` earlier than what the
-        cache covers backfills from there.
+        Later fetches read only what the cache lacks: from ``since`` to the start of what
+        it covers (a backfill), any gap inside it, then on from the cursor.
+    until : str, date, datetime, Timestamp or epoch seconds, optional
+        Stop requesting once the pages pass this time (default: read up to the present).
+        With ``force``, ``[since, until)`` is exactly the range refetched.
     settings : Settings, optional
         Account, credentials and cache folder (default: ``Settings.from_env()``).
     progress : bool
@@ -197,7 +228,10 @@ def fetch(
     include_comments : bool
         ``ticket_events`` only: ask for full comment objects (``include=comment_events``).
     force : bool
-        Refetch from ``since`` (or from what the cache covers) even if the cursor is newer.
+        Refetch ``[since, until)`` (``since`` defaults to the start of what the cache covers)
+        even if it is cached, after dropping damaged cache files there. Nothing outside it
+        is fetched: a gap it leaves (a ``since`` later than the cursor, a damaged file before
+        ``since``) is not counted as covered, and the next fetch without ``force`` fills it.
     session : requests.Session, optional
         HTTP session to use (tests and proxies).
     lock_timeout : float
@@ -240,7 +274,7 @@ def fetch(
     _check_options(stream, pagination, support_type_scope, exclude_deleted)
     settings = settings if settings is not None else Settings.from_env()
     settings.require_credentials()
-    since_ts = time_range(since)[0]  # a since in the future is an error, never clamped
+    since_ts, until_ts = time_range(since, until)  # a since in the future is an error
     started = time.monotonic()
     cache = Cache(settings.data_dir, settings.account, stream.name)
     with (
@@ -252,46 +286,53 @@ def fetch(
             dropped = cache.repair(since_ts)
             if dropped:
                 log.warning("dropped %d damaged cache files; refetching them", len(dropped))
-        start, covered_since = _start_time(cache, since_ts, force)
         before = cache.state()
         scope = _scope(cache, before, stream, support_type_scope, force)
-        # the saved cursor-mode position is only valid where the last run stopped
-        resume_after = (
-            before.after_cursor
-            if pagination == "cursor" and not force and start == before.cursor
-            else None
-        )
-        pages = events = 0
-        bar = FetchProgress(stream.name, start, settings.requests_per_minute, enabled=progress)
-        writer = PageWriter(
-            cache, stream, covered_since=covered_since, settings=settings, scope=scope
-        )
-        paged = client.pages(
-            stream,
-            start,
-            include_comments=include_comments,
-            exclude_deleted=exclude_deleted,
-            # agent is Zendesk's default: asked for by leaving the parameter out
-            support_type_scope=scope if scope not in (None, "agent") else None,
-            pagination=pagination,
-            after_cursor=resume_after,
-        )
+        plan = _plan(before, since_ts, until_ts, force)
+        pages = events = new = other_new = 0
+        first = plan[0][0] if plan else 0
+        bar = FetchProgress(stream.name, first, settings.requests_per_minute, enabled=progress)
         try:
-            for page in paged:
-                pages += 1
-                events += page.count or 0
-                bar.update(page, client.stats)
-                writer.add(page)
-            writer.close()
-        except BaseException:
-            # keep the pages that did arrive: at 10 requests a minute a batch is minutes of
-            # the export budget, and Ctrl-C promises to keep them (and to stop soon)
-            writer.abort()
-            raise
+            for start, end in plan:
+                # the saved cursor-mode position is only valid where the last run stopped
+                resume_after = (
+                    before.after_cursor
+                    if pagination == "cursor" and not force and start == before.cursor
+                    else None
+                )
+                writer = PageWriter(
+                    cache, stream, covered_since=start, settings=settings, scope=scope
+                )
+                paged = client.pages(
+                    stream,
+                    start,
+                    include_comments=include_comments,
+                    exclude_deleted=exclude_deleted,
+                    # agent is Zendesk's default: asked for by leaving the parameter out
+                    support_type_scope=scope if scope not in (None, "agent") else None,
+                    pagination=pagination,
+                    after_cursor=resume_after,
+                )
+                try:
+                    for page in paged:
+                        pages += 1
+                        events += page.count or 0
+                        bar.update(page, client.stats)
+                        writer.add(page)
+                        if end is not None and page.end_time is not None and page.end_time >= end:
+                            break  # the range is read: the next pages lie beyond it
+                    writer.close()
+                except BaseException:
+                    # keep the pages that did arrive: at 10 requests a minute a batch is
+                    # minutes of the export budget, and Ctrl-C promises to keep them (and to
+                    # stop soon)
+                    writer.abort()
+                    raise
+                finally:
+                    new += writer.new_events
+                    other_new += writer.other_stream_events
         finally:
             bar.close()
-        new = writer.new_events
-        other_new = writer.other_stream_events
         state = cache.state()
     stats = client.stats
     cursor = pd.Timestamp(state.cursor, unit="s", tz="UTC") if state.cursor is not None else None
@@ -501,10 +542,8 @@ class PageWriter:
             )
             other = Cache(self.cache.data_dir, self.cache.account, METRIC_EVENTS.name)
             with other.lock(timeout=60):
-                held = other.state()
-                stored = other.commit(
-                    stray_metric_events, cursor=held.cursor or 0, after_cursor=held.after_cursor
-                )
+                # rows only: that stream's cursor, coverage and after_cursor stay
+                stored = other.commit(stray_metric_events)
             self.other_stream_events += stored.new_rows
         result = self.cache.commit(
             table,

@@ -33,14 +33,14 @@ Engines and what differs from ``load_frame``
 The as-of time
 --------------
 A lazy frame carries no ``attrs``, so :func:`zdevents.sla_targets` cannot find the cache
-cursor by itself (without ``as_of`` it would use the current time and count breaches that are
+horizon by itself (without ``as_of`` it would use the current time and count breaches that are
 merely scheduled). Read it with :func:`scan_as_of` *before* :func:`scan` and pass it::
 
     as_of = zd.scan_as_of()
     events = zd.scan(since="2024-01-01", engine="dask")
     targets = zd.sla_targets(events, as_of=as_of)
 
-Read in that order, the view is consistent even while a fetch runs: the cursor only moves
+Read in that order, the view is consistent even while a fetch runs: the horizon only moves
 forward and the later snapshot holds every event up to it; events newer than ``as_of`` are
 ignored by ``sla_targets``.
 
@@ -72,7 +72,7 @@ from .cache import Cache
 from .config import Settings
 from .dates import TimeLike, time_range
 from .errors import CacheError, ZdEventsError
-from .frame import _account_name
+from .frame import _account_name, _outside_package
 from .streams import get_stream
 
 __all__ = ["ENGINES", "EngineUnavailable", "scan", "scan_as_of"]
@@ -115,7 +115,10 @@ def _open(stream: str, settings: Settings | None) -> tuple[Cache, str]:
 def scan_as_of(
     stream: str = "metric_events", *, settings: Settings | None = None
 ) -> pd.Timestamp | None:
-    """The cache cursor of ``stream`` as a UTC Timestamp: the ``as_of`` for lazy frames.
+    """The cache's horizon of ``stream`` as a UTC Timestamp: the ``as_of`` for lazy frames.
+
+    Every event before it is cached; it only moves forward (a forced refetch or a backfill
+    running meanwhile never lowers it) and is never later than now.
 
     ``load_frame`` puts this in ``frame.attrs["zdevents_as_of"]``; lazy frames cannot carry
     it, so pass it to :func:`zdevents.sla_targets` yourself. Call it *before*
@@ -139,8 +142,7 @@ def scan_as_of(
     >>> targets = zd.sla_targets(zd.scan(engine="dask"), as_of=as_of)  # doctest: +SKIP
     """
     cache, _ = _open(stream, settings)
-    cursor = cache.state().cursor
-    return None if cursor is None else pd.Timestamp(cursor, unit="s", tz="UTC")
+    return cache.state().as_of
 
 
 def scan(
@@ -232,6 +234,7 @@ def scan(
             f"{name} --since <first date you need>`",
             path=str(cache.dir),
         )
+    cache.warn_uncovered(start, end, state=state, stacklevel=_outside_package())
     parts = cache.parts(start, end, state=state)
     if not parts:  # keep the schema: read the newest file, the row filter leaves no row
         parts = [state.files[-1]]
