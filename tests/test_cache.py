@@ -469,3 +469,23 @@ def test_ticket_events_audits_round_trip(tmp_path: Path):
         (2, "pending"),
     ]
     assert sorted(p.month for p in cache.state().files) == ["2024-01", "2024-02"]
+
+
+def test_rebuild_keeps_the_newest_copy_of_an_id_found_in_two_files(tmp_path):
+    """Orphans of an interrupted commit may repeat ids: the most recently written copy wins."""
+    cache = Cache(tmp_path, "acme", "metric_events")
+    commit(cache, events((1, "2024-01-05T00:00:00Z", "breach", False), (2, "2024-01-06T00:00:00Z")))
+    (old,) = cache.state().files
+    saved = (cache.dir / old.path).read_bytes()
+    commit(cache, events((1, "2024-01-05T00:00:00Z", "breach", True)))
+    (cache.dir / old.path).write_bytes(saved)  # the superseded file, as a crash leaves it
+    os.utime(cache.dir / old.path, (1, 1))  # written long ago
+    cache.state_path.unlink()
+    with cache.lock():
+        result = cache.rebuild()
+    assert result.rows == 2 and old.path in result.skipped
+    assert cache.read().select(["id", "deleted"]).to_pylist() == [
+        {"id": 1, "deleted": True},
+        {"id": 2, "deleted": None},
+    ]
+    assert (cache.dir / old.path).exists()  # rebuild deletes nothing
