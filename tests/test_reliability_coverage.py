@@ -148,7 +148,7 @@ def test_the_horizon_never_moves_back_while_a_force_runs(server, truth, tmp_path
     monkeypatch.setattr(ingest, "BATCH_PAGES", 1)
     monkeypatch.setattr(Cache, "commit", commit_then_read)
     zd.fetch(since="2024-01-01", force=True, settings=settings, progress=False)
-    assert len(seen) >= 100 and set(seen) == {final}
+    assert len(seen) == 118 and set(seen) == {final}
     assert targets_seen == [all_targets, all_targets]
     monkeypatch.undo()
     assert_exact(cache_of(settings), truth)
