@@ -15,10 +15,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from _reliability import assert_exact, cache_of, clean_fetch, quick_local_sockets
+from _reliability import assert_exact, cache_of, clean_fetch, cli_env, quick_local_sockets
 
 import zdevents as zd
-from zdevents import ingest
+from zdevents import cli, ingest
 from zdevents.cache import Cache
 from zdevents.sample import SampleAccount
 from zdevents.testing import LocalZendesk
@@ -219,7 +219,7 @@ def test_a_backfill_fetches_only_the_gap_then_continues_from_the_cursor(server, 
     assert_exact(cache, truth)
 
 
-def test_a_forced_range_stops_requesting_at_its_end(server, truth, tmp_path):
+def test_a_forced_range_stops_requesting_at_its_end(server, truth, tmp_path, monkeypatch):
     settings = server.settings(data_dir=tmp_path)
     cache = cache_of(settings)
     zd.fetch(settings=settings, progress=False)
@@ -229,6 +229,14 @@ def test_a_forced_range_stops_requesting_at_its_end(server, truth, tmp_path):
     assert sum(t >= ts("2024-04-01") for t in asked) == 0  # no page beyond the range
     assert len(asked) == 19  # March's pages (1,788 events), the last one crossing 1 April
     assert len(frame) == between(truth, "2024-03-01", "2024-04-01")
+    assert_exact(cache, truth)
+
+    for name, value in cli_env(server, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    before = server.requests
+    argv = ["fetch", "--since", "2024-03-01", "--until", "2024-04-01", "--force", "--quiet"]
+    assert cli.main(argv) == 0
+    assert start_times(server, before) == asked  # the command line does the same
     assert_exact(cache, truth)
 
 

@@ -915,10 +915,10 @@ class Cache:
         return found
 
     # ------------------------------------------------------------------ repair
-    def repair(self, since: object = None) -> list[PartFile]:
+    def repair(self, since: object = None, until: object = None) -> list[PartFile]:
         """Drop damaged part files and the coverage of their time span.
 
-        Must run inside :meth:`lock`. Every listed part whose rows may reach ``since`` or later
+        Must run inside :meth:`lock`. Every listed part that may hold rows in ``[since, until)``
         is read in full; unreadable ones are removed from the snapshot, and the seconds from
         their first to their last row leave the coverage, so reads of that span say it is
         not cached and the next fetch (plain or forced over it) fetches it again. The
@@ -926,8 +926,8 @@ class Cache:
 
         Parameters
         ----------
-        since : time, optional
-            Check only parts with rows at or after this time (default: all).
+        since, until : time, optional
+            Check only parts with rows in ``[since, until)`` (default: all).
 
         Returns
         -------
@@ -944,11 +944,8 @@ class Cache:
         """
         self._require_lock()
         state = self.state()
-        since_ms = _to_ms(since, "since")
         damaged = []
-        for part in state.files:
-            if since_ms is not None and part.max_time < since_ms:
-                continue
+        for part in self.parts(since, until, state=state):
             try:
                 self._read_part(part)
             except CacheError:

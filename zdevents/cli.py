@@ -160,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--include-comments", action="store_true", help="ticket_events: full comment objects"
     )
-    p.add_argument("--until", help="stop once the pages pass this date (with --force: refetch [--since, --until))")
+    p.add_argument(
+        "--until", help="stop once the pages pass this date (with --force: refetch [since, until))"
+    )
     p.add_argument("--force", action="store_true", help="refetch from --since even if cached")
     p.add_argument(
         "--pagination", choices=("time", "cursor"), default="time",

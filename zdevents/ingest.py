@@ -283,7 +283,7 @@ def fetch(
         Client(settings, session=session) as client,
     ):
         if force:
-            dropped = cache.repair(since_ts)
+            dropped = cache.repair(since_ts, until_ts)
             if dropped:
                 log.warning("dropped %d damaged cache files; refetching them", len(dropped))
         before = cache.state()
