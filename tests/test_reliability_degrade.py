@@ -238,6 +238,7 @@ def test_files_zdevents_did_not_write_survive_fetches_and_clear(server, truth, t
         cache.dir / "month=2024-02" / "export.csv",
         cache.dir / "month=backup" / "old.parquet",
         cache.dir / "my-analysis.ipynb",
+        cache.dir / "rejected" / "my-notes.json",
     ]
     for path in theirs:
         path.parent.mkdir(exist_ok=True)

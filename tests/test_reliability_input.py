@@ -343,9 +343,14 @@ def test_rejected_pages_are_bounded_in_number_and_size(tmp_path, monkeypatch):
     bad = page_body([{"id": "x"}], 0, True, "ticket_metric_events", True)
     bad = bad.replace(b'"count"', b'"padding": "' + b"z" * 500 + b'", "count"')
     folder = hostile_cache(tmp_path).dir / "rejected"
+    folder.mkdir(parents=True)
+    theirs = folder / "0-my-notes.json"  # sorts first: the oldest, were it a rejected page
+    theirs.write_text("{}")
     for _ in range(4):
         with pytest.raises(zd.PageError, match="kept in"):
             fetch_pages([bad], tmp_path, 1)
+    assert theirs.read_text() == "{}"  # never deleted: zdevents did not write it
+    theirs.unlink()
     saved = sorted(folder.glob("*.json"))
     assert len(saved) == 2 and len(sorted(folder.glob("*.txt"))) == 2
     assert all(p.read_bytes() == bad[:100] for p in saved)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import re
 import threading
 import time
 import uuid
@@ -50,6 +51,7 @@ BATCH_PAGES = 100
 MAX_REJECTED_PAGES = 20
 #: Bytes kept of one rejected page (a longer body is cut, and its .txt file says so).
 MAX_REJECTED_BYTES = 64 * 1024 * 1024
+_REJECTED_NAME = re.compile(r"^\d{8}T\d{6}Z-start_time-\d+-[0-9a-f]{8}\.json$")
 
 
 @dataclass(frozen=True)
@@ -599,7 +601,8 @@ def _rejected(
         folder.mkdir(exist_ok=True)
         (folder / f"{name}.json").write_bytes(body)
         (folder / f"{name}.txt").write_text(note, encoding="utf-8")
-        for old in sorted(folder.glob("*.json"))[:-MAX_REJECTED_PAGES]:
+        ours = sorted(p for p in folder.glob("*.json") if _REJECTED_NAME.match(p.name))
+        for old in ours[:-MAX_REJECTED_PAGES]:  # only pages it kept: never a file of yours
             for path in (old, old.with_suffix(".txt")):
                 with contextlib.suppress(OSError):
                     path.unlink()
