@@ -489,3 +489,12 @@ def test_rebuild_keeps_the_newest_copy_of_an_id_found_in_two_files(tmp_path):
         {"id": 2, "deleted": None},
     ]
     assert (cache.dir / old.path).exists()  # rebuild deletes nothing
+
+
+def test_rebuild_of_a_stream_never_fetched_is_an_error_and_makes_no_folder(tmp_path: Path):
+    import zdevents as zd
+
+    settings = zd.Settings(subdomain="acme", data_dir=tmp_path)
+    with pytest.raises(CacheError, match="no metric_events cache in .* to rebuild"):
+        zd.rebuild_cache("metric_events", settings=settings)
+    assert not (tmp_path / "acme").exists()

@@ -51,10 +51,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_cache_rebuild(args: argparse.Namespace) -> int:
     """Rebuild a stream's lost or damaged state.json from its data files (deletes nothing)."""
-    from .frame import rebuild_cache
+    from .frame import open_cache, rebuild_cache
 
     settings = _settings(args)
     streams = ["metric_events", "ticket_events"] if args.stream == "all" else [args.stream]
+    if args.stream == "all":  # the streams that have a cache folder (an error if none has)
+        present = [s for s in streams if open_cache(s, settings=settings).dir.is_dir()]
+        streams = present or streams[:1]
     for stream in streams:
         result = rebuild_cache(stream, settings=settings)
         print(

@@ -95,6 +95,8 @@ def rebuild_cache(
     ------
     CacheLocked
         When a fetch of the stream is running.
+    CacheError
+        When the stream has no cache folder.
 
     Examples
     --------
@@ -104,6 +106,12 @@ def rebuild_cache(
     """
     settings = settings if settings is not None else Settings.from_env()
     cache = Cache(settings.data_dir, _account_name(settings), get_stream(stream).name)
+    if not cache.dir.is_dir():
+        raise CacheError(
+            f"there is no {cache.stream} cache in {cache.dir} to rebuild: check "
+            "ZDEVENTS_DATA_DIR and the account",
+            path=str(cache.dir),
+        )
     with cache.lock():
         return cache.rebuild()
 
