@@ -38,7 +38,7 @@ import time
 import uuid
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
@@ -210,10 +210,10 @@ class CacheState:
         return found
 
 
-def _merge(intervals: object) -> tuple[Interval, ...]:
+def _merge(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
     """Sorted, disjoint intervals; touching ones are joined, empty ones dropped."""
     out: list[Interval] = []
-    for a, b in sorted((int(a), int(b)) for a, b in intervals if a < b):  # type: ignore[union-attr]
+    for a, b in sorted((int(a), int(b)) for a, b in intervals if a < b):
         if out and a <= out[-1][1]:
             out[-1] = (out[-1][0], max(out[-1][1], b))
         else:
@@ -235,8 +235,9 @@ def _subtract(intervals: tuple[Interval, ...], cut: Interval) -> tuple[Interval,
     return tuple(out)
 
 
-def _advance_horizon(horizon: int | None, coverage: tuple[Interval, ...], claim: Interval | None
-                     ) -> int | None:
+def _advance_horizon(
+    horizon: int | None, coverage: tuple[Interval, ...], claim: Interval | None
+) -> int | None:
     """The horizon after a commit: the end of the interval it lies in, never lower.
 
     Before any coverage, the first claim's interval sets it. A claim elsewhere (a backfill
