@@ -191,7 +191,10 @@ def _plan(
             end = min(end, hi)
         if end is not None and start >= end:
             continue
-        plan.append((start, end))
+        if plan and plan[-1][1] == start:  # back to back: one continuous read
+            plan[-1] = (plan[-1][0], end)
+        else:
+            plan.append((start, end))
     return plan
 
 
