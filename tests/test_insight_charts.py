@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import zdevents as zd
+from zdevents.charts import METRIC_COLOURS
 from zdevents.insight_charts import format_minutes, plot_funnel, plot_lateness, plot_update_pairing
 from zdevents.insights import funnel_table, lateness, update_pairing_summary
 
@@ -115,3 +116,57 @@ def test_charts_export_through_save_figure(tmp_path):
                              tmp_path / "funnel")
     assert [p.suffix for p in written] == [".png", ".svg"]
     assert written[0].stat().st_size > 5_000
+
+
+def test_plot_lateness_draws_each_metric_in_its_fixed_colour():
+    targets = pd.DataFrame({
+        "metric_label": ["First reply", "Resolution"], "outcome": "breached",
+        "breached_at": [T0, T0], "fulfilled_at": [T0 + pd.Timedelta(minutes=30)] * 2,
+    })
+    ax = plot_lateness(lateness(targets, as_of=T0 + pd.Timedelta(hours=1)))
+    boxes = [p for p in ax.patches]  # bottom to top: Resolution, First reply
+    edges = [mpl.colors.to_hex(b.get_edgecolor()) for b in boxes]
+    assert edges == [METRIC_COLOURS["Resolution"].lower(),
+                     METRIC_COLOURS["First reply"].lower()]
+
+
+def test_plot_update_pairing_uses_the_two_update_metrics_colours():
+    summary = update_pairing_summary(pd.DataFrame({"policy_title": ["A", "A"],
+                                                   "pairing": ["periodic only", "both breached"]}))
+    ax = plot_update_pairing(summary)
+    explained, also = ax.containers
+    assert mpl.colors.to_hex(explained[0].get_facecolor()) == (
+        METRIC_COLOURS["Periodic update"].lower())
+    assert mpl.colors.to_hex(also[0].get_edgecolor()) == (
+        METRIC_COLOURS["Pausable update"].lower())
+
+
+def _subtitles(ax) -> list[str]:
+    return [t.get_text() for t in ax.texts if isinstance(t, mpl.text.Annotation)
+            and t.get_text().startswith(("acme", "SLAs"))]
+
+
+def test_every_insight_chart_takes_a_subtitle_under_a_left_aligned_title():
+    line = "acme · SLAs applied 2024-01-01 to 2024-01-31 · data as of 2024-02-01 00:00 UTC"
+    late = lateness(pd.DataFrame({"metric_label": ["First reply"], "outcome": ["breached"],
+                                  "breached_at": [T0], "fulfilled_at": [T0]}), as_of=T0)
+    pairing = update_pairing_summary(pd.DataFrame({"policy_title": ["A"],
+                                                   "pairing": ["periodic only"]}))
+    funnel = funnel_table(pd.DataFrame({"g": ["A", "B"], "breached": [3, 1],
+                                        "achieved": [7, 9]}), by="g", min_targets=1)
+    for ax in (plot_lateness(late, subtitle=line), plot_update_pairing(pairing, subtitle=line),
+               plot_funnel(funnel, subtitle=line)):
+        assert _subtitles(ax) == [line]
+        assert ax.get_title(loc="left") and not ax.get_title()  # title on the left
+
+
+def test_plot_lateness_subtitle_defaults_to_the_period_and_as_of_of_its_frame():
+    targets = pd.DataFrame({
+        "metric_label": ["First reply"] * 2, "outcome": "breached",
+        "applied_at": [T0, T0 + pd.Timedelta(days=9)],
+        "breached_at": [T0 + pd.Timedelta(hours=1)] * 2,
+        "fulfilled_at": [T0 + pd.Timedelta(hours=2)] * 2,
+    })
+    ax = plot_lateness(lateness(targets, as_of="2024-01-20 06:00"))
+    assert _subtitles(ax) == [
+        "SLAs applied 2024-01-01 to 2024-01-10 · data as of 2024-01-20 06:00 UTC"]

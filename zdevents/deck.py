@@ -26,6 +26,14 @@ from matplotlib.axes import Axes
 
 from . import charts, insight_charts, insights
 from .dates import TimeLike, time_range, to_utc
+from .takeaways import (
+    funnel_takeaway,
+    lateness_takeaway,
+    pairing_takeaway,
+    pct,
+    rates_takeaway,
+    trend_takeaway,
+)
 
 __all__ = ["DECK_TITLES", "Slide", "build_deck", "deck_slides"]
 
@@ -55,83 +63,6 @@ class Slide:
     title: str
     takeaway: str
     draw: Callable[[], Axes]
-
-
-# ---------------------------------------------------------------- takeaways
-
-
-def _pct(value: float) -> str:
-    return "n/a" if pd.isna(value) else f"{value:.1%}"
-
-
-def _rates_takeaway(rates: pd.DataFrame) -> str:
-    done = rates[(rates["breached"] + rates["achieved"]) > 0]
-    if done.empty:
-        return "No SLA target has been completed yet."
-    worst = done.sort_values(["breach_rate", "breached"], ascending=False).iloc[0]
-    n = int(worst["breached"] + worst["achieved"])
-    return (f"{worst['metric_label']} breaches most often: {_pct(worst['breach_rate'])} of "
-            f"{n:,} completed targets (95% CI {_pct(worst['ci_low'])}-{_pct(worst['ci_high'])}).")
-
-
-def _trend_takeaway(verdicts: pd.DataFrame) -> str:
-    known = verdicts[verdicts["verdict"] != "not enough data"]
-    if known.empty:
-        return "Not enough complete weeks yet to say whether breach rates are changing."
-    week = known["latest_period"].max()
-    moved = known[known["verdict"].isin(["better", "worse"])]
-    if moved.empty:
-        return (f"Week of {week:%d %b %Y} vs the weeks before: no metric changed significantly "
-                "(two-proportion z-test, p < 0.05).")
-    parts = [f"{r.metric_label} {r.verdict} ({_pct(r.latest_rate)} vs {_pct(r.baseline_rate)}, "
-             f"p={r.p_value:.3f})" for r in moved.itertuples()]
-    rest = len(known) - len(moved)
-    tail = f"; no significant change on {rest} other metric{'s' if rest != 1 else ''}" if rest else ""
-    return f"Week of {week:%d %b %Y} vs the weeks before: " + "; ".join(parts) + tail + "."
-
-
-def _lateness_takeaway(summary: pd.DataFrame) -> str:
-    if summary.empty:
-        return "No SLA target has breached."
-    worst = summary.sort_values("median_minutes", ascending=False).iloc[0]
-    best = summary.sort_values("median_minutes").iloc[0]
-    fmt = insight_charts.format_minutes
-    return (f"Breached {worst['metric_label']} targets end up latest: median "
-            f"{fmt(worst['median_minutes'])} past the target (p90 {fmt(worst['p90_minutes'])}); "
-            f"{best['metric_label']} the least late (median {fmt(best['median_minutes'])}).")
-
-
-def _pairing_takeaway(overall: pd.DataFrame) -> str:
-    if overall.empty or int(overall["periodic_breached"].iloc[0]) == 0:
-        return "No periodic update target has breached."
-    row = overall.iloc[0]
-    return (f"Waiting on the customer explains {int(row['periodic only']):,} of "
-            f"{int(row['periodic_breached']):,} periodic-update breaches "
-            f"({row['explained_by_waiting']:.0%}): the pausable update was achieved on them.")
-
-
-def _funnel_takeaway(table: pd.DataFrame, unit: str) -> str:
-    if table.empty:
-        return "No completed SLA targets to compare."
-    p0 = table["overall_rate"].iloc[0]
-    position = table["position"].astype(str)
-    high = table[position.str.startswith("above 99.8")]
-    low = table[position.str.startswith("below 99.8")]
-    names = lambda part: ", ".join(f"{r[unit]} ({_pct(r['breach_rate'])})"  # noqa: E731
-                                   for _, r in part.iterrows())
-    if high.empty and low.empty:
-        return (f"Every {_unit_noun(unit)} is within the 99.8% limits around the overall "
-                f"{_pct(p0)}: differences are what chance alone gives.")
-    bits = []
-    if not high.empty:
-        bits.append(f"above the 99.8% limit: {names(high)}")
-    if not low.empty:
-        bits.append(f"below the 99.8% limit: {names(low)}")
-    return f"Against the overall {_pct(p0)}, " + "; ".join(bits) + "."
-
-
-def _unit_noun(unit: str) -> str:
-    return unit.replace("_name", "").replace("_id", "").replace("_", " ")
 
 
 # ---------------------------------------------------------------- the slides
@@ -175,6 +106,7 @@ def deck_slides(
     as_of: TimeLike = None,
     k: int = 4,
     min_targets: int = 30,
+    subtitle: str | None = None,
 ) -> tuple[list[Slide], dict[str, pd.DataFrame]]:
     """The chart slides of the deck and the tables behind them, without writing anything.
 
@@ -189,6 +121,9 @@ def deck_slides(
         Weeks of the trend verdict's baseline.
     min_targets : int, default 30
         Completed targets a group needs to be ranked in the league table.
+    subtitle : str, optional
+        The grey line under every chart's title (:func:`zdevents.chart_subtitle`); by
+        default the period the targets span and the as-of time.
 
     Returns
     -------
@@ -205,6 +140,8 @@ def deck_slides(
     from .sla import breach_rates
 
     cutoff = _resolve_as_of(targets, as_of)
+    heading = subtitle if subtitle is not None else charts.chart_subtitle(
+        as_of=cutoff, targets=targets)
     by_metric = breach_rates(targets, by=["metric_label"])
     weekly = breach_rates(targets, by=["metric", "metric_label"], freq="W")
     verdicts = insights.trend_verdicts(targets, by="metric_label", k=k, as_of=cutoff)
@@ -216,23 +153,25 @@ def deck_slides(
     tables = {"by_metric": by_metric, "verdicts": verdicts, "lateness": late_table,
               "pairing": by_policy}
     slides = [
-        Slide(DECK_TITLES[0], _rates_takeaway(by_metric),
+        Slide(DECK_TITLES[0], rates_takeaway(by_metric),
               lambda: charts.plot_breach_rates(by_metric, by="metric_label",
-                                               title="SLA breach rate by metric")),
-        Slide(DECK_TITLES[1], _trend_takeaway(verdicts),
+                                               title="SLA breach rate by metric",
+                                               subtitle=heading)),
+        Slide(DECK_TITLES[1], trend_takeaway(verdicts),
               lambda: charts.plot_breach_trend(_trend_focus(weekly, verdicts), as_of=cutoff,
-                                               incomplete_weeks=0)),
-        Slide(DECK_TITLES[2], _lateness_takeaway(late_table),
-              lambda: insight_charts.plot_lateness(late)),
-        Slide(DECK_TITLES[3], _pairing_takeaway(overall),
-              lambda: insight_charts.plot_update_pairing(by_policy)),
+                                               incomplete_weeks=0, subtitle=heading)),
+        Slide(DECK_TITLES[2], lateness_takeaway(late_table),
+              lambda: insight_charts.plot_lateness(late, subtitle=heading)),
+        Slide(DECK_TITLES[3], pairing_takeaway(overall),
+              lambda: insight_charts.plot_update_pairing(by_policy, subtitle=heading)),
     ]
     unit = _unit_column(targets)
     if unit is not None:
         funnel = insights.funnel_table(targets, by=unit, min_targets=min_targets)
         tables["funnel"] = funnel
-        slides.append(Slide(DECK_TITLES[4], _funnel_takeaway(funnel, unit),
-                            lambda: insight_charts.plot_funnel(funnel, by=unit)))
+        slides.append(Slide(DECK_TITLES[4], funnel_takeaway(funnel, unit),
+                            lambda: insight_charts.plot_funnel(funnel, by=unit,
+                                                               subtitle=heading)))
     return slides, tables
 
 
@@ -369,7 +308,7 @@ def _appendix_rows(tables: Mapping[str, pd.DataFrame]) -> list[list[str]]:
         median = late["median_minutes"].get(label, float("nan"))
         rows.append([
             str(label), f"{int(r.breached + r.achieved):,}", f"{int(r.breached):,}",
-            f"{_pct(r.breach_rate)} ({_pct(r.ci_low)}-{_pct(r.ci_high)})", f"{int(r.active):,}",
+            f"{pct(r.breach_rate)} ({pct(r.ci_low)}-{pct(r.ci_high)})", f"{int(r.active):,}",
             str(verdict), insight_charts.format_minutes(median) if pd.notna(median) else "-",
         ])
     return rows
@@ -382,6 +321,7 @@ def _write_deck(
     account: str,
     as_of: pd.Timestamp,
     period: str,
+    subtitle: str,
     table_version: object,
     k: int,
     min_targets: int,
@@ -389,22 +329,23 @@ def _write_deck(
     from pptx import Presentation
     from pptx.util import Inches, Pt
 
-    slides, tables = deck_slides(targets, as_of=as_of, k=k, min_targets=min_targets)
+    slides, tables = deck_slides(targets, as_of=as_of, k=k, min_targets=min_targets,
+                                 subtitle=subtitle)
     deck = Presentation()
     deck.slide_width, deck.slide_height = Inches(_WIDE[0]), Inches(_WIDE[1])
     title_layout, title_only = deck.slide_layouts[0], deck.slide_layouts[5]
 
     first = deck.slides.add_slide(title_layout)
-    heading, subtitle = first.shapes.title, first.placeholders[1]
+    heading, details = first.shapes.title, first.placeholders[1]
     heading.left, heading.top, heading.width, heading.height = (
         Inches(0.8), Inches(2.2), Inches(11.7), Inches(1.5))
-    subtitle.left, subtitle.top, subtitle.width, subtitle.height = (
+    details.left, details.top, details.width, details.height = (
         Inches(0.8), Inches(3.9), Inches(11.7), Inches(1.8))
     heading.text = f"SLA breaches: {account}"
     lines = [f"Targets applied {period}", f"Data as of {as_of:%Y-%m-%d %H:%M} UTC"]
     if table_version is not None:
         lines.append(f"Table version {table_version}")
-    subtitle.text = "\n".join(lines)
+    details.text = "\n".join(lines)
 
     for item in slides:
         slide = deck.slides.add_slide(title_only)
@@ -524,5 +465,7 @@ def build_deck(
     return _write_deck(
         Path(path), selected, account=account or "Zendesk account", as_of=as_of,
         period=_period_text(selected, since, until), table_version=version, k=k,
+        subtitle=charts.chart_subtitle(account=account or "Zendesk account", since=since,
+                                       until=until, as_of=as_of, targets=selected),
         min_targets=min_targets,
     )

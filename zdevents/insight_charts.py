@@ -21,12 +21,21 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
-from .charts import METRIC_LABELS, OKABE_ITO, chart_style, metric_labels
+from .charts import (
+    METRIC_COLOURS,
+    METRIC_LABELS,
+    OKABE_ITO,
+    chart_style,
+    chart_subtitle,
+    metric_colour,
+    metric_labels,
+)
 
 __all__ = ["format_minutes", "plot_funnel", "plot_lateness", "plot_update_pairing"]
 
 _BLUE, _ORANGE, _GREEN, _RED, _SKY = OKABE_ITO[:5]
 _MUTED = "#6b6b6b"
+_NEUTRAL = "#4d4d4d"
 _ORDER = list(dict.fromkeys(METRIC_LABELS.values()))
 
 
@@ -53,6 +62,29 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return ax
+
+
+# The same heading as the charts of :mod:`zdevents.charts`: a bold title on the left and a
+# grey subtitle (account, period, as-of) under it.
+_SUBTITLE_RAISE = 14  # points above the axes
+_TITLE_PAD_WITH_SUBTITLE = 30
+_SUBTITLE_COLOUR = "#555555"
+
+
+def _subtitle(frame: pd.DataFrame, subtitle: str | None) -> str:
+    """``subtitle`` as given, else what the frame says (period of ``applied_at``, as-of)."""
+    if subtitle is not None:
+        return subtitle
+    return chart_subtitle(targets=frame if "applied_at" in frame.columns else None,
+                          as_of=frame.attrs.get("zdevents_as_of"))
+
+
+def _heading(ax: Axes, title: str, subtitle: str) -> None:
+    ax.set_title(title, loc="left", pad=_TITLE_PAD_WITH_SUBTITLE if subtitle else None)
+    if subtitle:
+        ax.annotate(subtitle, xy=(0, 1), xycoords="axes fraction",
+                    xytext=(0, _SUBTITLE_RAISE), textcoords="offset points", ha="left",
+                    va="bottom", fontsize=9, color=_SUBTITLE_COLOUR, annotation_clip=False)
 
 
 def _note(ax: Axes, text: str) -> None:
@@ -89,6 +121,7 @@ def plot_lateness(
     by: str = "metric_label",
     ax: Axes | None = None,
     title: str | None = None,
+    subtitle: str | None = None,
 ) -> Axes:
     """How late breached targets end up, per metric: box plot of minutes past the target.
 
@@ -105,6 +138,10 @@ def plot_lateness(
         One box per value.
     ax : Axes, optional
     title : str, optional
+    subtitle : str, optional
+        The grey line under the title (:func:`zdevents.chart_subtitle`: account, period,
+        as-of); by default what the frame says (the span of ``applied_at``, the as-of time
+        in its ``attrs``).
 
     Returns
     -------
@@ -126,18 +163,26 @@ def plot_lateness(
                              if "open" in frame else False})
         groups = sorted(data["label"].unique(), key=_order, reverse=True)  # first on top
         ax = _axes(ax, (9.0, max(2.8, 0.55 * len(groups) + 1.6)))
-        ax.set_title(title if title is not None else "How late breached SLA targets end up")
+        _heading(ax, title if title is not None else "How late breached SLA targets end up",
+                 _subtitle(late, subtitle))
         if not groups:
             _note(ax, "no breached SLA targets")
             return ax
         values = [data.loc[data["label"] == g, "minutes"].to_numpy() for g in groups]
-        ax.boxplot(
+        drawn = ax.boxplot(
             [np.clip(v, _LATE_FLOOR, None) for v in values], **_HORIZONTAL,
             whis=(5, 95), showfliers=False, widths=0.55, patch_artist=True,
-            manage_ticks=False, boxprops={"facecolor": "#f6d7b8", "edgecolor": _RED},
-            medianprops={"color": _RED, "linewidth": 2}, whiskerprops={"color": _RED},
-            capprops={"color": _RED},
+            manage_ticks=False, medianprops={"linewidth": 2},
         )
+        # Each metric in its own colour (the same in every chart); other groupings in grey.
+        by_metric = by in ("metric_label", "metric")
+        for i, group in enumerate(groups):
+            colour = metric_colour(group) if by_metric else _NEUTRAL
+            drawn["boxes"][i].set(facecolor=mpl.colors.to_rgba(colour, 0.3), edgecolor=colour)
+            drawn["medians"][i].set_color(colour)
+            for part in ("whiskers", "caps"):
+                for line in drawn[part][2 * i : 2 * i + 2]:
+                    line.set_color(colour)
         ax.set_xscale("log")
         ax.set_yticks(range(1, len(groups) + 1), list(groups))
         ax.tick_params(axis="y", length=0)
@@ -169,6 +214,7 @@ def plot_update_pairing(
     by: str = "policy_title",
     ax: Axes | None = None,
     title: str | None = None,
+    subtitle: str | None = None,
 ) -> Axes:
     """Periodic-update breaches split by what the pausable update did on the same instance.
 
@@ -184,6 +230,10 @@ def plot_update_pairing(
     by : str, default "policy_title"
     ax : Axes, optional
     title : str, optional
+    subtitle : str, optional
+        The grey line under the title (:func:`zdevents.chart_subtitle`: account, period,
+        as-of); by default what the frame says (the span of ``applied_at``, the as-of time
+        in its ``attrs``).
 
     Returns
     -------
@@ -204,8 +254,9 @@ def plot_update_pairing(
         labels = _labels(frame, by) if by in frame.columns else pd.Series(
             ["All"] * len(frame), dtype=object)
         ax = _axes(ax, (9.0, max(2.6, 0.6 * len(frame) + 1.8)))
-        ax.set_title(title if title is not None else
-                     "Periodic update breaches: does waiting on the customer explain them?")
+        _heading(ax, title if title is not None else
+                 "Periodic update breaches: does waiting on the customer explain them?",
+                 _subtitle(summary, subtitle))
         total = frame["periodic_breached"].to_numpy(float)
         shown = total > 0
         if not shown.any():
@@ -217,9 +268,12 @@ def plot_update_pairing(
         y = np.arange(len(frame))
         with np.errstate(invalid="ignore", divide="ignore"):
             explained = np.where(total > 0, frame["periodic only"].to_numpy(float) / total, 0.0)
-        ax.barh(y, explained, height=0.6, color=_ORANGE, zorder=2,
+        # The metrics' own colours: periodic alone breached, or pausable breached as well.
+        ax.barh(y, explained, height=0.6, color=METRIC_COLOURS["Periodic update"], zorder=2,
                 label="pausable achieved: waiting explains the breach")
-        ax.barh(y, 1.0 - explained, left=explained, height=0.6, color="#c9d9e8", zorder=2,
+        ax.barh(y, 1.0 - explained, left=explained, height=0.6, zorder=2,
+                color=mpl.colors.to_rgba(METRIC_COLOURS["Pausable update"], 0.35),
+                edgecolor=METRIC_COLOURS["Pausable update"], linewidth=0.8,
                 label="pausable also breached")
         side = ax.get_yaxis_transform()
         for yi, (_, row), share, n in zip(y, frame.iterrows(), explained, total, strict=True):
@@ -260,6 +314,7 @@ def plot_funnel(
     by: str | None = None,
     ax: Axes | None = None,
     title: str | None = None,
+    subtitle: str | None = None,
     label: Sequence[str] = ("above 99.8% limit", "below 99.8% limit"),
 ) -> Axes:
     """Funnel plot: each unit's breach rate against its number of completed targets.
@@ -277,6 +332,10 @@ def plot_funnel(
         The unit column (default: the first column of ``funnel``).
     ax : Axes, optional
     title : str, optional
+    subtitle : str, optional
+        The grey line under the title (:func:`zdevents.chart_subtitle`: account, period,
+        as-of); by default what the frame says (the span of ``applied_at``, the as-of time
+        in its ``attrs``).
     label : sequence of str
         Positions whose units are named on the plot.
 
@@ -297,7 +356,8 @@ def plot_funnel(
         unit = by if by is not None else str(frame.columns[0])
         ax = _axes(ax, (9.0, 5.0))
         noun = unit.replace("_name", "").replace("_id", "").replace("_", " ")
-        ax.set_title(title if title is not None else f"Breach rate by {noun}: funnel plot")
+        _heading(ax, title if title is not None else f"Breach rate by {noun}: funnel plot",
+                 _subtitle(funnel, subtitle))
         if frame.empty:
             _note(ax, "no completed SLA targets")
             return ax
