@@ -145,6 +145,7 @@ def build_report(
     """
     from .errors import ZdEventsError
     from .frame import load_changes, load_frame, open_cache
+    from .insights import due_targets
     from .names import Names, load_names
     from .report import format_rates_table, write_report
     from .sla import sla_targets
@@ -155,6 +156,7 @@ def build_report(
     events = load_frame(refresh="never", settings=settings)
     as_of = events.attrs.get("zdevents_as_of")
     targets = sla_targets(events, as_of=as_of)
+    due = due_targets(events, as_of=as_of, targets=targets) if as_of is not None else None
     # Ticket attributes (priority, group, channel) need the ticket events; without them the
     # report still has metric and policy.
     if open_cache("ticket_events", settings=settings).state().rows:
@@ -166,9 +168,12 @@ def build_report(
             names = Names()
         targets = attach_ticket_attributes(
             targets, changes, groups=names.groups or None, brands=names.brands or None)
+        if due is not None:  # the queue's group and assignee now, not when the SLA applied
+            due = attach_ticket_attributes(due, changes, at="as_of", groups=names.groups or None,
+                                           fields=["group_id", "assignee_id"])
     account = settings.account if settings.has_account else None
     result = write_report(targets, out_dir, as_of=as_of, since=start, until=end,
-                          account=account)
+                          account=account, due=due)
     by_metric = result.by_metric  # first and next replies apart
     return ReportRun(
         out_dir=Path(out_dir),

@@ -4,11 +4,14 @@
 such as ``priority`` and ``group_name``), computes breach-rate tables with ``breach_rates`` and
 writes, into one folder:
 
-- ``breach_rate_by_metric``, ``breach_trend_weekly``, ``breach_heatmap_metric_policy`` and
-  ``fulfilment_vs_target`` as PNG and SVG;
+- the charts of :data:`CHART_NAMES` as PNG and SVG: breach rate by metric, the weekly trend,
+  lateness by metric, the heatmap by policy, periodic vs pausable update, the funnel plot of
+  groups and the fulfilment-to-target ratio;
 - ``index.html``: inline CSS, charts embedded as base64 PNG (the single file still works when
   attached to an email), tables of rates by metric, policy, priority and group with 95% CIs,
-  the period covered, the data's as-of time and a note on censoring of recent weeks.
+  the period covered, the data's as-of time and a note on censoring of recent weeks; and the
+  insight sections of :mod:`zdevents.report_insights` (trend verdicts in words, lateness,
+  periodic vs pausable, league table of groups, due next), each with a one-sentence takeaway.
 
 :func:`format_rates_table` renders a rates frame as plain text for the command line.
 """
@@ -32,17 +35,22 @@ from matplotlib.axes import Axes
 
 from . import charts
 from .dates import TimeLike, time_range, to_utc
+from .report_insights import InsightTables, insight_drawers, insight_html, insight_tables
 from .sla import applied_between
 
 __all__ = ["CHART_NAMES", "ReportResult", "format_rates_table", "write_report"]
 
 logger = logging.getLogger(__name__)
 
-#: File stems of the report's charts, in the order the HTML shows them.
+#: File stems of the report's charts, in the order the HTML shows them. The lateness chart
+#: needs the as-of time, the funnel plot a group column; the others are always written.
 CHART_NAMES: tuple[str, ...] = (
     "breach_rate_by_metric",
     "breach_trend_weekly",
+    "lateness_by_metric",
     "breach_heatmap_metric_policy",
+    "update_pairing_by_policy",
+    "funnel_by_group",
     "fulfilment_vs_target",
 )
 _STATS = ("breached", "achieved", "active", "targets", "breach_rate", "achievement_rate",
@@ -73,7 +81,15 @@ class ReportResult:
         Breach rates by metric (``metric``, ``metric_label`` with first/next reply split).
     tables : dict of str to DataFrame
         Every rates table: ``by_metric``, ``by_policy``, ``weekly`` and, when the targets have
-        the columns, ``by_priority``, ``by_group`` and ``by_brand``.
+        the columns, ``by_priority``, ``by_group`` and ``by_brand``; the insight tables
+        ``verdicts`` (:func:`zdevents.trend_verdicts` by metric) and ``lateness``
+        (:func:`zdevents.lateness_summary` by metric) when the as-of time is known,
+        ``pairing`` (:func:`zdevents.update_pairing_summary`, overall), ``pairing_by_policy``
+        and ``pairing_by_group``, ``funnel`` (:func:`zdevents.funnel_table` of groups) and
+        ``due`` (:func:`zdevents.due_summary`) when the due targets were given.
+    takeaways : dict of str to str
+        The one-sentence takeaway of each insight section (``trend``, ``lateness``,
+        ``pairing``, ``funnel``, ``due``), computed from the data.
     """
 
     out_dir: Path
@@ -82,6 +98,7 @@ class ReportResult:
     charts: dict[str, list[Path]]
     by_metric: pd.DataFrame
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    takeaways: dict[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- tables
@@ -183,6 +200,12 @@ def _html_table(rates: pd.DataFrame, caption: str) -> str:
     headers, rows, numeric = _display(rates)
     if not rows:
         return f"<p class='note'>{html.escape(caption)}: no SLA targets.</p>"
+    return _grid(caption, headers, rows, numeric)
+
+
+def _grid(caption: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
+          numeric: Sequence[bool]) -> str:
+    """An HTML table of strings (escaped); numeric columns are right-aligned."""
 
     def cell(tag: str, text: str, num: bool) -> str:
         cls = " class='num'" if num else ""
@@ -286,6 +309,8 @@ caption{text-align:left;font-weight:bold;padding:.3em 0}
 th,td{padding:.3em .8em;border-bottom:1px solid #e3e3e3;text-align:left}
 th{background:#f2f2f2}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 tbody tr:nth-child(even){background:#fafafa}
+.takeaway{font-size:1.08em;font-weight:600;color:#1a1a1a}
+ul.verdicts{padding-left:1.2em}ul.verdicts li{margin:.25em 0}
 """
 
 
@@ -300,8 +325,19 @@ def write_report(
     account: str | None = None,
     breach_rates: BreachRates | None = None,
     formats: Iterable[str] = ("png", "svg"),
+    due: pd.DataFrame | None = None,
+    within: str = "4h",
+    k: int = 4,
+    min_targets: int = 30,
 ) -> ReportResult:
-    """Write the four SLA charts and a self-contained ``index.html`` into ``out_dir``.
+    """Write the SLA charts and a self-contained ``index.html`` into ``out_dir``.
+
+    The page has the breach rates (by metric, week, policy, priority, group and brand), and
+    the answers past them, each with a one-sentence takeaway computed from the data (the
+    same sentences as :func:`zdevents.build_deck`): is it really getting better (trend
+    verdicts in words, complete weeks only), how late breaches end up (table and chart),
+    periodic vs pausable update (table by policy and group, chart), the groups' league
+    table (funnel plot and outliers) and what is due next (when ``due`` is given).
 
     Parameters
     ----------
@@ -328,6 +364,15 @@ def write_report(
         :func:`zdevents.sla.breach_rates`.
     formats : iterable of {"png", "svg", "pdf"}
         Chart file formats. The HTML always embeds PNG.
+    due : DataFrame, optional
+        :func:`zdevents.due_targets` at ``as_of`` (with ``group_name``/``assignee_name`` or
+        the ids when attached): the due-next section. Without it the section says so.
+    within : str, default "4h"
+        The due-next horizon.
+    k : int, default 4
+        Complete weeks before the latest that the trend verdict compares it with.
+    min_targets : int, default 30
+        Completed targets a group needs to be ranked in the league table.
 
     Returns
     -------
@@ -362,6 +407,10 @@ def write_report(
         tables["by_brand"] = _rates(rates_fn, frame, [brand_col])
     tables = {k: v for k, v in tables.items() if v is not None}
 
+    found = insight_tables(frame, as_of=cutoff, group_col=group_col, due=due, within=within,
+                           k=k, min_targets=min_targets)
+    tables.update(found.tables)
+
     subtitle = charts.chart_subtitle(account=account, since=start, until=end, as_of=cutoff,
                                      targets=frame)
     drawers: dict[str, Callable[[], Axes]] = {
@@ -373,10 +422,11 @@ def write_report(
             tables.get("by_policy", tables["by_metric"].assign(policy_title=_NONE)),
             subtitle=subtitle),
         "fulfilment_vs_target": lambda: charts.plot_fulfilment_ratio(frame, subtitle=subtitle),
+        **insight_drawers(found, subtitle),
     }
     chart_files: dict[str, list[Path]] = {}
     images: dict[str, bytes] = {}
-    for name in CHART_NAMES:
+    for name in (n for n in CHART_NAMES if n in drawers):
         ax = drawers[name]()
         try:
             chart_files[name] = charts.save_figure(ax, out / name, formats)
@@ -386,11 +436,12 @@ def write_report(
 
     index = out / "index.html"
     _write_text(index, _render_html(title, frame, tables, images, cutoff, start, end,
-                                    group_col, account))
-    files = [p for name in CHART_NAMES for p in chart_files[name]] + [index]
+                                    group_col, account, found))
+    files = [p for paths in chart_files.values() for p in paths] + [index]
     logger.info("report written to %s", index)
     return ReportResult(out_dir=out, index=index, files=files, charts=chart_files,
-                        by_metric=tables["by_metric"], tables=tables)
+                        by_metric=tables["by_metric"], tables=tables,
+                        takeaways=dict(found.takeaways))
 
 
 _CAPTIONS = {
@@ -401,6 +452,15 @@ _CAPTIONS = {
                            "have open targets.",
     "breach_heatmap_metric_policy": "Breach rate by metric and SLA policy; grey cells have no "
                                     "completed targets.",
+    "lateness_by_metric": "Time past the target of breached targets, per metric (log scale): "
+                          "boxes span the quartiles, whiskers the 5th-95th percentiles; "
+                          "targets still open count up to the as-of time.",
+    "update_pairing_by_policy": "Periodic update breaches by what the pausable update did on "
+                                "the same ticket instance: achieved (the time waiting on the "
+                                "customer explains the breach) or also breached.",
+    "funnel_by_group": "Breach rate of each group against its completed targets, with 95% and "
+                       "99.8% control limits around the overall rate; grey points have too "
+                       "few targets to be ranked.",
     "fulfilment_vs_target": "Time to fulfilment relative to the SLA target, fulfilled targets "
                             "with a measured time only (n=K of N: K of the N completed targets "
                             "the breach rates count); right of the dashed line is past the "
@@ -418,13 +478,18 @@ def _render_html(
     end: pd.Timestamp | None,
     group_col: str | None,
     account: str | None = None,
+    found: InsightTables | None = None,
 ) -> str:
     esc = html.escape
     outcome = targets["outcome"].astype(object) if "outcome" in targets.columns else pd.Series()
     counts = {k: int(np.sum(outcome == k)) for k in ("breached", "achieved", "active")}
     as_of_text = as_of.strftime("%Y-%m-%d %H:%M UTC") if as_of is not None else "not recorded"
 
+    found = found if found is not None else InsightTables()
+
     def figure(name: str) -> str:
+        if name not in images:
+            return ""
         data = base64.b64encode(images[name]).decode("ascii")
         caption = _CAPTIONS[name]
         return (f"<figure><img alt='{esc(caption, quote=True)}' "
@@ -450,24 +515,33 @@ def _render_html(
         "<h2>Breach rate by metric</h2>",
         _html_table(tables["by_metric"], "Breach rate by metric"),
         figure("breach_rate_by_metric"),
-        "<h2>Week by week</h2>",
+        "<h2>Is it getting better?</h2>",
+        *insight_html(found, "trend", _grid, figure),
         figure("breach_trend_weekly"),
+        "<h2>How late are breaches?</h2>",
+        *insight_html(found, "lateness", _grid, figure),
         "<h2>By SLA policy</h2>",
         figure("breach_heatmap_metric_policy"),
     ]
     if "by_policy" in tables:
         parts.append(_html_table(tables["by_policy"], "Breach rate by metric and policy"))
+    parts += ["<h2>Periodic vs pausable update</h2>",
+              *insight_html(found, "pairing", _grid, figure)]
     if "by_priority" in tables:
         parts += ["<h2>By priority</h2>",
                   _html_table(tables["by_priority"],
                               "Breach rate by ticket priority (all metrics)")]
     if "by_group" in tables and group_col is not None:
         parts += ["<h2>By group</h2>",
-                  _html_table(tables["by_group"], "Breach rate by group (all metrics)")]
+                  _html_table(tables["by_group"], "Breach rate by group (all metrics)"),
+                  "<h3>Fair league table</h3>",
+                  *insight_html(found, "funnel", _grid, figure)]
     if "by_brand" in tables:
         parts += ["<h2>By brand</h2>",
                   _html_table(tables["by_brand"], "Breach rate by brand (all metrics)")]
     parts += [
+        "<h2>Due next</h2>",
+        *insight_html(found, "due", _grid, figure),
         "<h2>Time to fulfilment</h2>",
         figure("fulfilment_vs_target"),
         "<p class='meta'>Generated by zdevents.</p>",

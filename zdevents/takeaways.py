@@ -220,7 +220,7 @@ def due_takeaway(summary: pd.DataFrame, within: str) -> str:
     ...     "overdue_estimate": [0, 1], "unknown_due": [2, 0],
     ...     "next_due_at": [pd.Timestamp("2024-01-01 10:15", tz="UTC"), pd.NaT]})
     >>> due_takeaway(summary, "4h")
-    '4 SLA targets fall due within 4h, the first at 2024-01-01 10:15 UTC; most in Tier 1 (3); 1 past its estimated due time, 2 with no known due time (business hours).'
+    '4 SLA targets fall due within 4h, the first at 2024-01-01 10:15 UTC; most in Tier 1 (3); 1 past its estimated due time, 2 with no due time yet (business hours or a paused clock).'
     """
     due = int(summary["due"].sum()) if len(summary) else 0
     overdue = int(summary["overdue_estimate"].sum()) if len(summary) else 0
@@ -229,7 +229,7 @@ def due_takeaway(summary: pd.DataFrame, within: str) -> str:
     if overdue:
         extra.append(f"{overdue:,} past {'its' if overdue == 1 else 'their'} estimated due time")
     if unknown:
-        extra.append(f"{unknown:,} with no known due time (business hours)")
+        extra.append(f"{unknown:,} with no due time yet (business hours or a paused clock)")
     tail = ("; " + ", ".join(extra)) if extra else ""
     if due == 0:
         return f"No SLA target falls due within {within}{tail}."
