@@ -67,6 +67,15 @@ def test_sla_breach_rates_notebook(sample_dir, tmp_path):
         assert (out / f"{name}.png").stat().st_size > 10_000
         assert "sample · SLAs applied" in (out / f"{name}.svg").read_text()
     assert "Monthly SLA breach rate by metric" in (out / "breach_trend_monthly.svg").read_text()
+    for name in ("update_pairing_by_policy", "lateness_by_metric"):  # the new story's charts
+        assert (out / f"{name}.png").stat().st_size > 10_000
+        assert "sample · SLAs applied" in (out / f"{name}.svg").read_text()
+    # the trend verdict in words, per metric, from complete weeks
+    assert "vs the weeks before:" in text
+    assert "First reply: " in text and "complete weeks before" in text
+    # periodic vs pausable pairing and the lateness view, stated from the data
+    assert "Waiting on the customer explains" in text and "periodic-update breaches" in text
+    assert "Breached " in text and "past the target (p90" in text
     by_group = (out / "breach_rate_by_group.svg").read_text()
     assert "Billing" in by_group and "Enterprise Success" in by_group  # names, not ids
 

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 from matplotlib.axes import Axes
 
-from . import charts, insight_charts, insights, takeaways
+from . import insight_charts, insights, takeaways
 
 __all__ = ["InsightTables", "insight_drawers", "insight_html", "insight_tables"]
 
 _LABEL = "metric_label"
 _NONE = "(none)"
-_ORDER = list(dict.fromkeys(charts.METRIC_LABELS.values()))
 _LATENESS = ("breached_at", "fulfilled_at", "outcome")
 _PAIRS = ("ticket_id", "metric", "instance_id", "outcome", "breached_at")
 _TREND = ("outcome", "applied_at")
@@ -74,7 +73,7 @@ def insight_tables(
         out.notes["trend"] = no_as_of if as_of is None else "not shown: no applied_at column."
     else:
         verdicts = insights.trend_verdicts(frame, by=_LABEL, k=k, as_of=as_of)
-        verdicts = _by_metric_order(verdicts)
+        verdicts = takeaways.in_metric_order(verdicts)
         out.tables["verdicts"] = verdicts
         out.takeaways["trend"] = takeaways.trend_takeaway(verdicts)
         out.verdict_sentences = takeaways.verdict_sentences(verdicts)
@@ -83,7 +82,7 @@ def insight_tables(
                                  else "not shown: no breached_at or fulfilled_at column.")
     else:
         out.late = insights.lateness(frame, as_of=as_of)
-        summary = _by_metric_order(insights.lateness_summary(out.late, by=_LABEL))
+        summary = takeaways.in_metric_order(insights.lateness_summary(out.late, by=_LABEL))
         out.tables["lateness"] = summary
         out.takeaways["lateness"] = takeaways.lateness_takeaway(summary)
     if not _has(frame, _PAIRS):
@@ -119,15 +118,6 @@ def insight_tables(
         out.tables["due"] = queue
         out.takeaways["due"] = takeaways.due_takeaway(queue, within)
     return out
-
-
-def _by_metric_order(table: pd.DataFrame) -> pd.DataFrame:
-    if table.empty:
-        return table
-    rank = table[_LABEL].astype(str).map(
-        lambda label: _ORDER.index(label) if label in _ORDER else len(_ORDER))
-    return table.assign(_rank=rank).sort_values(["_rank", _LABEL], kind="mergesort").drop(
-        columns="_rank").reset_index(drop=True)
 
 
 def insight_drawers(found: InsightTables, subtitle: str) -> dict[str, Callable[[], Axes]]:

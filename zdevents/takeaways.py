@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .charts import METRIC_LABELS
 from .insight_charts import format_minutes
+
+_ORDER = list(dict.fromkeys(METRIC_LABELS.values()))
 
 __all__ = [
     "due_takeaway",
     "funnel_takeaway",
+    "in_metric_order",
     "lateness_takeaway",
     "pairing_takeaway",
     "pct",
@@ -43,6 +47,23 @@ def unit_noun(unit: str) -> str:
     ('group', 'assignee')
     """
     return unit.replace("_name", "").replace("_id", "").replace("_", " ")
+
+
+def in_metric_order(table: pd.DataFrame, column: str = "metric_label") -> pd.DataFrame:
+    """The rows in the metrics' usual order (first reply ... resolution), unknown labels last.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"metric_label": ["Resolution", "Agent work", "First reply"]})
+    >>> in_metric_order(table)["metric_label"].tolist()
+    ['First reply', 'Agent work', 'Resolution']
+    """
+    if table.empty or column not in table.columns:
+        return table
+    rank = table[column].astype(str).map(
+        lambda label: _ORDER.index(label) if label in _ORDER else len(_ORDER))
+    ordered = table.assign(_rank=rank.to_numpy()).sort_values(["_rank", column], kind="mergesort")
+    return ordered.drop(columns="_rank").reset_index(drop=True)
 
 
 def rates_takeaway(rates: pd.DataFrame) -> str:
@@ -101,7 +122,8 @@ def trend_takeaway(verdicts: pd.DataFrame) -> str:
 
 
 def verdict_sentences(verdicts: pd.DataFrame, by: str = "metric_label") -> list[str]:
-    """Each row of :func:`zdevents.trend_verdicts` stated in words, one sentence per metric.
+    """Each row of :func:`zdevents.trend_verdicts` stated in words, one sentence per metric
+    (in the metrics' usual order).
 
     Examples
     --------
@@ -115,7 +137,7 @@ def verdict_sentences(verdicts: pd.DataFrame, by: str = "metric_label") -> list[
     """
     word = _period_word(verdicts).lower()
     out = []
-    for row in verdicts.to_dict("records"):
+    for row in in_metric_order(verdicts, by).to_dict("records"):
         name = row[by]
         if row["verdict"] == "not enough data":
             if pd.isna(row["latest_period"]):
