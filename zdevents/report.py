@@ -1,4 +1,4 @@
-"""The SLA breach report: four charts and one self-contained HTML page.
+"""The SLA breach report: its charts and one self-contained HTML page.
 
 :func:`write_report` takes SLA targets (from ``sla_targets``, optionally with ticket attributes
 such as ``priority`` and ``group_name``), computes breach-rate tables with ``breach_rates`` and
@@ -76,7 +76,7 @@ class ReportResult:
     files : list of Path
         Every file written (charts in each format, then ``index.html``).
     charts : dict of str to list of Path
-        The files of each chart, keyed by :data:`CHART_NAMES`.
+        The files of each chart written, keyed by its name in :data:`CHART_NAMES`.
     by_metric : DataFrame
         Breach rates by metric (``metric``, ``metric_label`` with first/next reply split).
     tables : dict of str to DataFrame
