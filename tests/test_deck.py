@@ -134,6 +134,7 @@ def test_build_deck_from_targets_title_slide_and_images(tmp_path):
     assert "Data as of 2024-01-29 09:00 UTC" in subtitle
     assert "Table version 7" in subtitle
     assert not list(path.parent.glob("*.tmp"))
+    assert path.stat().st_mode & 0o777 == 0o644  # shareable like the report beside it
     # every chart carries the account, period and as-of line under its title
     line = "acme · SLAs applied 2024-01-01 to 2024-01-15 · data as of 2024-01-29 09:00 UTC"
     charts = list(Presentation(str(path)).slides)[1:6]

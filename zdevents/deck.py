@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from matplotlib.axes import Axes
 
 from . import charts, insight_charts, insights
 from .dates import TimeLike, time_range, to_utc
+from .files import write_atomic
 from .takeaways import (
     funnel_takeaway,
     lateness_takeaway,
@@ -380,15 +379,7 @@ def _write_deck(
             cell.text = value
             cell.text_frame.paragraphs[0].font.size = Pt(12)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        deck.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, deck.save)
     logger.debug("wrote %s", path)
     return path
 

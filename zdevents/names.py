@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .config import Settings
 from .errors import CacheError, ConfigError, ZdEventsError
+from .files import write_atomic
 
 if TYPE_CHECKING:
     import requests
@@ -130,20 +129,10 @@ def fetch_names(
 
 def _write(path: Path, names: Names) -> None:
     """Write atomically: a temp file in the same folder, fsync, ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"version": _VERSION, "fetched_at": names.fetched_at,
                "groups": {str(k): v for k, v in sorted(names.groups.items())},
                "brands": {str(k): v for k, v in sorted(names.brands.items())}}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=1, ensure_ascii=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(payload, indent=1, ensure_ascii=False).encode("utf-8"))
 
 
 def _read(path: Path) -> Names | None:

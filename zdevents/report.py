@@ -22,8 +22,6 @@ import base64
 import html
 import io
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from matplotlib.axes import Axes
 
 from . import charts
 from .dates import TimeLike, time_range, to_utc
+from .files import write_atomic
 from .report_insights import InsightTables, insight_drawers, insight_html, insight_tables
 from .sla import applied_between
 
@@ -282,18 +281,8 @@ def _png_bytes(ax: Axes, written: list[Path]) -> bytes:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write atomically: a temp file in the same folder, then ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically (readers never see half a page)."""
+    write_atomic(path, text.encode("utf-8"))
 
 
 _CSS = """
