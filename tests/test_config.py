@@ -85,3 +85,65 @@ def test_auth_forms():
 def test_requests_per_minute_must_be_positive_number(rpm):
     with pytest.raises(ConfigError, match="ZDEVENTS_REQUESTS_PER_MINUTE"):
         Settings.from_env({"ZDEVENTS_REQUESTS_PER_MINUTE": rpm}, dotenv=False)
+
+
+def test_credentials_and_base_url_from_different_places_are_refused(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("ZENDESK_BASE_URL=https://collector.example.com\n")
+    env = {"ZENDESK_EMAIL": "a@acme.test", "ZENDESK_API_TOKEN": TOKEN}
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env, dotenv=dotenv, data_dir=tmp_path)
+    message = str(info.value)
+    assert "ZENDESK_API_TOKEN from the environment" in message
+    assert f"ZENDESK_BASE_URL from the .env file {dotenv}" in message
+    assert TOKEN not in message
+    # the other way round, and an argument against the environment
+    dotenv.write_text(f"ZENDESK_API_TOKEN={TOKEN}\nZENDESK_EMAIL=a@acme.test\n")
+    with pytest.raises(ConfigError, match="come from different places"):
+        Settings.from_env({"ZENDESK_SUBDOMAIN": "acme"}, dotenv=dotenv, data_dir=tmp_path)
+    with pytest.raises(ConfigError, match="the argument base_url="):
+        Settings.from_env(env, dotenv=False, base_url="https://other.example.com")
+
+
+def test_one_place_for_everything_is_accepted(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"ZENDESK_SUBDOMAIN=acme\nZENDESK_EMAIL=a@acme.test\nZENDESK_API_TOKEN={TOKEN}\n")
+    assert Settings.from_env({}, dotenv=dotenv, data_dir=tmp_path).url == "https://acme.zendesk.com"
+    env = {"ZENDESK_SUBDOMAIN": "acme", "ZENDESK_API_TOKEN": TOKEN, "ZENDESK_EMAIL": "a@acme.test"}
+    assert Settings.from_env(env, dotenv=False).has_credentials
+    # an account from anywhere, with no credentials at all, only reads the cache: allowed
+    assert Settings.from_env({"ZENDESK_SUBDOMAIN": "acme"}, dotenv=dotenv.with_name("none"))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ZDEVENTS_REQUESTS_PER_MINUTE", "inf"),
+        ("ZDEVENTS_REQUESTS_PER_MINUTE", "nan"),
+        ("ZDEVENTS_REQUESTS_PER_MINUTE", "1e400"),
+        ("ZDEVENTS_MAX_RETRY_AFTER", "-1"),
+        ("ZDEVENTS_MAX_RETRY_AFTER", "inf"),
+        ("ZDEVENTS_MAX_RETRY_AFTER", "soon"),
+        ("ZDEVENTS_MAX_PAGE_BYTES", "12.5"),
+        ("ZDEVENTS_MAX_PAGE_BYTES", "0"),
+    ],
+)
+def test_every_numeric_setting_is_a_one_line_config_error(variable, value):
+    with pytest.raises(ConfigError, match=variable) as info:
+        Settings.from_env({variable: value}, dotenv=False, data_dir="/tmp/x")
+    assert "\n" not in str(info.value)
+
+
+def test_new_limits_read_from_the_environment():
+    s = Settings.from_env({"ZDEVENTS_MAX_RETRY_AFTER": "120", "ZDEVENTS_MAX_PAGE_BYTES": "1048576"},
+                          dotenv=False, data_dir="/tmp/x")
+    assert (s.max_retry_after, s.max_page_bytes) == (120.0, 1048576)
+
+
+@pytest.mark.parametrize(
+    ("url", "account"),
+    [("http://[::1]:8080", "ipv6-0-1"), ("https://[fe80::1:2]", "ipv6-fe80-0-1-2"), ("http://127.0.0.1:9", "127.0.0.1"),
+     ("http://localhost:1", "localhost"), ("https://Support.Example.com", "support.example.com")],
+)
+def test_base_url_hosts_give_sensible_account_names(url, account):
+    assert Settings(base_url=url, data_dir=Path("/tmp/x")).account == account

@@ -7,6 +7,7 @@ Built from arguments, then the environment, then a ``.env`` file in the working 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -28,8 +29,12 @@ _ENV = {
     "base_url": "ZENDESK_BASE_URL",
     "data_dir": "ZDEVENTS_DATA_DIR",
     "requests_per_minute": "ZDEVENTS_REQUESTS_PER_MINUTE",
+    "max_retry_after": "ZDEVENTS_MAX_RETRY_AFTER",
+    "max_page_bytes": "ZDEVENTS_MAX_PAGE_BYTES",
 }
 _SECRETS = ("api_token", "oauth_token", "password")
+# What says where credentials go: they must come from the same place as the credentials.
+_ADDRESS = ("subdomain", "base_url")
 
 
 def _is_loopback(host: str) -> bool:
@@ -41,7 +46,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+LOCAL_DATA_DIR = Path("data")
+"""The folder ``zdevents demo`` fills; the default cache root when it holds a cache."""
+
+
+def holds_cache(folder: Path) -> bool:
+    """True when ``folder`` holds a zdevents cache (``<account>/<stream>/state.json``)."""
+    return any(folder.glob("*/metric_events/state.json")) or any(
+        folder.glob("*/ticket_events/state.json")
+    )
+
+
 def _default_data_dir() -> Path:
+    """``./data`` when it holds a zdevents cache (as after the demo), else the user folder."""
+    if holds_cache(LOCAL_DATA_DIR):
+        return LOCAL_DATA_DIR.absolute()
     import platformdirs
 
     return Path(platformdirs.user_data_dir("zdevents", appauthor=False))
@@ -62,13 +81,23 @@ class Settings:
     base_url : str, optional
         Overrides ``https://{subdomain}.zendesk.com``. Plain ``http`` only for loopback hosts.
     data_dir : path, optional
-        Cache root (default: the platform's user data folder for ``zdevents``).
+        Cache root. Default: ``ZDEVENTS_DATA_DIR``; else ``./data`` when it holds a
+        zdevents cache (``zdevents demo`` puts the sample there, so commands run in the same
+        folder find it); else the platform's user data folder for ``zdevents``.
     requests_per_minute : float
         Budget for the incremental exports (10; 30 with Zendesk's High Volume add-on).
     timeout : float
-        Seconds before one HTTP request is abandoned (and retried).
+        Seconds one HTTP request may take in all (connecting, waiting, reading the whole
+        body) before it is abandoned and retried: a server that sends a byte now and then
+        cannot hold a request open longer.
     max_retries : int
         Retries of one request after 429, 5xx, timeouts and connection failures.
+    max_retry_after : float
+        Longest ``Retry-After`` (seconds) that a 429 or a 5xx answer may ask for: a longer
+        one stops the fetch at once with a message saying when to run it again (600).
+    max_page_bytes : int
+        Largest page body, after decompression (256 MiB): a larger one is a ``PageError``,
+        so a compressed bomb cannot exhaust memory.
 
     Examples
     --------
@@ -89,6 +118,8 @@ class Settings:
     requests_per_minute: float = 10.0
     timeout: float = 30.0
     max_retries: int = 6
+    max_retry_after: float = 600.0
+    max_page_bytes: int = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.subdomain is not None:
@@ -102,19 +133,21 @@ class Settings:
         if self.base_url is not None:
             object.__setattr__(self, "base_url", _check_base_url(self.base_url))
         object.__setattr__(self, "data_dir", _check_data_dir(self.data_dir))
-        try:
-            rpm = float(self.requests_per_minute)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"ZDEVENTS_REQUESTS_PER_MINUTE must be a number, not {self.requests_per_minute!r}"
-            ) from None
-        if not rpm > 0:
-            raise ConfigError("ZDEVENTS_REQUESTS_PER_MINUTE must be greater than 0")
+        rpm = _number(self.requests_per_minute, "ZDEVENTS_REQUESTS_PER_MINUTE", "requests_per_minute")
         object.__setattr__(self, "requests_per_minute", rpm)
-        if self.timeout <= 0:
-            raise ConfigError("timeout must be greater than 0 seconds")
-        if self.max_retries < 0:
-            raise ConfigError("max_retries must be 0 or more")
+        object.__setattr__(self, "timeout", _number(self.timeout, "timeout", "timeout"))
+        object.__setattr__(
+            self,
+            "max_retry_after",
+            _number(self.max_retry_after, "ZDEVENTS_MAX_RETRY_AFTER", "max_retry_after", zero=True),
+        )
+        page = _number(self.max_page_bytes, "ZDEVENTS_MAX_PAGE_BYTES", "max_page_bytes")
+        if page != int(page) or page < 1024:
+            raise ConfigError("ZDEVENTS_MAX_PAGE_BYTES must be a whole number of bytes, 1024 or more")
+        object.__setattr__(self, "max_page_bytes", int(page))
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigError(f"max_retries must be a whole number, 0 or more, not {retries!r}")
 
     def __repr__(self) -> str:
         shown = []
@@ -156,22 +189,33 @@ class Settings:
         ('acme', '/tmp/z')
         """
         values: dict[str, object] = {}
+        origin: dict[str, str] = {}
         if dotenv:
             from dotenv import dotenv_values
 
             path = Path(".env") if dotenv is True else Path(dotenv)
             if path.is_file():
-                values.update({k: v for k, v in dotenv_values(path).items() if v})
+                found = {k: v for k, v in dotenv_values(path).items() if v}
+                values.update(found)
+                origin.update(dict.fromkeys(found, f"the .env file {path}"))
         source = os.environ if env is None else env
-        values.update({k: v for k, v in source.items() if v})
+        from_source = {k: v for k, v in source.items() if v}
+        values.update(from_source)
+        origin.update(dict.fromkeys(from_source, "the environment"))
         kwargs: dict[str, object] = {}
+        where: dict[str, tuple[str, str]] = {}  # field -> (what, which place)
         for name, var in _ENV.items():
             if var in values:
                 kwargs[name] = values[var]
-        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+                where[name] = (f"{var} from {origin[var]}", origin[var])
+        for name, value in overrides.items():
+            if value is not None:
+                kwargs[name] = value
+                where[name] = (f"the argument {name}=", "arguments")
         unknown = set(kwargs) - {f.name for f in fields(cls)}
         if unknown:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        _one_source(where)
         return cls(**kwargs)  # type: ignore[arg-type]
 
     def with_(self, **changes) -> Settings:
@@ -213,11 +257,15 @@ class Settings:
         if self.subdomain:
             return self.subdomain
         if self.base_url:
-            host = urlsplit(self.base_url).hostname or "local"
-            return re.sub(r"[^a-z0-9.-]", "-", host.lower())
+            parts = urlsplit(self.base_url)
+            host = (parts.hostname or "local").lower()
+            if ":" in host:  # IPv6: "::1" -> "ipv6-0-1" ("::" stands for zero groups)
+                host = "ipv6-" + host.replace("::", "-0-").replace(":", "-").strip("-")
+            name = re.sub(r"[^a-z0-9.-]", "-", host).strip("-.") or "local"
+            return name
         raise ConfigError(
             "no Zendesk account configured: set ZENDESK_SUBDOMAIN or ZENDESK_BASE_URL "
-            "(or pass settings=...) to say which account's cache to use"
+            "to say which account's cache to use"
         )
 
     def auth(self) -> tuple[str, str] | None:
@@ -250,6 +298,39 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """The secret values set (for scrubbing text before it is shown)."""
         return tuple(v for v in (getattr(self, n) for n in _SECRETS) if v)
+
+
+def _number(value: object, variable: str, name: str, *, zero: bool = False) -> float:
+    """A finite number greater than 0 (or at least 0 with ``zero``), else a ConfigError."""
+    what = "0 or more" if zero else "greater than 0"
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{variable} must be a number {what}, not {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0 or (
+        number == 0 and not zero
+    ):
+        raise ConfigError(f"{variable} must be a finite number {what}, not {value!r}")
+    return number
+
+
+def _one_source(where: Mapping[str, tuple[str, str]]) -> None:
+    """Refuse credentials and an account address that come from different places.
+
+    A ``.env`` in a cloned folder that sets ``ZENDESK_BASE_URL`` must not receive the token
+    of the environment (or the other way round).
+    """
+    secrets = [where[n] for n in _SECRETS if n in where]
+    address = [where[n] for n in _ADDRESS if n in where]
+    if not secrets or not address:
+        return
+    if len({place for _, place in secrets + address}) > 1:
+        raise ConfigError(
+            f"the credentials ({', '.join(w for w, _ in secrets)}) and the account address "
+            f"({', '.join(w for w, _ in address)}) come from different places; set them in "
+            "one place (all in the environment, all in .env, or all as arguments) so the "
+            "credentials go only to the account you chose"
+        )
 
 
 def _check_base_url(raw: str) -> str:
