@@ -76,7 +76,7 @@ class FakeSession:
         self.latency = latency
         self.calls: list[dict] = []
 
-    def get(self, url, *, auth=None, timeout=None, allow_redirects=True):
+    def get(self, url, *, auth=None, timeout=None, allow_redirects=True, stream=False):
         prepared = requests.Request("GET", url).prepare()
         if auth is not None:
             auth(prepared)
@@ -898,3 +898,50 @@ def test_response_slower_than_the_timeout_is_retried_then_server_error():
         client.get("/api/v2/x")
     assert info.value.status is None
     assert client.stats.requests == 2
+
+
+# ---------------------------------------------------------------------------------- bounded waits
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_one_retry_after_cap_for_429_and_503_raises_at_once_with_a_warning_free_path(status):
+    ft = FakeTime()
+    session = FakeSession(reply(status, b"", {"Retry-After": "86400"}))
+    error = RateLimited if status == 429 else ServerError
+    with pytest.raises(error, match=r"wait 86400 s .*ZDEVENTS_MAX_RETRY_AFTER \(600 s\)"):
+        make_client(session, ft).get("/api/v2/x")
+    assert ft.sleeps == [] and len(session.calls) == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_cap_is_configurable_and_long_waits_log_a_warning(status, caplog):
+    ft = FakeTime()
+    session = FakeSession(reply(status, b"", {"Retry-After": "45"}), reply(body={"ok": 1}))
+    client = make_client(session, ft, max_retry_after=50)
+    seen: list[tuple[float, str]] = []
+    client.on_wait = lambda seconds, reason: seen.append((seconds, reason))
+    with caplog.at_level(logging.WARNING, logger="zdevents.client"):
+        client.get("/api/v2/x")
+    assert ft.sleeps == [45.0]
+    assert seen == [(45.0, f"Retry-After of {'a 429' if status == 429 else 'an HTTP 503'} (45 s)")]
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    session = FakeSession(reply(status, b"", {"Retry-After": "45"}))
+    with pytest.raises(RateLimited if status == 429 else ServerError, match="wait 45 s"):
+        make_client(session, FakeTime(), max_retry_after=40).get("/api/v2/x")
+
+
+def test_a_30_digit_retry_after_is_a_one_line_error_not_an_overflow():
+    ft = FakeTime()
+    session = FakeSession(reply(429, b"", {"Retry-After": "9" * 30}))
+    with pytest.raises(RateLimited, match="a date beyond 9999|until"):
+        make_client(session, ft).get("/api/v2/x")
+    assert ft.sleeps == []
+
+
+def test_basic_auth_is_utf8_for_non_latin1_passwords():
+    ft = FakeTime()
+    session = FakeSession(reply(body={"ok": 1}))
+    make_client(session, ft, api_token="пароль-密码-€").get("/api/v2/x")
+    header = session.calls[0]["headers"]["Authorization"]
+    decoded = base64.b64decode(header.split(" ", 1)[1]).decode("utf-8")
+    assert decoded == f"{EMAIL}/token:пароль-密码-€"

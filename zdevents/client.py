@@ -36,6 +36,7 @@ import logging
 import math
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -45,6 +46,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 import requests.auth
+import urllib3.exceptions
 
 from .config import Settings
 from .errors import (
@@ -84,12 +86,15 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 """Seconds: no single backoff wait is longer."""
 MAX_RETRY_AFTER = 600.0
-"""Seconds: a 429 asking to wait longer than this raises :class:`RateLimited` at once."""
+"""Seconds: the default of ``Settings.max_retry_after``, the longest ``Retry-After`` (of a
+429 or a 5xx) that is waited for; a longer one raises at once."""
 RATE_WINDOW = 60.0
 """Seconds: Zendesk's rate limits are per minute."""
 NOT_BEFORE_NOW = 60
 """Seconds: Zendesk withholds the newest minute; ``start_time`` is clamped to now minus this."""
 _LOG_WAITS_OVER = 5.0
+_WARN_WAITS_OVER = 30.0  # a wait the server asked for (Retry-After, backoff) logged at WARNING
+_CHUNK = 65536  # bytes read (and decoded) at a time
 _RETRYABLE_STATUS = frozenset({408})
 _SECRET_PREFIX = 4  # the shortest cut-off secret prefix (followed by "...") that is scrubbed
 _RECORDS_KEYS = (METRIC_EVENTS.records_key, TICKET_EVENTS.records_key)
@@ -150,12 +155,15 @@ class ClientStats:
         Requests sent again after a 429, 5xx, network failure or malformed page.
     seconds_waited : float
         Time slept for pacing, ``Retry-After`` and backoff.
+    rate_waits : int
+        Requests that waited for the rate budget or a 429's ``Retry-After``.
     """
 
     requests: int = 0
     rate_limited: int = 0
     retries: int = 0
     seconds_waited: float = 0.0
+    rate_waits: int = 0
 
 
 @dataclass(frozen=True)
@@ -420,7 +428,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     text = value.strip()
     if re.fullmatch(r"\d+(?:\.\d+)?", text):
-        return float(text)
+        return min(float(text), _RETRY_AFTER_CEILING)
     try:
         moment = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -451,6 +459,9 @@ def _record_seconds(record: object) -> int | None:
     return int(moment.timestamp())
 
 
+_RETRY_AFTER_CEILING = 10.0 * 365 * 86_400  # a longer Retry-After reads as ten years
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     scheme = (parts.scheme or "").lower()
@@ -468,8 +479,29 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "Z")
+def _iso(seconds: int | float) -> str:
+    try:
+        return datetime.fromtimestamp(int(seconds), tz=UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return "a date beyond 9999"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (causes, contexts, urllib3's ``reason``, requests' args)."""
+    found: list[BaseException] = []
+    todo = [exc]
+    while todo and len(found) < 20:
+        e = todo.pop()
+        if any(e is f for f in found):
+            continue
+        found.append(e)
+        links = [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args[:1]]
+        todo.extend(x for x in links if isinstance(x, BaseException))
+    return found
+
+
+class _Deadline(Exception):
+    """The request's overall deadline passed while its body was arriving."""
 
 
 class _HeaderAuth(requests.auth.AuthBase):
@@ -566,8 +598,9 @@ class Client:
             session.headers["User-Agent"] = f"zdevents/{__version__}"
         self.session = session
         pair = settings.auth()
-        if pair is not None:
-            self._auth: requests.auth.AuthBase = requests.auth.HTTPBasicAuth(*pair)
+        if pair is not None:  # UTF-8, so any password works (requests would use Latin-1)
+            token = base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode("ascii")
+            self._auth: requests.auth.AuthBase = _HeaderAuth({"Authorization": f"Basic {token}"})
         else:
             self._auth = _HeaderAuth(settings.auth_headers())
         self._secrets = self._secret_texts(settings, pair)
@@ -578,6 +611,9 @@ class Client:
         self._pacer = _pacer_for(self._origin, clock, settings.requests_per_minute)
         self.stats = ClientStats()
         self._warned: set[str] = set()
+        self._answered = False  # True once any response arrived (a refusal is then retried)
+        self.on_wait: Callable[[float, str], object] | None = None
+        """Called with (seconds, reason) before each wait (the progress bar shows it)."""
 
     def __repr__(self) -> str:
         return f"Client(url={self.base_url!r}, requests={self.stats.requests})"
@@ -942,10 +978,7 @@ class Client:
             log.debug("GET %s (attempt %d of %d)", shown, attempt + 1, attempts)
             self.stats.requests += 1
             try:
-                response = self.session.get(
-                    url, auth=self._auth, timeout=self.settings.timeout, allow_redirects=False
-                )
-                body = response.content
+                response, body = self._request(url)
             except requests.exceptions.SSLError as exc:
                 raise ServerError(
                     f"TLS failed for {self.base_url}: {_short(self._scrub(str(exc)), 160)}; "
@@ -957,7 +990,10 @@ class Client:
                 requests.exceptions.Timeout,
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError,
+                urllib3.exceptions.HTTPError,
+                _Deadline,
             ) as exc:
+                self._raise_if_unreachable(exc, shown)
                 detail = _short(self._scrub(f"{type(exc).__name__}: {exc}"), 120)
                 failure = _Failure("network", detail)
             except requests.exceptions.RequestException as exc:
@@ -965,6 +1001,7 @@ class Client:
                     f"could not request {shown}: {_short(self._scrub(str(exc)), 160)}", url=shown
                 ) from None
             else:
+                self._answered = True
                 failure, envelope = self._judge(response, body, shown, stream, too_recent_ok)
                 if failure is None:
                     return response, envelope
@@ -982,13 +1019,94 @@ class Client:
             else:
                 rate_limited_in_a_row = 0
                 backoff = self._jitter() * min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
-                if failure.retry_after is not None:
-                    backoff = max(backoff, min(failure.retry_after, MAX_RETRY_AFTER))
-                not_before, reason = self._clock() + backoff, f"backoff after {failure.detail}"
+                if failure.retry_after is not None:  # at most max_retry_after (see _judge)
+                    backoff = max(backoff, failure.retry_after)
+                    reason = f"Retry-After of an HTTP {failure.status} ({failure.retry_after:g} s)"
+                else:
+                    reason = f"backoff after {failure.detail}"
+                not_before = self._clock() + backoff
             if attempt + 1 == attempts:
                 break
             log.debug("attempt %d for %s failed: %s", attempt + 1, shown, failure.detail)
         raise self._final_error(failure, shown, attempts)
+
+    def _request(self, url: str) -> tuple[requests.Response, bytes]:
+        """One GET with an overall deadline of ``settings.timeout`` and a bounded body.
+
+        ``timeout`` bounds each socket read; here it also bounds the whole body, read in
+        chunks (and decompressed in chunks, at most ``settings.max_page_bytes``), so a server
+        that trickles bytes cannot hold the request open, nor a compressed bomb fill memory.
+        """
+        timeout = self.settings.timeout
+        deadline = time.monotonic() + timeout
+        response = self.session.get(
+            url, auth=self._auth, timeout=timeout, allow_redirects=False, stream=True
+        )
+        if response._content is not False:  # already read (a session that does not stream)
+            body = response.content
+            if len(body) > self.settings.max_page_bytes:
+                raise self._too_large(url)
+            return response, body
+        raw = response.raw
+        limit = self.settings.max_page_bytes
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    raise _Deadline(
+                        f"the answer took longer than the timeout of {timeout:g} s in all "
+                        f"({size:,} bytes received)"
+                    )
+                chunk = raw.read1(_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large(url)
+                chunks.append(chunk)
+        except BaseException:
+            response.close()
+            raise
+        response.raw.release_conn()
+        body = b"".join(chunks)
+        response._content = body
+        response._content_consumed = True
+        return response, body
+
+    def _too_large(self, url: str) -> PageError:
+        limit = self.settings.max_page_bytes
+        return PageError(
+            f"the answer from {self._scrub(url)} is larger than {limit:,} bytes once "
+            "decompressed; zdevents stopped reading it (ZDEVENTS_MAX_PAGE_BYTES sets the limit)",
+            url=self._scrub(url),
+        )
+
+    def _raise_if_unreachable(self, exc: BaseException, url: str) -> None:
+        """A host that does not resolve (or refuses the first connection) fails at once.
+
+        Retrying cannot help a typo in ZENDESK_SUBDOMAIN, and a refusal before any answer
+        means nothing listens there. A refusal after answers is retried (a restart).
+        """
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or "?"
+        chain = _causes(exc)
+        if any(
+            isinstance(e, socket.gaierror | urllib3.exceptions.NameResolutionError)
+            for e in chain
+        ):
+            variable = "ZENDESK_BASE_URL" if self.settings.base_url else "ZENDESK_SUBDOMAIN"
+            raise ServerError(
+                f"cannot resolve {host}: check {variable} (no such host, or no network)",
+                url=url,
+            ) from None
+        if not self._answered and any(isinstance(e, ConnectionRefusedError) for e in chain):
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            raise ServerError(
+                f"cannot connect to {host}:{port} (connection refused): check "
+                "ZENDESK_BASE_URL / ZENDESK_SUBDOMAIN",
+                url=url,
+            ) from None
 
     def _judge(
         self,
@@ -1002,18 +1120,21 @@ class Client:
         status = response.status_code
         if status == 429:
             self.stats.rate_limited += 1
+        if status == 429 or status >= 500 or status in _RETRYABLE_STATUS:
             wait = parse_retry_after(response.headers.get("Retry-After"), self._now())
-            if wait is not None and wait > MAX_RETRY_AFTER:
-                raise RateLimited(
-                    f"Zendesk asked to wait {wait:.0f} s (until "
-                    f"{_iso(int(self._now() + wait))}) before the next request to {url}; "
-                    "run the fetch again after that",
-                    status=429,
+            cap = self.settings.max_retry_after
+            if wait is not None and wait > cap:
+                error = RateLimited if status == 429 else ServerError
+                raise error(
+                    f"Zendesk answered HTTP {status} and asked to wait {wait:.0f} s (until "
+                    f"{_iso(self._now() + wait)}) before the next request to {url}; that is "
+                    f"longer than ZDEVENTS_MAX_RETRY_AFTER ({cap:g} s): run the fetch again "
+                    "after that, or raise ZDEVENTS_MAX_RETRY_AFTER",
+                    status=status,
                     url=url,
                 )
-            return _Failure("rate_limited", "HTTP 429", 429, wait), None
-        if status >= 500 or status in _RETRYABLE_STATUS:
-            wait = parse_retry_after(response.headers.get("Retry-After"), self._now())
+            if status == 429:
+                return _Failure("rate_limited", "HTTP 429", 429, wait), None
             return _Failure("server", f"HTTP {status}", status, wait), None
         if not 200 <= status < 300:
             self._raise_for_status(response, url, too_recent_ok)
@@ -1032,13 +1153,19 @@ class Client:
         slot = self._pacer.reserve(now, not_before)
         wait = slot.time - now
         if wait > 0:
+            if reason == "pacing" or reason.startswith("Retry-After of a 429"):
+                self.stats.rate_waits += 1
             if reason == "pacing":
                 reason = (
                     f"rate budget of {self._pacer.capacity} requests per "
                     f"{self._pacer.window:g} s for {self.base_url}"
                 )
-            level = logging.INFO if wait > _LOG_WAITS_OVER else logging.DEBUG
+                level = logging.INFO if wait > _LOG_WAITS_OVER else logging.DEBUG
+            else:  # the server asked for it (Retry-After) or it is failing (backoff)
+                level = logging.WARNING if wait > _WARN_WAITS_OVER else logging.INFO
             log.log(level, "waiting %.1f s before the next request (%s)", wait, reason)
+            if self.on_wait is not None:
+                self.on_wait(wait, reason)
             self._sleep(wait)
             self.stats.seconds_waited += wait
         return slot
