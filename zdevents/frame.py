@@ -124,6 +124,7 @@ def _refresh(
     *,
     until: pd.Timestamp | None = None,
     lock_timeout: float = 0,
+    progress: bool = True,
 ) -> None:
     """Fetch before a read. ``"auto"`` degrades to reading: when Zendesk cannot be reached,
     the cache is read-only or another process holds its lock, it warns once and returns
@@ -151,7 +152,7 @@ def _refresh(
     force = refresh == "force"
     try:
         fetch(
-            stream, since, until=until if force else None, settings=settings, progress=False,
+            stream, since, until=until if force else None, settings=settings, progress=progress,
             force=force, lock_timeout=lock_timeout,
         )
     except CacheLocked:
@@ -184,6 +185,7 @@ def load_frame(
     columns: Sequence[str] | None = None,
     settings: Settings | None = None,
     lock_timeout: float = 0,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Load one export stream as a typed DataFrame, fetching what is new first.
 
@@ -208,6 +210,9 @@ def load_frame(
     lock_timeout : float
         Seconds to wait for another process's fetch of this stream before refreshing
         (0: read its last snapshot at once).
+    progress : bool
+        Show the fetch's progress bar when it fetches (a widget in Jupyter, text on
+        stderr elsewhere); ``False`` silences it.
 
     Returns
     -------
@@ -235,7 +240,11 @@ def load_frame(
     settings = settings if settings is not None else Settings.from_env()
     name = get_stream(stream).name
     start, end = time_range(since, until)
-    _refresh(name, start, refresh, settings, until=end, lock_timeout=lock_timeout)
+    if columns is not None:
+        _check_columns(columns, name)
+    _refresh(
+        name, start, refresh, settings, until=end, lock_timeout=lock_timeout, progress=progress
+    )
     cache = Cache(settings.data_dir, _account_name(settings), name)
     state = cache.state()
     table = cache.read(columns=list(columns) if columns is not None else None, since=start, until=end)
@@ -251,6 +260,19 @@ def load_frame(
     return frame
 
 
+def _check_columns(columns: Sequence[str], stream: str) -> None:
+    """A ValueError naming the unknown columns and the available ones (a typo, not the cache)."""
+    if isinstance(columns, str):
+        raise ValueError(f"columns must be a list of column names, not the string {columns!r}")
+    available = normalize.schema_for(stream).names
+    unknown = [c for c in columns if c not in available]
+    if unknown:
+        raise ValueError(
+            f"{stream} has no column {', '.join(map(repr, unknown))}; available: "
+            f"{', '.join(available)}"
+        )
+
+
 def load_changes(
     since: TimeLike = None,
     until: TimeLike = None,
@@ -258,6 +280,7 @@ def load_changes(
     refresh: Refresh = "auto",
     settings: Settings | None = None,
     lock_timeout: float = 0,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Field changes inside ticket audits, one row per change (the long form).
 
@@ -273,7 +296,10 @@ def load_changes(
     """
     settings = settings if settings is not None else Settings.from_env()
     start, end = time_range(since, until)
-    _refresh("ticket_events", start, refresh, settings, until=end, lock_timeout=lock_timeout)
+    _refresh(
+        "ticket_events", start, refresh, settings, until=end, lock_timeout=lock_timeout,
+        progress=progress,
+    )
     cache = Cache(settings.data_dir, _account_name(settings), "ticket_events")
     state = cache.state()
     table = cache.read(since=start, until=end)

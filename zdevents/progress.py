@@ -7,12 +7,13 @@ with each page, and pages come at most ``requests_per_minute`` a minute.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
+    from tqdm import tqdm
+
     from .client import ClientStats, Page
 
 __all__ = ["FetchProgress", "eta_seconds"]
@@ -61,74 +62,159 @@ def eta_seconds(
     return pages_left * seconds_per_page
 
 
-class FetchProgress:
-    """A tqdm bar measured in days of history caught up, with pages and events as postfix.
+def _bar_class() -> type:
+    """tqdm's auto class (a widget in Jupyter, text elsewhere) with a ``status`` field.
 
-    The bar opens with the first page (a fetch that fails at once prints nothing). When the
-    fetch starts at the beginning of history (``start_time=0``), the first page tells where
-    the account's history really begins, and the bar and ETA are measured from there.
+    The status is formatted by ``bar_format`` directly, so no ", " is put before it (tqdm
+    prefixes its own postfix with one).
+    """
+    from tqdm.auto import tqdm
+
+    class _FetchBar(tqdm):  # type: ignore[misc, valid-type]
+        status = ""
+
+        @property
+        def format_dict(self) -> dict:
+            values = super().format_dict
+            values["status"] = self.status
+            return values
+
+    return _FetchBar
+
+
+class FetchProgress:
+    """A tqdm bar measured in days of history caught up, redrawn at every page and wait.
+
+    Shows pages, events, the day the export has caught up to, the requests that waited on
+    the rate limit and an ETA; while the client waits (pacing, ``Retry-After``, backoff) it
+    says how long and why. In Jupyter the bar is a notebook widget (``tqdm.auto``).
+
+    The bar opens with the first page or the first wait (a fetch that fails at once prints
+    nothing). When the fetch starts at the beginning of history (``start_time=0``), the first
+    page tells where the account's history really begins, and the bar and ETA are measured
+    from there.
+
+    Parameters
+    ----------
+    stream : str
+        Shown in the bar's description.
+    start : int
+        Unix seconds where the fetch starts.
+    requests_per_minute : float
+        The request budget (for the ETA).
+    enabled : bool
+        False shows nothing.
+    file : text stream, optional
+        Where the bar is drawn (default: stderr).
+
+    Examples
+    --------
+    >>> import io
+    >>> out = io.StringIO()
+    >>> bar = FetchProgress("metric_events", 0, 10, file=out)
+    >>> bar.waiting(6.0, "rate budget")
+    >>> "waiting 6s (rate budget)" in out.getvalue()
+    True
+    >>> bar.close()
     """
 
     def __init__(
-        self, stream: str, start: int, requests_per_minute: float, *, enabled: bool = True
+        self,
+        stream: str,
+        start: int,
+        requests_per_minute: float,
+        *,
+        enabled: bool = True,
+        file: TextIO | None = None,
     ) -> None:
         self.stream = stream
         self.start = start
         self.rpm = requests_per_minute
         self.enabled = enabled
+        self.file = file
         self.pages = 0
         self.events = 0
+        self.rate_waits = 0
+        self.caught_up: int | None = None
         self.bar: tqdm | None = None
         self.origin = start
         self.origin_pages = 0
         self.origin_clock = time.monotonic()
+        self._eta_text = "?"
 
-    def _open(self, first_end_time: int | None) -> tqdm:
+    def _open(self) -> tqdm:
+        total_days = max((time.time() - self.origin) / _DAY, 1 / 24)
+        return _bar_class()(
+            total=round(total_days, 2),
+            unit="day",
+            desc=f"fetch {self.stream}",
+            disable=not self.enabled,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {status}",
+            mininterval=0,
+            leave=True,
+            file=self.file,
+        )
+
+    def _measure_from(self, first_end_time: int | None) -> None:
+        """After the first page: measure from it when history starts long after ``start``."""
         if first_end_time is not None and first_end_time - self.start > 7 * _DAY:
             # start_time=0 or far before the first event: measure from the first page on
             self.origin = first_end_time
             self.origin_pages = 1
             self.origin_clock = time.monotonic()
-        total_days = max((time.time() - self.origin) / _DAY, 1 / 24)
-        return tqdm(
-            total=round(total_days, 2),
-            unit="day",
-            desc=f"fetch {self.stream}",
-            disable=not self.enabled,
-            bar_format="{desc}: {percentage:3.0f}%|{bar}|{postfix}",
-            mininterval=0.5,
-            leave=True,
-        )
+        assert self.bar is not None
+        self.bar.total = round(max((time.time() - self.origin) / _DAY, 1 / 24), 2)
+
+    def _status(self, waiting: str = "") -> str:
+        if self.caught_up is None:
+            text = "waiting for the first page"
+        else:
+            day = pd.Timestamp(self.caught_up, unit="s", tz="UTC").strftime("%Y-%m-%d")
+            text = (
+                f"{self.pages:,} page{'s' if self.pages != 1 else ''}, {self.events:,} events, "
+                f"caught up to {day}, {self.rate_waits:,} waited on the rate limit, "
+                f"ETA {self._eta_text}"
+            )
+        return f"{text}; {waiting}" if waiting else text
+
+    def _draw(self, status: str) -> None:
+        assert self.bar is not None
+        self.bar.status = status
+        self.bar.refresh()
 
     def update(self, page: Page, stats: ClientStats) -> None:
-        """Account for one page received."""
+        """Account for one page received and redraw the bar."""
         self.pages += 1
         self.events += page.count or 0
+        self.rate_waits = stats.rate_waits
+        first = self.bar is None or self.caught_up is None
         if self.bar is None:
-            self.bar = self._open(page.end_time)
-        if page.end_time is None:
-            return
-        caught_up = page.end_time
+            self.bar = self._open()
+        if first:
+            self._measure_from(page.end_time)
+        if page.end_time is not None:
+            self.caught_up = max(page.end_time, self.caught_up or page.end_time)
         total = self.bar.total or 0
         if page.last:
             self.bar.n = total
-            eta_text = "done"
-        else:
-            self.bar.n = round(min(max(caught_up - self.origin, 0) / _DAY, total), 2)
+            self._eta_text = "done"
+        elif self.caught_up is not None:
+            self.bar.n = round(min(max(self.caught_up - self.origin, 0) / _DAY, total), 2)
             eta = eta_seconds(
-                self.origin, caught_up, time.time(), self.pages - self.origin_pages,
+                self.origin, self.caught_up, time.time(), self.pages - self.origin_pages,
                 self.rpm, time.monotonic() - self.origin_clock,
             )
-            eta_text = _human(eta)
-        day = pd.Timestamp(caught_up, unit="s", tz="UTC").strftime("%Y-%m-%d")
-        self.bar.set_postfix_str(
-            f"{self.pages:,} page{'' if self.pages == 1 else 's'}, {self.events:,} events, "
-            f"caught up to {day}, "
-            f"{stats.rate_limited} rate-limited, ETA {eta_text}",
-            refresh=page.last,
-        )
+            self._eta_text = _human(eta)
+        self._draw(self._status())
+
+    def waiting(self, seconds: float, reason: str) -> None:
+        """Show that the next request waits ``seconds`` (pacing, Retry-After, backoff)."""
+        if self.bar is None:
+            self.bar = self._open()
+        self._draw(self._status(f"waiting {_human(seconds)} ({reason})"))
 
     def close(self) -> None:
+        """Leave the last state on screen."""
         if self.bar is not None:
             self.bar.close()
 
