@@ -94,3 +94,128 @@ def test_every_cli_command_is_documented_in_the_readme():
             for flag in action.option_strings:
                 if flag.startswith("--") and flag not in ("--help", "--stream-dir"):
                     assert flag in readme, f"zdevents {name} {flag} is not in the README"
+
+
+def bare_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENDESK_", "ZDEVENTS_"))}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.e2e
+def test_after_the_demo_status_report_and_load_frame_find_the_sample_in_the_same_folder(tmp_path):
+    env = bare_env()  # no ZDEVENTS_DATA_DIR, no account: what a new user has
+    demo = run_cli("demo", "--tickets", "40", "--quiet", env=env, cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    status = run_cli("status", env=env, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines()[0] == f"cache folder: {tmp_path / 'data'}"
+    line = next(x for x in status.stdout.splitlines() if "metric_events" in x)
+    assert line.startswith("sample") and not re.search(r"\s0\s", line)
+    report = run_cli("report", "--out", "out", env=env, cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "out" / "index.html").is_file()
+    code = "import zdevents as zd; print(len(zd.load_frame(refresh='never')))"
+    loaded = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr
+    assert int(loaded.stdout) == int(line.split()[2].replace(",", ""))
+
+
+def test_help_texts_state_the_real_data_dir_defaults():
+    commands = build_parser()._subparsers._group_actions[0].choices
+    demo = next(a for a in commands["demo"]._actions if "--data-dir" in a.option_strings)
+    assert demo.default is None and "default: ZDEVENTS_DATA_DIR, else ./data" in demo.help
+    for name in ("fetch", "status", "report"):
+        action = next(a for a in commands[name]._actions if "--data-dir" in a.option_strings)
+        assert "else ./data when it holds a zdevents cache" in action.help
+
+
+def test_report_without_data_exits_non_zero_and_says_to_fetch(tmp_path):
+    out = run_cli("report", env=bare_env(ZDEVENTS_DATA_DIR=str(tmp_path / "empty")), cwd=tmp_path)
+    assert out.returncode == 2
+    assert "run `zdevents fetch` first" in out.stderr and str(tmp_path / "empty") in out.stderr
+    configured = bare_env(ZDEVENTS_DATA_DIR=str(tmp_path / "empty"), ZENDESK_SUBDOMAIN="acme")
+    out = run_cli("report", env=configured, cwd=tmp_path)
+    assert out.returncode == 2 and "no SLA metric events cached for acme" in out.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+def test_status_names_the_folder_it_read(tmp_path):
+    out = run_cli("status", "--data-dir", str(tmp_path / "c"), env=bare_env(), cwd=tmp_path)
+    assert out.returncode == 0
+    assert out.stdout.splitlines()[0] == f"cache folder: {tmp_path / 'c'}"
+    assert "the cache is empty: run `zdevents fetch`" in out.stdout
+
+
+@pytest.mark.parametrize("where", ["unresolvable", "refused"])
+def test_an_unreachable_account_fails_in_seconds_and_leaves_nothing_behind(where, tmp_path):
+    import socket
+    import time
+
+    if where == "unresolvable":
+        url, expected = "https://zdevents-no-such-host.invalid", (
+            "cannot resolve zdevents-no-such-host.invalid: check ZENDESK_BASE_URL")
+    else:
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        listener.close()
+        url, expected = f"http://127.0.0.1:{port}", (
+            f"cannot connect to 127.0.0.1:{port} (connection refused)")
+    cache = tmp_path / "cache"
+    env = bare_env(ZENDESK_BASE_URL=url, ZENDESK_EMAIL="a@x.test", ZENDESK_API_TOKEN="t",
+                   ZDEVENTS_DATA_DIR=str(cache))
+    started = time.monotonic()
+    out = run_cli("fetch", "--quiet", env=env, cwd=tmp_path)
+    assert time.monotonic() - started < 20  # was 25-50 s of retries
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"zdevents fetch: error: {expected}"] or (
+        expected in out.stderr and len(out.stderr.strip().splitlines()) == 1)
+    assert "try again later" not in out.stderr
+    assert not cache.exists() or list(cache.iterdir()) == []  # no account folder, no lock
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_keep_what_was_fetched(signame, tmp_path):
+    import signal
+    import threading
+    import time
+
+    from zdevents.cache import Cache
+
+    with LocalZendesk(SampleAccount(tickets=120, seed=3), page_size=100,
+                      metric_end_of_stream=True) as srv:
+        srv.slow_next(0.15, times=None, stream="metric_events")  # a paced export
+        env = bare_env(ZENDESK_BASE_URL=srv.url, ZENDESK_SUBDOMAIN="sample",
+                       ZENDESK_EMAIL=srv.email, ZENDESK_API_TOKEN=srv.api_token,
+                       ZDEVENTS_DATA_DIR=str(tmp_path / "cache"))
+        proc = subprocess.Popen([sys.executable, "-m", "zdevents", "fetch"], env=env,
+                                cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+        seen = bytearray()
+
+        def pump() -> None:  # the bar's redraws, as they come
+            while chunk := proc.stderr.read1(4096):  # type: ignore[union-attr]
+                seen.extend(chunk)
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            deadline = time.monotonic() + 60
+            while b"8 pages" not in seen and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+            assert b"8 pages" in seen, seen.decode(errors="replace")
+            proc.send_signal(getattr(signal, signame))
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        reader.join(timeout=10)
+        served = srv.unique_count("metric_events")
+    stderr = seen.decode(errors="replace")
+    assert proc.returncode == 128 + getattr(signal, signame), stderr
+    assert f"stopped by {signame}; everything fetched before this point is kept" in stderr
+    state = Cache(tmp_path / "cache", "sample", "metric_events").state()
+    assert state.rows >= 700 and state.cursor is not None  # 8 pages of ~100, less repeats
+    assert state.rows <= served

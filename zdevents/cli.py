@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,10 @@ from .errors import ZdEventsError
 __all__ = ["main"]
 
 STREAM_CHOICES = ("metric_events", "ticket_events", "all")
+DATA_DIR_HELP = (
+    "cache root (default: ZDEVENTS_DATA_DIR; else ./data when it holds a zdevents cache, "
+    "as after `zdevents demo`; else the user data folder)"
+)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -71,7 +77,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Show what the cache holds, per stream."""
     from .pipeline import cache_status, format_status
 
-    print(format_status(cache_status(settings=_settings(args))))
+    settings = _settings(args)
+    print(f"cache folder: {Path(settings.data_dir).absolute()}")
+    print(format_status(cache_status(settings=settings)))
     return 0
 
 
@@ -125,9 +133,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole pipeline offline on the bundled sample account."""
     from .pipeline import run_demo
 
+    # the folder status, report and load_frame read by default (see Settings.data_dir)
+    data_dir = args.data_dir or os.environ.get("ZDEVENTS_DATA_DIR") or "data"
     run_demo(
         out_dir=args.out,
-        data_dir=args.data_dir,
+        data_dir=data_dir,
         tickets=args.tickets,
         progress=not args.quiet,
         echo=print,
@@ -147,12 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def data_dir(p: argparse.ArgumentParser, default: str | None = None) -> None:
-        p.add_argument(
-            "--data-dir",
-            default=default,
-            help="cache root (default: ZDEVENTS_DATA_DIR or the user data folder)",
-        )
+    def data_dir(p: argparse.ArgumentParser, what: str = DATA_DIR_HELP) -> None:
+        p.add_argument("--data-dir", default=None, help=what)
 
     p = sub.add_parser("fetch", help=cmd_fetch.__doc__, description=cmd_fetch.__doc__)
     p.add_argument("--stream", choices=STREAM_CHOICES, default="metric_events")
@@ -233,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("reports/demo"), help="folder (default: reports/demo)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    data_dir(p, default="data")
+    data_dir(p, "where the sample account's cache goes (default: ZDEVENTS_DATA_DIR, else "
+             "./data, which status, report and load_frame then find on their own)")
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -254,13 +261,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # bad --since/--until and similar input
         print(f"zdevents {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP during a fetch
+        signum = getattr(exc, "signum", signal.SIGINT)
+        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
         print(
-            f"zdevents {args.command}: interrupted; everything fetched before this point is "
+            f"zdevents {args.command}: {how}; everything fetched before this point is "
             "kept, run the command again to continue",
             file=sys.stderr,
         )
-        return 130
+        return 128 + signum
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import logging
 import re
+import signal
 import threading
 import time
 import uuid
@@ -41,7 +42,15 @@ from .streams import (
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["BATCH_PAGES", "FetchResult", "PageWriter", "fetch", "memory_pool"]
+__all__ = [
+    "BATCH_PAGES",
+    "FetchResult",
+    "PageWriter",
+    "Terminated",
+    "fetch",
+    "memory_pool",
+    "signals_as_interrupt",
+]
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +292,8 @@ def fetch(
     started = time.monotonic()
     cache = Cache(settings.data_dir, settings.account, stream.name)
     with (
+        _no_trace_on_failure(cache),
+        signals_as_interrupt(),
         memory_pool(),
         cache.lock(timeout=lock_timeout),
         Client(settings, session=session) as client,
@@ -297,6 +308,7 @@ def fetch(
         pages = events = new = other_new = 0
         first = plan[0][0] if plan else 0
         bar = FetchProgress(stream.name, first, settings.requests_per_minute, enabled=progress)
+        client.on_wait = bar.waiting  # long waits (rate limit, Retry-After) show in the bar
         try:
             for start, end in plan:
                 # the saved cursor-mode position is only valid where the last run stopped
@@ -622,3 +634,69 @@ def _secret_bytes(settings: Settings) -> list[bytes]:
     if pair is not None:
         secrets.append(base64.b64encode(f"{pair[0]}:{pair[1]}".encode()))
     return sorted(secrets, key=len, reverse=True)
+
+
+# ---------------------------------------------------------------------------- stopping cleanly
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during a fetch: handled like Ctrl-C (what arrived is kept).
+
+    Attributes
+    ----------
+    signum : int
+        The signal received.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM and SIGHUP raise :class:`Terminated` (a KeyboardInterrupt).
+
+    A fetch then keeps the pages received before the signal, as it does on Ctrl-C, when
+    ``timeout``, ``docker stop`` or a closed terminal ends it. Only signals whose handler is
+    the default are taken over (an ignored SIGHUP, as under ``nohup``, stays ignored), only
+    in the main thread, and the previous handlers come back afterwards.
+
+    Examples
+    --------
+    >>> with signals_as_interrupt():
+    ...     pass
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is signal.SIG_DFL:
+            previous[number] = signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def _no_trace_on_failure(cache: Cache) -> Iterator[None]:
+    """A fetch that fails before storing anything leaves no folder or lock file behind."""
+    created = [p for p in (cache.data_dir / cache.account, cache.dir) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                if {p.name for p in cache.dir.iterdir()} <= {".lock"}:
+                    (cache.dir / ".lock").unlink(missing_ok=True)
+                    for folder in reversed(created):
+                        folder.rmdir()  # only empty folders: anything else stays
+        raise

@@ -11,8 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from .cache import Cache
-from .config import Settings
+from .config import Settings, holds_cache
 from .dates import TimeLike, time_range
+from .errors import CacheError
 from .streams import STREAMS
 
 __all__ = [
@@ -138,6 +139,11 @@ def build_report(
 
     Targets are selected by when their SLA applied, in ``[since, until)``.
 
+    Raises
+    ------
+    CacheError
+        When the cache holds no metric events (the message says to run ``zdevents fetch``).
+
     Examples
     --------
     >>> run = build_report("reports", since="2024-01-01")  # doctest: +SKIP
@@ -153,6 +159,19 @@ def build_report(
 
     settings = settings if settings is not None else Settings.from_env()
     start, end = time_range(since, until)
+    root = Path(settings.data_dir).absolute()
+    nothing = (
+        "run `zdevents fetch` first (or `zdevents demo` for the sample account), or point "
+        "ZDEVENTS_DATA_DIR / --data-dir at the folder that holds the cache"
+    )
+    if not settings.has_account and not holds_cache(root):
+        raise CacheError(f"no zdevents cache in {root}: {nothing}", path=str(root))
+    cache = open_cache("metric_events", settings=settings)
+    if not cache.state().rows:
+        raise CacheError(
+            f"no SLA metric events cached for {cache.account} in {root}: {nothing}",
+            path=str(cache.dir),
+        )
     events = load_frame(refresh="never", settings=settings)
     as_of = events.attrs.get("zdevents_as_of")
     targets = sla_targets(events, as_of=as_of)
