@@ -72,3 +72,26 @@ def test_disabled_bar_draws_nothing():
     bar.waiting(5, "pacing")
     bar.close()
     assert out.getvalue() == ""
+
+
+@pytest.mark.notebooks
+@pytest.mark.e2e
+def test_in_jupyter_load_frame_shows_the_progress_as_a_widget(tmp_path):
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    code = (
+        "import zdevents as zd\n"
+        "from zdevents.sample import SampleAccount\n"
+        "from zdevents.testing import LocalZendesk\n"
+        "with LocalZendesk(SampleAccount(tickets=20, seed=1)) as server:\n"
+        f"    events = zd.load_frame(settings=server.settings(data_dir={str(tmp_path)!r}))\n"
+        "print(len(events), 'events')\n"
+    )
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    outputs = notebook.cells[0].outputs
+    widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widgets) == 1, outputs  # one bar, drawn as a notebook widget
+    assert "fetch metric_events" in widgets[0]["data"]["text/plain"]
+    assert not any("\r" in o.get("text", "") for o in outputs)  # no text bar in the cell
+    assert any("events" in o.get("text", "") for o in outputs)
