@@ -219,3 +219,15 @@ def test_sigterm_and_sighup_keep_what_was_fetched(signame, tmp_path):
     state = Cache(tmp_path / "cache", "sample", "metric_events").state()
     assert state.rows >= 700 and state.cursor is not None  # 8 pages of ~100, less repeats
     assert state.rows <= served
+
+
+def test_errors_use_the_command_line_words(tmp_path):
+    env = bare_env(ZDEVENTS_DATA_DIR=str(tmp_path))
+    out = run_cli("report", "--since", "2024-02-01", "--until", "2024-01-01", env=env, cwd=tmp_path)
+    assert out.returncode == 2
+    assert "--since (2024-02-01" in out.stderr and "is after --until (2024-01-01" in out.stderr
+    creds = dict(env, ZENDESK_SUBDOMAIN="acme", ZENDESK_EMAIL="a@x.test", ZENDESK_API_TOKEN="t")
+    out = run_cli("fetch", "--since", "someday", env=creds, cwd=tmp_path)
+    assert out.returncode == 2 and "--since='someday'" in out.stderr
+    for text in (out.stderr, out.stdout):
+        assert "settings=" not in text

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -145,6 +146,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_words(message: str) -> str:
+    """Say ``--since``/``--until`` where the library's message names its arguments."""
+    message = re.sub(r"(?<![-\w])(since|until|data_dir)=", lambda m: f"--{m[1].replace('_', '-')}=",
+                     message)
+    return re.sub(r"(?<![-\w])(since|until) \(", r"--\1 (", message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zdevents",
@@ -255,11 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except ZdEventsError as exc:
-        print(f"zdevents {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # bad --since/--until and similar input
-        print(f"zdevents {args.command}: error: {exc}", file=sys.stderr)
+    except (ZdEventsError, ValueError) as exc:  # ValueError: bad --since/--until and the like
+        print(f"zdevents {args.command}: error: {_cli_words(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP during a fetch
         signum = getattr(exc, "signum", signal.SIGINT)
