@@ -6,6 +6,7 @@ with each page, and pages come at most ``requests_per_minute`` a minute.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, TextIO
 
@@ -112,8 +113,8 @@ class FetchProgress:
     >>> import io
     >>> out = io.StringIO()
     >>> bar = FetchProgress("metric_events", 0, 10, file=out)
-    >>> bar.waiting(6.0, "rate budget")
-    >>> "waiting 6s (rate budget)" in out.getvalue()
+    >>> bar.waiting(6.0, "rate budget of 10 requests per 60 s for https://acme.zendesk.com")
+    >>> "waiting 6s (rate limit)" in out.getvalue()
     True
     >>> bar.close()
     """
@@ -172,8 +173,8 @@ class FetchProgress:
             day = pd.Timestamp(self.caught_up, unit="s", tz="UTC").strftime("%Y-%m-%d")
             text = (
                 f"{self.pages:,} page{'s' if self.pages != 1 else ''}, {self.events:,} events, "
-                f"caught up to {day}, {self.rate_waits:,} waited on the rate limit, "
-                f"ETA {self._eta_text}"
+                f"caught up to {day}, ETA {self._eta_text}, "
+                f"{self.rate_waits:,} waited on the rate limit"
             )
         return f"{text}; {waiting}" if waiting else text
 
@@ -211,12 +212,20 @@ class FetchProgress:
         """Show that the next request waits ``seconds`` (pacing, Retry-After, backoff)."""
         if self.bar is None:
             self.bar = self._open()
-        self._draw(self._status(f"waiting {_human(seconds)} ({reason})"))
+        self._draw(self._status(f"waiting {_human(seconds)} ({_short_reason(reason)})"))
 
     def close(self) -> None:
         """Leave the last state on screen."""
         if self.bar is not None:
             self.bar.close()
+
+
+def _short_reason(reason: str) -> str:
+    """The client's reason for a wait, short enough for one terminal line."""
+    if reason.startswith("rate budget"):
+        return "rate limit"
+    reason = re.sub(r" \([\d.e+]+ s\)$", "", reason)  # the bar already says how long
+    return reason if len(reason) <= 48 else reason[:45] + "..."
 
 
 def _human(seconds: float | None) -> str:
