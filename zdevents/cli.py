@@ -262,7 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return args.func(args)
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():  # a warning during a fetch prints above the bar
+            return args.func(args)
     except (ZdEventsError, ValueError) as exc:  # ValueError: bad --since/--until and the like
         print(f"zdevents {args.command}: error: {_cli_words(str(exc))}", file=sys.stderr)
         return 2

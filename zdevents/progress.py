@@ -210,6 +210,8 @@ class FetchProgress:
 
     def waiting(self, seconds: float, reason: str) -> None:
         """Show that the next request waits ``seconds`` (pacing, Retry-After, backoff)."""
+        if seconds < 1:  # a moment: not worth a redraw
+            return
         if self.bar is None:
             self.bar = self._open()
         self._draw(self._status(f"waiting {_human(seconds)} ({_short_reason(reason)})"))
