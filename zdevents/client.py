@@ -19,8 +19,13 @@ Behaviour, in the order a request meets it:
    truncated or malformed bodies wait a full-jitter exponential backoff
    (``uniform(0, min(60, 1 * 2**retry))`` s). Both share one budget of
    ``settings.max_retries`` retries per request; then ``RateLimited``, ``ServerError`` or
-   ``PageError`` (malformed page) is raised.
-3. **Errors.** 401/403/404 and other 4xx map to the classes of :mod:`zdevents.errors` with
+   ``PageError`` (malformed page) is raised. A ``Retry-After`` (on a 429 or a 5xx) longer
+   than ``settings.max_retry_after`` raises at once. A host that does not resolve, or that
+   refuses the first connection, is not retried.
+3. **Bounds.** Each request has one overall deadline (``settings.timeout``) for its body,
+   not only a per-read timeout, and its body is decompressed in chunks up to
+   ``settings.max_page_bytes`` (more is a ``PageError``).
+4. **Errors.** 401/403/404 and other 4xx map to the classes of :mod:`zdevents.errors` with
    messages that say what to do next. Redirects are not followed.
 
 Credentials are sent only to the configured base URL: any URL with another scheme, host or
