@@ -261,8 +261,7 @@ class Settings:
             host = (parts.hostname or "local").lower()
             if ":" in host:  # IPv6: "::1" -> "ipv6-0-1" ("::" stands for zero groups)
                 host = "ipv6-" + host.replace("::", "-0-").replace(":", "-").strip("-")
-            name = re.sub(r"[^a-z0-9.-]", "-", host).strip("-.") or "local"
-            return name
+            return re.sub(r"[^a-z0-9.-]", "-", host)
         raise ConfigError(
             "no Zendesk account configured: set ZENDESK_SUBDOMAIN or ZENDESK_BASE_URL "
             "to say which account's cache to use"
