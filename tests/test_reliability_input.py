@@ -541,7 +541,7 @@ def test_command_line_refuses_bad_dates_and_folders_with_one_line(tmp_path, caps
     monkeypatch.delenv("ZENDESK_BASE_URL", raising=False)
     for argv, phrase in [
         (["fetch", "--since", "../../etc/passwd"], "is not a date"),
-        (["report", "--since", "2024-03-01", "--until", "2024-02-01"], "is after until"),
+        (["report", "--since", "2024-03-01", "--until", "2024-02-01"], "is after --until"),
         (["fetch", "--data-dir", ""], "ZDEVENTS_DATA_DIR is empty"),
     ]:
         assert cli.main(argv) == 2
