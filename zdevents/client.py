@@ -35,6 +35,7 @@ port is refused before a request is made. Messages, logs and reprs never contain
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import json
 import logging
@@ -50,7 +51,10 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
+import requests.adapters
 import requests.auth
+import urllib3
+import urllib3.connection
 import urllib3.exceptions
 
 from .config import Settings
@@ -509,6 +513,98 @@ class _Deadline(Exception):
     """The request's overall deadline passed while its body was arriving."""
 
 
+# ---------------------------------------------------------------------------------- deadline
+
+_IN_FLIGHT = threading.local()  # .watchdog: the watchdog of this thread's request in flight
+
+
+class _Watchdog:
+    """Shuts down the sockets of the request in flight when its deadline passes.
+
+    Socket timeouts bound each read; a server that sends its status line, headers or body a
+    byte at a time never trips them. One daemon thread per Client waits for the deadline of
+    the current request and then shuts its sockets down, which ends the blocked read.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._sockets: list[socket.socket] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.fired = False
+
+    def arm(self, deadline: float) -> None:
+        with self._cond:
+            self._deadline, self._sockets, self.fired = deadline, [], False
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="zdevents-deadline", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        with self._cond:
+            if sock is not None and self._deadline is not None:
+                self._sockets.append(sock)
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._deadline, self._sockets = None, []
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self.fired = True  # before the shutdown wakes the reader, who checks it
+                for sock in self._sockets:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                self._deadline, self._sockets = None, []
+
+
+def _watched(base: type) -> type:
+    class Connection(base):  # type: ignore[misc, valid-type]
+        def request(self, *args: object, **kwargs: object) -> None:
+            super().request(*args, **kwargs)
+            watchdog = getattr(_IN_FLIGHT, "watchdog", None)
+            if watchdog is not None:
+                watchdog.watch(self.sock)
+
+    Connection.__name__ = f"Watched{base.__name__}"
+    return Connection
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _watched(urllib3.connection.HTTPConnection)
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _watched(urllib3.connection.HTTPSConnection)
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter (no retries) whose connections report their sockets to the
+    watchdog of the request in flight."""
+
+    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 class _HeaderAuth(requests.auth.AuthBase):
     """Sets fixed headers (the OAuth bearer). As an auth object it also keeps ``requests``
     from replacing them with ``~/.netrc`` credentials."""
@@ -601,7 +697,10 @@ class Client:
 
             session = requests.Session()
             session.headers["User-Agent"] = f"zdevents/{__version__}"
+            session.mount("https://", _Adapter())
+            session.mount("http://", _Adapter())
         self.session = session
+        self._watchdog = _Watchdog()
         pair = settings.auth()
         if pair is not None:  # UTF-8, so any password works (requests would use Latin-1)
             token = base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode("ascii")
@@ -633,6 +732,7 @@ class Client:
         """Close the session if this Client created it (an injected one is left open)."""
         if self._own_session:
             self.session.close()
+        self._watchdog.close()
 
     # ------------------------------------------------------------------ public
     def pages(
@@ -1044,6 +1144,25 @@ class Client:
         """
         timeout = self.settings.timeout
         deadline = time.monotonic() + timeout
+        self._watchdog.arm(deadline)
+        _IN_FLIGHT.watchdog = self._watchdog
+        try:
+            answer = self._read(url, deadline)
+            if self._watchdog.fired:  # the body ended because its socket was shut down
+                raise _Deadline(f"the answer took longer than the timeout of {timeout:g} s in all")
+            return answer
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError):
+            if self._watchdog.fired:
+                raise _Deadline(
+                    f"the answer took longer than the timeout of {timeout:g} s in all"
+                ) from None
+            raise
+        finally:
+            _IN_FLIGHT.watchdog = None
+            self._watchdog.disarm()
+
+    def _read(self, url: str, deadline: float) -> tuple[requests.Response, bytes]:
+        timeout = self.settings.timeout
         response = self.session.get(
             url, auth=self._auth, timeout=timeout, allow_redirects=False, stream=True
         )
