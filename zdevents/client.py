@@ -700,7 +700,8 @@ class Client:
             session.mount("https://", _Adapter())
             session.mount("http://", _Adapter())
         self.session = session
-        self._watchdog = _Watchdog()
+        # only this Client's own connections report their sockets to it
+        self._watchdog = _Watchdog() if self._own_session else None
         pair = settings.auth()
         if pair is not None:  # UTF-8, so any password works (requests would use Latin-1)
             token = base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode("ascii")
@@ -732,7 +733,8 @@ class Client:
         """Close the session if this Client created it (an injected one is left open)."""
         if self._own_session:
             self.session.close()
-        self._watchdog.close()
+        if self._watchdog is not None:
+            self._watchdog.close()
 
     # ------------------------------------------------------------------ public
     def pages(
@@ -1144,22 +1146,25 @@ class Client:
         """
         timeout = self.settings.timeout
         deadline = time.monotonic() + timeout
-        self._watchdog.arm(deadline)
-        _IN_FLIGHT.watchdog = self._watchdog
+        watchdog = self._watchdog
+        if watchdog is None:  # an injected session: the deadline is checked between chunks
+            return self._read(url, deadline)
+        watchdog.arm(deadline)
+        _IN_FLIGHT.watchdog = watchdog
         try:
             answer = self._read(url, deadline)
-            if self._watchdog.fired:  # the body ended because its socket was shut down
+            if watchdog.fired:  # the body ended because its socket was shut down
                 raise _Deadline(f"the answer took longer than the timeout of {timeout:g} s in all")
             return answer
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError):
-            if self._watchdog.fired:
+            if watchdog.fired:
                 raise _Deadline(
                     f"the answer took longer than the timeout of {timeout:g} s in all"
                 ) from None
             raise
         finally:
             _IN_FLIGHT.watchdog = None
-            self._watchdog.disarm()
+            watchdog.disarm()
 
     def _read(self, url: str, deadline: float) -> tuple[requests.Response, bytes]:
         timeout = self.settings.timeout
