@@ -28,7 +28,7 @@ def server():
 @pytest.mark.e2e
 def test_bar_redraws_at_every_page_with_counts_caught_up_waits_and_eta(server, tmp_path, capsys):
     server.clear_faults()
-    server.inject("rate_limit", retry_after=1, after=3, stream="metric_events")
+    server.inject("rate_limit", retry_after=2, after=3, stream="metric_events")
     settings = server.settings(data_dir=tmp_path)
     result = zd.fetch("metric_events", settings=settings, progress=True)
     shown = frames(capsys.readouterr().err)
@@ -49,7 +49,7 @@ def test_bar_redraws_at_every_page_with_counts_caught_up_waits_and_eta(server, t
     assert any("ETA ?" not in f and "ETA done" not in f for f in page_frames[1:-1])
     assert all("\n" not in f for f in shown)  # redrawn in place, never a new line
     # the 429's Retry-After showed while it was waited for, and is counted afterwards
-    waits = [i for i, f in enumerate(shown) if f.endswith("; waiting 1s (Retry-After of a 429)")]
+    waits = [i for i, f in enumerate(shown) if f.endswith("; waiting 2s (Retry-After of a 429)")]
     assert len(waits) == 1
     assert "3 pages" in shown[waits[0]]
     assert "1 waited on the rate limit" in page_frames[-1]

@@ -210,7 +210,7 @@ class FetchProgress:
 
     def waiting(self, seconds: float, reason: str) -> None:
         """Show that the next request waits ``seconds`` (pacing, Retry-After, backoff)."""
-        if seconds < 1:  # a moment: not worth a redraw
+        if seconds < 0.5:  # a moment: not worth a redraw
             return
         if self.bar is None:
             self.bar = self._open()
