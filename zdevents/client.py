@@ -1101,7 +1101,8 @@ class Client:
                 _Deadline,
             ) as exc:
                 self._raise_if_unreachable(exc, shown)
-                detail = _short(self._scrub(f"{type(exc).__name__}: {exc}"), 120)
+                kind = "Timeout" if isinstance(exc, _Deadline) else type(exc).__name__
+                detail = _short(self._scrub(f"{kind}: {exc}"), 120)
                 failure = _Failure("network", detail)
             except requests.exceptions.RequestException as exc:
                 raise ApiError(
