@@ -175,23 +175,31 @@ def test_an_unreachable_account_fails_in_seconds_and_leaves_nothing_behind(where
     assert not cache.exists() or list(cache.iterdir()) == []  # no account folder, no lock
 
 
+LIBRARY_FETCH = "import zdevents as zd; zd.fetch()"
+
+
 @pytest.mark.e2e
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
-def test_sigterm_and_sighup_keep_what_was_fetched(signame, tmp_path):
+@pytest.mark.parametrize(
+    ("signame", "command"),
+    [("SIGTERM", "cli"), ("SIGHUP", "cli"), ("SIGTERM", "library")],
+)
+def test_sigterm_and_sighup_keep_what_was_fetched(signame, command, tmp_path):
     import signal
     import threading
     import time
 
     from zdevents.cache import Cache
 
+    number = getattr(signal, signame)
     with LocalZendesk(SampleAccount(tickets=120, seed=3), page_size=100,
                       metric_end_of_stream=True) as srv:
         srv.slow_next(0.15, times=None, stream="metric_events")  # a paced export
         env = bare_env(ZENDESK_BASE_URL=srv.url, ZENDESK_SUBDOMAIN="sample",
                        ZENDESK_EMAIL=srv.email, ZENDESK_API_TOKEN=srv.api_token,
                        ZDEVENTS_DATA_DIR=str(tmp_path / "cache"))
-        proc = subprocess.Popen([sys.executable, "-m", "zdevents", "fetch"], env=env,
-                                cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+        argv = ["-m", "zdevents", "fetch"] if command == "cli" else ["-c", LIBRARY_FETCH]
+        proc = subprocess.Popen([sys.executable, *argv], env=env, cwd=tmp_path,
+                                stderr=subprocess.PIPE, stdout=subprocess.PIPE)
         seen = bytearray()
 
         def pump() -> None:  # the bar's redraws, as they come
@@ -205,7 +213,7 @@ def test_sigterm_and_sighup_keep_what_was_fetched(signame, tmp_path):
             while b"8 pages" not in seen and time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.05)
             assert b"8 pages" in seen, seen.decode(errors="replace")
-            proc.send_signal(getattr(signal, signame))
+            proc.send_signal(number)
             proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
@@ -214,8 +222,11 @@ def test_sigterm_and_sighup_keep_what_was_fetched(signame, tmp_path):
         reader.join(timeout=10)
         served = srv.unique_count("metric_events")
     stderr = seen.decode(errors="replace")
-    assert proc.returncode == 128 + getattr(signal, signame), stderr
-    assert f"stopped by {signame}; everything fetched before this point is kept" in stderr
+    if command == "cli":  # one line, and the conventional status
+        assert proc.returncode == 128 + number, stderr
+        assert f"stopped by {signame}; everything fetched before this point is kept" in stderr
+    else:  # the process still ends by the signal, as it asked, once the pages are kept
+        assert proc.returncode == -number, stderr
     state = Cache(tmp_path / "cache", "sample", "metric_events").state()
     assert state.rows >= 700 and state.cursor is not None  # 8 pages of ~100, less repeats
     assert state.rows <= served

@@ -264,7 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from tqdm.contrib.logging import logging_redirect_tqdm
 
-        with logging_redirect_tqdm():  # a warning during a fetch prints above the bar
+        from .ingest import signals_as_interrupt
+
+        # a warning during a fetch prints above the bar; SIGTERM/SIGHUP end the command
+        # like Ctrl-C (what was fetched is kept), with the message and exit status below
+        with logging_redirect_tqdm(), signals_as_interrupt(resend=False):
             return args.func(args)
     except (ZdEventsError, ValueError) as exc:  # ValueError: bad --since/--until and the like
         print(f"zdevents {args.command}: error: {_cli_words(str(exc))}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import os
 import re
 import signal
 import threading
@@ -292,8 +293,8 @@ def fetch(
     started = time.monotonic()
     cache = Cache(settings.data_dir, settings.account, stream.name)
     with (
-        _no_trace_on_failure(cache),
         signals_as_interrupt(),
+        _no_trace_on_failure(cache),
         memory_pool(),
         cache.lock(timeout=lock_timeout),
         Client(settings, session=session) as client,
@@ -654,13 +655,20 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def signals_as_interrupt() -> Iterator[None]:
+def signals_as_interrupt(*, resend: bool = True) -> Iterator[None]:
     """Inside the block, SIGTERM and SIGHUP raise :class:`Terminated` (a KeyboardInterrupt).
 
     A fetch then keeps the pages received before the signal, as it does on Ctrl-C, when
     ``timeout``, ``docker stop`` or a closed terminal ends it. Only signals whose handler is
     the default are taken over (an ignored SIGHUP, as under ``nohup``, stays ignored), only
     in the main thread, and the previous handlers come back afterwards.
+
+    Parameters
+    ----------
+    resend : bool
+        When :class:`Terminated` leaves the block, restore the default handler and send the
+        signal again, so the process still ends as the signal asked (once the pages are
+        kept). The command line passes False: it prints a line and exits 128 + signal.
 
     Examples
     --------
@@ -681,6 +689,13 @@ def signals_as_interrupt() -> Iterator[None]:
             previous[number] = signal.signal(number, stop)
     try:
         yield
+    except Terminated as stopped:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        previous = {}
+        if resend and signal.getsignal(stopped.signum) is signal.SIG_DFL:
+            os.kill(os.getpid(), stopped.signum)  # ends the process now
+        raise
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
