@@ -22,8 +22,9 @@ Behaviour, in the order a request meets it:
    ``PageError`` (malformed page) is raised. A ``Retry-After`` (on a 429 or a 5xx) longer
    than ``settings.max_retry_after`` raises at once. A host that does not resolve, or that
    refuses the first connection, is not retried.
-3. **Bounds.** Each request has one overall deadline (``settings.timeout``) for its body,
-   not only a per-read timeout, and its body is decompressed in chunks up to
+3. **Bounds.** Each request has one overall deadline (``settings.timeout``) from the first
+   byte sent to the last byte read, not only a per-read timeout (a watchdog thread shuts
+   the socket when it passes), and its body is decompressed in chunks up to
    ``settings.max_page_bytes`` (more is a ``PageError``).
 4. **Errors.** 401/403/404 and other 4xx map to the classes of :mod:`zdevents.errors` with
    messages that say what to do next. Redirects are not followed.
@@ -510,7 +511,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
 
 
 class _Deadline(Exception):
-    """The request's overall deadline passed while its body was arriving."""
+    """The request's overall deadline passed before its whole answer arrived."""
 
 
 # ---------------------------------------------------------------------------------- deadline
@@ -663,6 +664,9 @@ class Client:
     ----------
     stats : ClientStats
         Requests, 429s, retries and seconds waited so far.
+    on_wait : callable or None
+        Called with ``(seconds, reason)`` before each wait for pacing, ``Retry-After`` or a
+        backoff (:func:`zdevents.fetch` shows it in the progress bar).
 
     Notes
     -----
