@@ -722,7 +722,6 @@ class Client:
         self._warned: set[str] = set()
         self._answered = False  # True once any response arrived (a refusal is then retried)
         self.on_wait: Callable[[float, str], object] | None = None
-        """Called with (seconds, reason) before each wait (the progress bar shows it)."""
 
     def __repr__(self) -> str:
         return f"Client(url={self.base_url!r}, requests={self.stats.requests})"
