@@ -242,3 +242,15 @@ def test_errors_use_the_command_line_words(tmp_path):
     assert out.returncode == 2 and "--since='someday'" in out.stderr
     for text in (out.stderr, out.stdout):
         assert "settings=" not in text
+
+
+@pytest.mark.e2e
+def test_the_demo_uses_the_data_dir_of_a_dotenv_that_status_reads_too(tmp_path):
+    (tmp_path / ".env").write_text("ZDEVENTS_DATA_DIR=elsewhere\n")
+    env = bare_env()
+    demo = run_cli("demo", "--tickets", "20", "--quiet", env=env, cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    assert (tmp_path / "elsewhere" / "sample" / "metric_events" / "state.json").is_file()
+    assert not (tmp_path / "data").exists()
+    status = run_cli("status", env=env, cwd=tmp_path)
+    assert status.stdout.splitlines()[0] == f"cache folder: {tmp_path / 'elsewhere'}"

@@ -135,7 +135,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .pipeline import run_demo
 
     # the folder status, report and load_frame read by default (see Settings.data_dir)
-    data_dir = args.data_dir or os.environ.get("ZDEVENTS_DATA_DIR") or "data"
+    data_dir = args.data_dir or os.environ.get("ZDEVENTS_DATA_DIR") or _dotenv_data_dir() or "data"
     run_demo(
         out_dir=args.out,
         data_dir=data_dir,
@@ -151,6 +151,15 @@ def _cli_words(message: str) -> str:
     message = re.sub(r"(?<![-\w])(since|until|data_dir)=", lambda m: f"--{m[1].replace('_', '-')}=",
                      message)
     return re.sub(r"(?<![-\w])(since|until) \(", r"--\1 (", message)
+
+
+def _dotenv_data_dir() -> str | None:
+    """ZDEVENTS_DATA_DIR from ./.env, which Settings.from_env also reads."""
+    if not Path(".env").is_file():
+        return None
+    from dotenv import dotenv_values
+
+    return dotenv_values(".env").get("ZDEVENTS_DATA_DIR") or None
 
 
 def build_parser() -> argparse.ArgumentParser:
