@@ -147,3 +147,10 @@ def test_new_limits_read_from_the_environment():
 )
 def test_base_url_hosts_give_sensible_account_names(url, account):
     assert Settings(base_url=url, data_dir=Path("/tmp/x")).account == account
+
+
+@pytest.mark.parametrize("token", ["tok en", "tok\nX-Injected: 1", "tökén"])
+def test_an_oauth_token_that_cannot_be_a_header_is_a_config_error_without_the_token(token):
+    with pytest.raises(ConfigError, match="ZENDESK_OAUTH_TOKEN must be printable ASCII") as info:
+        Settings(subdomain="a", oauth_token=token, data_dir="/tmp/x")
+    assert token not in str(info.value)

@@ -132,6 +132,13 @@ class Settings:
             object.__setattr__(self, "subdomain", sub)
         if self.base_url is not None:
             object.__setattr__(self, "base_url", _check_base_url(self.base_url))
+        token = self.oauth_token
+        if token and not re.fullmatch(r"[\x21-\x7e]+", token):
+            # it goes into an HTTP header as is (never shown: it is a secret)
+            raise ConfigError(
+                "ZENDESK_OAUTH_TOKEN must be printable ASCII without spaces; check that it "
+                "was copied whole"
+            )
         object.__setattr__(self, "data_dir", _check_data_dir(self.data_dir))
         rpm = _number(self.requests_per_minute, "ZDEVENTS_REQUESTS_PER_MINUTE", "requests_per_minute")
         object.__setattr__(self, "requests_per_minute", rpm)
