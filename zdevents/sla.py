@@ -5,11 +5,17 @@ that an SLA policy applied to (see "SLA outcome of one target" in the Zendesk no
 :func:`sla_targets` turns metric events into one row per target, :func:`breach_rates`
 counts outcomes per group with a Wilson score interval.
 
-Both functions are written with `narwhals <https://narwhals-dev.github.io/narwhals/>`_ and
-return the same kind of frame they were given: pandas in, pandas out; polars (eager or
-lazy), DuckDB relations and Dask DataFrames work through the same code. Only group-bys,
-joins, filters and column expressions are used: nothing depends on row order, so lazy and
-distributed engines compute exactly what pandas computes.
+Both functions return the same kind of frame they were given: pandas in, pandas out.
+:func:`sla_targets` runs the rules in one of two implementations of the same rules, which
+the tests compare row for row:
+
+* pandas frames, pyarrow Tables, polars frames (eager or lazy) and DuckDB relations: one
+  DuckDB query (DuckDB is a dependency; pandas data goes in and out through Arrow). A DuckDB
+  relation stays lazy and runs out of core (DuckDB spills to disk); a polars LazyFrame is
+  read once and its targets come back as a LazyFrame.
+* Dask and Spark DataFrames (and any other narwhals engine): a `narwhals
+  <https://narwhals-dev.github.io/narwhals/>`_ plan of group-bys, joins and filters that
+  distributes. Nothing depends on row order, so they compute exactly what pandas computes.
 
 Engine notes
 ------------
@@ -253,11 +259,8 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
         instance_id, type, time, sla_kind, sla_target_minutes, sla_business_hours,
         policy_id, policy_title, status_calendar_minutes, status_business_minutes,
         deleted``). A pandas frame may lack the columns after ``time`` (read as null);
-        other engines need them all. pandas,
-        polars (eager or lazy), DuckDB relation or Dask DataFrame. The plan refers to the
-        events several times, and a lazy polars frame or DuckDB relation reads its source
-        again for each reference: materialize one first when it fits in memory
-        (``lazy.collect()``, ``relation.to_arrow_table()``): about twice as fast.
+        other engines need them all. pandas, pyarrow Table, polars (eager or lazy), DuckDB
+        relation, Dask or Spark DataFrame; lazy frames need no materializing first.
     as_of : str, date, datetime, Timestamp or Unix seconds, optional
         The time the data describes, read by :func:`zdevents.to_utc` (``1704067200`` is
         2024-01-01; naive values are UTC). Default: ``events.attrs["zdevents_as_of"]`` (set
@@ -349,7 +352,6 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
     0  reply_time  first_reply  achieved
     """
     as_of_ts = _resolve_as_of(events, as_of)
-    as_of_dt = as_of_ts.to_pydatetime()
     _warn_if_windowed(events)
     if isinstance(events, pd.DataFrame):
         absent = [c for c in _OPTIONAL if c not in events.columns]
@@ -358,6 +360,16 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
             events = events.assign(
                 **{c: pd.Series(pd.NA, index=events.index, dtype=typed[c].dtype) for c in absent}
             )
+    fast = _targets_duckdb(events, as_of_ts)
+    if fast is not None:
+        return fast
+    return _targets_narwhals(events, as_of_ts)
+
+
+def _targets_narwhals(events: Any, as_of_ts: pd.Timestamp) -> Any:
+    """:func:`sla_targets` as one narwhals plan: Dask, Spark and any other narwhals engine."""
+    as_of_dt = as_of_ts.to_pydatetime()
+    if isinstance(events, pd.DataFrame):
         events = _decode_categories(events, ("metric", "type", "sla_kind"))
     frame = nw.from_native(events)
     missing = [c for c in (*_REQUIRED, *_OPTIONAL) if c not in frame.columns]
@@ -508,6 +520,325 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
     if isinstance(native, pd.DataFrame):
         native = native.reset_index(drop=True)
         native.attrs[_AS_OF_ATTR] = as_of_ts
+    return native
+
+
+# ------------------------------------------------------------------ the columnar engine path
+# pandas, pyarrow and polars inputs, and DuckDB relations, run the rules as one DuckDB query:
+# two passes over the events (the clock per metric instance, then one grouped pass over the
+# applies, breaches and statuses joined to it), where the engine-agnostic plan above needs
+# nine joins and group-bys. Both implement the same rules; the tests compare them row for
+# row. Dask and Spark keep the narwhals plan (it distributes).
+_SQL_SOURCE = "zd_events"
+_KNOWN_TYPES = ("fulfill", "activate", "apply_sla", "apply_group_sla", "breach", "update_status")
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_label() -> str:
+    """SQL equal to :func:`metric_label` on ``metric``/``instance_id`` (``str.title`` rules)."""
+    spaced = "replace(metric, '_', ' ')"
+    title = (
+        f"array_to_string(list_transform(range(1, length({spaced}) + 1), lambda i: CASE "
+        f"WHEN i = 1 OR NOT regexp_matches(substring({spaced}, i - 1, 1), '[[:alpha:]]') "
+        f"THEN upper(substring({spaced}, i, 1)) ELSE lower(substring({spaced}, i, 1)) END), '')"
+    )
+    known = " ".join(
+        f"WHEN metric = {_sql_text(name)} THEN {_sql_text(label)}"
+        for name, label in METRIC_LABELS.items()
+        if name != "reply_time"
+    )
+    return (
+        "CASE WHEN metric = 'reply_time' AND instance_id = 1 THEN 'First reply' "
+        "WHEN metric = 'reply_time' AND instance_id > 1 THEN 'Next reply' "
+        f"WHEN metric = 'reply_time' THEN 'Reply' {known} ELSE {title} END"
+    )
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(map(_sql_text, values)) + "]"
+
+
+#: Event types the rules read, as small integer codes (group-bys and filters on integers).
+_TYPE_CODES = {name: i for i, name in enumerate(_KNOWN_TYPES, start=1)}
+_MAX_METRIC_CODES = 1000  # more distinct metric names than this: group by the names
+
+
+def _targets_sql(as_of: pd.Timestamp, metrics: Sequence[str] | None, *, order: bool) -> str:
+    """The rules of :func:`sla_targets` as one DuckDB query over the table ``zd_events``.
+
+    ``metrics``: every metric name in the events, sorted: the query then keys metric
+    instances by the name's position (an integer), which makes its group-bys, join and sort
+    several times cheaper than on the names; ordering by the position is ordering by name.
+    None keys them by name.
+    """
+    as_of_sql = f"CAST({_sql_text(as_of.isoformat())} AS TIMESTAMPTZ)"
+    metric = 'CAST(metric AS VARCHAR)'
+    types = " ".join(f"WHEN {_sql_text(n)} THEN {c}" for n, c in _TYPE_CODES.items())
+    if metrics is not None:
+        codes = " ".join(f"WHEN {_sql_text(m)} THEN {i}" for i, m in enumerate(metrics))
+        metric_key = f"CASE {metric} {codes} END"
+        metric_name = f"{_sql_list(metrics)}[mk + 1]"
+        labels = [metric_label(m) for m in metrics]
+        label = f"{_sql_list(labels)}[mk + 1]"
+    else:
+        metric_key, metric_name = metric, "mk"
+        label = _sql_label().replace("metric", "mk")
+    reply = "mk = " + (
+        str(list(metrics).index("reply_time")) if metrics and "reply_time" in metrics
+        else ("-1" if metrics is not None else "'reply_time'")
+    )
+    fulfill, activate = _TYPE_CODES["fulfill"], _TYPE_CODES["activate"]
+    sla, group_sla = _TYPE_CODES["apply_sla"], _TYPE_CODES["apply_group_sla"]
+    breach, status = _TYPE_CODES["breach"], _TYPE_CODES["update_status"]
+    apply = (
+        "struct_pack(policy_id := e.policy_id, policy_title := e.policy_title, "
+        "target_minutes := e.sla_target_minutes, business_hours := e.sla_business_hours, "
+        "t := e.t)"
+    )
+    before = "(c.fulfilled_at IS NULL OR e.t <= c.fulfilled_at)"
+    # The latest event, ties to the larger id, as one number (much faster than a row key).
+    latest = "(CAST(epoch_us(e.t) AS HUGEINT) * 18446744073709551616 + e.id)"
+    if metrics is not None:
+        # One 128-bit number per metric instance, exact for every int64 ticket and int32
+        # instance, ordered as (ticket_id, metric, instance_id): a hash key several times
+        # cheaper than the three columns.
+        key = "k"
+        key_expr = (
+            "CAST(ticket_id AS HUGEINT) * 18446744073709551616 + CAST(mk AS HUGEINT) * "
+            "4294967296 + (CAST(instance_id AS HUGEINT) + 2147483648)"
+        )
+        decoded = (
+            "CAST(k >> 64 AS BIGINT) AS ticket_id, CAST((k >> 32) & 4294967295 AS INTEGER) AS mk,"
+            " CAST((k & 4294967295) - 2147483648 AS INTEGER) AS instance_id"
+        )
+    else:
+        key = "ticket_id, mk, instance_id"
+        key_expr = "NULL"
+        decoded = key
+    ekey = ", ".join(f"e.{c.strip()}" for c in key.split(","))
+    join = " AND ".join(f"c.{c.strip()} = e.{c.strip()}" for c in key.split(","))
+
+    def on(alias: str) -> str:
+        return " AND ".join(f"{alias}.{c.strip()} = e.{c.strip()}" for c in key.split(","))
+    sql = f"""
+WITH ev AS (  -- rule 1: no deleted event, nothing after as_of, no null key or time
+    SELECT *, {key_expr} AS k FROM (
+        SELECT CAST(id AS BIGINT) AS id, CAST(ticket_id AS BIGINT) AS ticket_id,
+               {metric_key} AS mk, CAST(instance_id AS INTEGER) AS instance_id,
+               CASE CAST("type" AS VARCHAR) {types} END AS ty,
+               CAST("time" AS TIMESTAMPTZ) AS t,
+               CASE WHEN sla_kind IS NULL THEN 0 WHEN CAST(sla_kind AS VARCHAR) = 'sla' THEN 1
+                    WHEN CAST(sla_kind AS VARCHAR) = 'group_sla' THEN 2 ELSE 3 END AS bk,
+               CAST(sla_target_minutes AS INTEGER) AS sla_target_minutes,
+               CAST(sla_business_hours AS BOOLEAN) AS sla_business_hours,
+               CAST(policy_id AS BIGINT) AS policy_id,
+               CAST(policy_title AS VARCHAR) AS policy_title,
+               CAST(status_calendar_minutes AS INTEGER) AS status_calendar_minutes,
+               CAST(status_business_minutes AS INTEGER) AS status_business_minutes
+        FROM {_SQL_SOURCE}
+        WHERE ticket_id IS NOT NULL AND metric IS NOT NULL AND instance_id IS NOT NULL
+          AND "time" IS NOT NULL AND CAST("time" AS TIMESTAMPTZ) <= {as_of_sql}
+          AND NOT coalesce(CAST(deleted AS BOOLEAN), false)
+    ) WHERE ty IS NOT NULL
+),
+clock AS (  -- rule 2: the last fulfil unless an activate is strictly later
+    SELECT {key},
+           CASE WHEN last_fulfill IS NOT NULL
+                     AND (last_activate IS NULL OR last_activate <= last_fulfill)
+                THEN last_fulfill END AS fulfilled_at,
+           first_activate
+    FROM (
+        SELECT {key},
+               max(t) FILTER (WHERE ty = {fulfill}) AS last_fulfill,
+               max(t) FILTER (WHERE ty = {activate}) AS last_activate,
+               min(t) FILTER (WHERE ty = {activate}) AS first_activate
+        FROM ev WHERE ty IN ({fulfill}, {activate})
+        GROUP BY {key}
+    )
+),
+applies AS (  -- rule 3: the last apply of each kind at or before the fulfilment
+    SELECT {ekey}, CAST(e.ty = {sla} AS INTEGER) AS kind,
+           arg_max({apply}, {latest}) AS a
+    FROM ev e LEFT JOIN clock c ON {join}
+    WHERE e.ty IN ({sla}, {group_sla}) AND {before}
+    GROUP BY {ekey}, kind
+),
+breaches AS (  -- rule 4: the earliest counted breach, by the kind the breach names
+    SELECT {ekey},
+           min(e.t) FILTER (WHERE e.bk = 0) AS b_any,
+           min(e.t) FILTER (WHERE e.bk = 1) AS b_sla,
+           min(e.t) FILTER (WHERE e.bk = 2) AS b_group
+    FROM ev e LEFT JOIN clock c ON {join}
+    WHERE e.ty = {breach} AND {before}
+    GROUP BY {ekey}
+),
+statuses AS (  -- rule 6: the latest update_status at or after the fulfilment
+    SELECT {ekey},
+           arg_max(struct_pack(cal := e.status_calendar_minutes,
+                               bus := e.status_business_minutes), {latest}) AS st
+    FROM ev e JOIN clock c ON {join}
+    WHERE e.ty = {status} AND c.fulfilled_at IS NOT NULL AND e.t >= c.fulfilled_at
+    GROUP BY {ekey}
+),
+targets AS (
+    SELECT {ekey}, e.kind, e.a, c.fulfilled_at, c.first_activate,
+           s.st, least(b.b_any, CASE WHEN e.kind = 1 THEN b.b_sla ELSE b.b_group END)
+               AS breached_at
+    FROM applies e
+    LEFT JOIN clock c ON {join}
+    LEFT JOIN breaches b ON {on("b")}
+    LEFT JOIN statuses s ON {on("s")}
+),
+rows AS (
+    SELECT {key}, {decoded + "," if metrics is not None else ""} kind,
+           CASE WHEN {reply} AND instance_id = 1 THEN 'first_reply'
+                WHEN {reply} AND instance_id > 1 THEN 'next_reply' END AS reply_kind,
+           CASE WHEN {reply} AND instance_id = 1 THEN 'First reply'
+                WHEN {reply} AND instance_id > 1 THEN 'Next reply'
+                ELSE {label} END AS metric_label,
+           a.policy_id AS policy_id, a.policy_title AS policy_title,
+           a.target_minutes AS target_minutes, a.business_hours AS business_hours,
+           a.t AS applied_at, fulfilled_at, breached_at,
+           CASE WHEN breached_at IS NOT NULL THEN 'breached'
+                WHEN fulfilled_at IS NOT NULL THEN 'achieved' ELSE 'active' END AS outcome,
+           st.cal AS status_calendar_minutes, st.bus AS status_business_minutes,
+           CASE WHEN fulfilled_at IS NOT NULL THEN coalesce(
+               CAST(CASE WHEN coalesce(a.business_hours, false) THEN st.bus ELSE st.cal END
+                    AS DOUBLE),
+               trunc((epoch_ms(fulfilled_at) - epoch_ms(first_activate)) / 1000.0) / 60.0)
+           END AS elapsed_minutes
+    FROM targets
+)
+SELECT ticket_id, {metric_name} AS metric, instance_id,
+       CASE WHEN kind = 1 THEN 'sla' ELSE 'group_sla' END AS sla_kind,
+       {", ".join(TARGET_COLUMNS[4:-1])},
+       CASE WHEN target_minutes > 0 THEN elapsed_minutes / CAST(target_minutes AS DOUBLE) END
+           AS elapsed_ratio
+FROM rows
+"""
+    if order:
+        sql += f"ORDER BY {key}, kind\n"
+    return sql
+
+def _columns_of(events: Any, kind: str) -> list[str]:
+    if kind == "pandas":
+        return [str(c) for c in events.columns]
+    if kind == "arrow":
+        return list(events.schema.names)
+    if kind == "polars":
+        return list(events.collect_schema().names())
+    return list(events.columns)  # DuckDB relation
+
+
+def _input_kind(events: Any) -> str | None:
+    """Which inputs the DuckDB path takes: ``pandas``, ``arrow``, ``polars``, ``duckdb``."""
+    if isinstance(events, pd.DataFrame):
+        return "pandas"
+    if isinstance(events, pa.Table):
+        return "arrow"
+    module = type(events).__module__.split(".")[0]
+    if module == "polars" and type(events).__name__ in ("DataFrame", "LazyFrame"):
+        return "polars"
+    if module in ("duckdb", "_duckdb") and type(events).__name__ == "DuckDBPyRelation":
+        return "duckdb"
+    return None
+
+
+_BATCH_ROWS = 1 << 17
+_STRING_NA = ("metric", "policy_title")  # string dtype with pd.NA, as load_frame's columns
+_PANDAS_INTS = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(),
+                pa.bool_(): pd.BooleanDtype(), pa.float64(): pd.Float64Dtype()}
+
+
+def _str_dtype(na_value: Any) -> Any:
+    try:
+        return pd.StringDtype("pyarrow", na_value=na_value)
+    except TypeError:  # pragma: no cover - pandas < 2.3 has no NaN-valued string dtype
+        return pd.StringDtype("pyarrow")
+
+
+def _ms_times(table: pa.Table) -> pa.Table:
+    """Timestamps as ``timestamp[ms, UTC]`` (the cache's unit; DuckDB gives microseconds)."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            table = table.set_column(
+                i, field.name, table.column(i).cast(pa.timestamp("ms", tz="UTC"))
+            )
+    return table
+
+
+def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Target rows as pandas with nullable dtypes (what the narwhals plan gives on pandas)."""
+    table = _ms_times(table)
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
+    rest = table.drop_columns(strings)
+    frame = rest.to_pandas(types_mapper=_PANDAS_INTS.get)
+    na_string, nan_string = _str_dtype(pd.NA), _str_dtype(float("nan"))
+    for name in strings:
+        dtype = na_string if name in _STRING_NA else nan_string
+        frame[name] = pd.Series(dtype.__from_arrow__(table.column(name)), index=frame.index)
+    return frame[list(table.schema.names)]
+
+
+_METRICS_SQL = f"SELECT DISTINCT CAST(metric AS VARCHAR) FROM {_SQL_SOURCE} WHERE metric IS NOT NULL"
+
+
+def _metric_names(source: Any) -> list[str] | None:
+    """The sorted metric names of ``zd_events`` (a connection) or of a relation's query."""
+    rows = (source.sql(_METRICS_SQL) if hasattr(source, "register") else source).fetchall()
+    names = sorted(str(r[0]) for r in rows)
+    return names if len(names) <= _MAX_METRIC_CODES else None
+
+
+def _targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
+    """:func:`sla_targets` as one DuckDB query, or None for inputs it does not take."""
+    kind = _input_kind(events)
+    if kind is None:
+        return None
+    import duckdb
+
+    names = _columns_of(events, kind)
+    missing = [c for c in (*_REQUIRED, *_OPTIONAL) if c not in names]
+    if missing:
+        raise ValueError(f"metric events lack required columns: {', '.join(missing)}")
+    wanted = [*_REQUIRED, *_OPTIONAL]
+    if kind == "duckdb":  # stays lazy, on the relation's own connection
+        columns = [duckdb.ColumnExpression(c) for c in wanted]
+        relation = events.select(*columns)
+        metrics = _metric_names(relation.query(_SQL_SOURCE, _METRICS_SQL))
+        return relation.query(_SQL_SOURCE, _targets_sql(as_of_ts, metrics, order=False))
+    if kind == "pandas":
+        try:
+            columns = events[wanted]
+            columns.attrs = {}  # the as-of Timestamp is not Arrow metadata
+            source: Any = pa.Table.from_pandas(columns, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            return None  # mixed-type object columns: the narwhals plan reads them as pandas
+    elif kind == "arrow":
+        source = events.select(wanted)
+    else:
+        source = events.select(wanted)
+    if isinstance(source, pa.Table):  # batches DuckDB's threads can share (one chunk: one)
+        source = pa.Table.from_batches(source.to_batches(max_chunksize=_BATCH_ROWS), source.schema)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")  # naive times are UTC, as everywhere in zdevents
+        con.register(_SQL_SOURCE, source)
+        table = con.sql(_targets_sql(as_of_ts, _metric_names(con), order=True)).to_arrow_table()
+    finally:
+        con.close()
+    if kind == "arrow":
+        return _ms_times(table)
+    if kind == "polars":
+        import polars as pl
+
+        out = pl.from_arrow(_ms_times(table))
+        return out.lazy() if type(events).__name__ == "LazyFrame" else out
+    native = _arrow_to_pandas(table)
+    native.attrs[_AS_OF_ATTR] = as_of_ts
     return native
 
 
