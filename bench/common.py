@@ -102,6 +102,17 @@ SIZES: dict[str, Size] = {
         settle=True,
         repeat=3,
     ),
+    "xl": Size(  # breach_rates only (python -m bench --size xl --only breach_rates); not in CI
+        name="xl",
+        tickets=89_500,  # the full export, copied 10 times in the cache: ~50M metric events
+        ingest_events=(("5M", None),),
+        naive_whole_events=None,
+        batch_pages=None,
+        fetch_tickets=32_500,
+        fetch_rpm=600,
+        settle=True,
+        repeat=1,
+    ),
 }
 
 

@@ -150,3 +150,55 @@ def adopt_cache(folder: Path, pages: PagesFile, data_dir: Path) -> None:
     target = _cache_dir(folder, pages)
     shutil.rmtree(target, ignore_errors=True)
     data_dir.replace(target)
+
+
+def xl_cache(folder: Path, base: Path, *, copies: int = 10) -> Path:
+    """``data_dir`` of a cache holding ``copies`` copies of the cache in ``base``.
+
+    Copy ``c`` shifts every ``ticket_id`` and event ``id`` by ``c`` times a step larger than
+    any of them, so each copy is a separate, identical set of tickets (``copies`` times the
+    targets and counts of ``base``). Written through :meth:`zdevents.cache.Cache.commit`, one
+    commit per part file of ``base`` (time order), in a fresh process; built once.
+    """
+    data_dir = folder / f"{base.name}-x{copies}"
+    if (data_dir / ACCOUNT / "metric_events" / "state.json").exists():
+        return data_dir
+    work = folder / f"{data_dir.name}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    run_isolated("bench.data:write_copies", base=str(base), out=str(work), copies=copies)
+    work.replace(data_dir)
+    return data_dir
+
+
+def write_copies(base: str, out: str, copies: int) -> dict:
+    """Write the copies of :func:`xl_cache` (runs in its own process)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from zdevents.cache import Cache
+
+    source = Cache(base, ACCOUNT, "metric_events")
+    state = source.state()
+    target = Cache(out, ACCOUNT, "metric_events")
+    paths = source.files()
+    id_step = ticket_step = 1
+    for path in paths:
+        ids = pq.read_table(path, columns=["id", "ticket_id"])
+        id_step = max(id_step, pc.max(ids["id"]).as_py() + 1)
+        ticket_step = max(ticket_step, pc.max(ids["ticket_id"]).as_py() + 1)
+    rows = 0
+    with target.lock():
+        for path in paths:
+            table = pq.read_table(path, schema=source.schema)
+            parts = []
+            for c in range(copies):
+                parts.append(
+                    table.set_column(0, "id", pc.add(table["id"], c * id_step)).set_column(
+                        1, "ticket_id", pc.add(table["ticket_id"], c * ticket_step)
+                    )
+                )
+            batch = pa.concat_tables(parts).sort_by([("time", "ascending"), ("id", "ascending")])
+            target.commit(batch, cursor=state.cursor, covered_since=state.covered_since)
+            rows += batch.num_rows
+    return {"rows": rows}
