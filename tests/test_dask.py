@@ -163,7 +163,7 @@ def test_sla_through_polars_and_duckdb_equals_pandas(engine, materialized, setti
     as_of = scan_as_of(settings=settings)
     expected_targets = sla_targets(events, as_of=as_of)
     frame = scan(settings=settings, engine=engine)
-    if materialized:  # as the README advises: an eager polars frame, or a pyarrow Table
+    if materialized:  # an eager polars frame, or a pyarrow Table: accepted as well
         frame = frame.collect() if engine == "polars" else frame.to_arrow_table()
     targets = sla_targets(frame, as_of=as_of)
     for by, freq in GROUPINGS:

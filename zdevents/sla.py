@@ -821,6 +821,8 @@ def _targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
         source = events.select(wanted)
     else:
         source = events.select(wanted)
+    if kind == "pandas":  # Arrow's pool keeps what reading the frame freed: hand it back
+        pa.default_memory_pool().release_unused()
     if isinstance(source, pa.Table):  # batches DuckDB's threads can share (one chunk: one)
         source = pa.Table.from_batches(source.to_batches(max_chunksize=_BATCH_ROWS), source.schema)
     con = duckdb.connect()
