@@ -566,13 +566,16 @@ _TYPE_CODES = {name: i for i, name in enumerate(_KNOWN_TYPES, start=1)}
 _MAX_METRIC_CODES = 1000  # more distinct metric names than this: group by the names
 
 
-def _targets_sql(as_of: pd.Timestamp, metrics: Sequence[str] | None, *, order: bool) -> str:
+def _targets_sql(
+    as_of: pd.Timestamp, metrics: Sequence[str] | None, *, order: bool, coded: bool = False
+) -> str:
     """The rules of :func:`sla_targets` as one DuckDB query over the table ``zd_events``.
 
     ``metrics``: every metric name in the events, sorted: the query then keys metric
     instances by the name's position (an integer), which makes its group-bys, join and sort
     several times cheaper than on the names; ordering by the position is ordering by name.
-    None keys them by name.
+    None keys them by name. ``coded``: ``metric``, ``type`` and ``sla_kind`` already hold
+    those codes (see :func:`_coded_pandas`).
     """
     as_of_sql = f"CAST({_sql_text(as_of.isoformat())} AS TIMESTAMPTZ)"
     metric = 'CAST(metric AS VARCHAR)'
@@ -590,6 +593,13 @@ def _targets_sql(as_of: pd.Timestamp, metrics: Sequence[str] | None, *, order: b
         str(list(metrics).index("reply_time")) if metrics and "reply_time" in metrics
         else ("-1" if metrics is not None else "'reply_time'")
     )
+    type_code = f'CASE CAST("type" AS VARCHAR) {types} END'
+    kind_code = (
+        "CASE WHEN sla_kind IS NULL THEN 0 WHEN CAST(sla_kind AS VARCHAR) = 'sla' THEN 1 "
+        "WHEN CAST(sla_kind AS VARCHAR) = 'group_sla' THEN 2 ELSE 3 END"
+    )
+    if coded:
+        metric_key, type_code, kind_code = "NULLIF(metric, -1)", 'NULLIF("type", -1)', "sla_kind"
     fulfill, activate = _TYPE_CODES["fulfill"], _TYPE_CODES["activate"]
     sla, group_sla = _TYPE_CODES["apply_sla"], _TYPE_CODES["apply_group_sla"]
     breach, status = _TYPE_CODES["breach"], _TYPE_CODES["update_status"]
@@ -628,10 +638,9 @@ WITH ev AS (  -- rule 1: no deleted event, nothing after as_of, no null key or t
     SELECT *, {key_expr} AS k FROM (
         SELECT CAST(id AS BIGINT) AS id, CAST(ticket_id AS BIGINT) AS ticket_id,
                {metric_key} AS mk, CAST(instance_id AS INTEGER) AS instance_id,
-               CASE CAST("type" AS VARCHAR) {types} END AS ty,
+               {type_code} AS ty,
                CAST("time" AS TIMESTAMPTZ) AS t,
-               CASE WHEN sla_kind IS NULL THEN 0 WHEN CAST(sla_kind AS VARCHAR) = 'sla' THEN 1
-                    WHEN CAST(sla_kind AS VARCHAR) = 'group_sla' THEN 2 ELSE 3 END AS bk,
+               {kind_code} AS bk,
                CAST(sla_target_minutes AS INTEGER) AS sla_target_minutes,
                CAST(sla_business_hours AS BOOLEAN) AS sla_business_hours,
                CAST(policy_id AS BIGINT) AS policy_id,
@@ -639,7 +648,7 @@ WITH ev AS (  -- rule 1: no deleted event, nothing after as_of, no null key or t
                CAST(status_calendar_minutes AS INTEGER) AS status_calendar_minutes,
                CAST(status_business_minutes AS INTEGER) AS status_business_minutes
         FROM {_SQL_SOURCE}
-        WHERE ticket_id IS NOT NULL AND metric IS NOT NULL AND instance_id IS NOT NULL
+        WHERE ticket_id IS NOT NULL AND {metric_key} IS NOT NULL AND instance_id IS NOT NULL
           AND "time" IS NOT NULL AND CAST("time" AS TIMESTAMPTZ) <= {as_of_sql}
           AND NOT coalesce(CAST(deleted AS BOOLEAN), false)
     ) WHERE ty IS NOT NULL
@@ -793,6 +802,57 @@ def _metric_names(source: Any) -> list[str] | None:
     return names if len(names) <= _MAX_METRIC_CODES else None
 
 
+def _category_codes(column: pd.Series, lookup: Mapping[str, int], default: int | None) -> Any:
+    """Codes of a categorical column through ``lookup`` (nulls and misses: ``default``,
+    else -1)."""
+    import numpy as np
+
+    fill = -1 if default is None else default
+    lookup_table = np.array(
+        [lookup.get(str(c), fill) for c in column.cat.categories] + [fill], dtype="int32"
+    )
+    # code -1 (null) picks the last entry; the query reads -1 as null (NULLIF)
+    return pa.array(np.take(lookup_table, column.cat.codes.to_numpy()))
+
+
+def _coded_pandas(events: pd.DataFrame, wanted: list[str]) -> tuple[pa.Table, list[str]] | None:
+    """The events as Arrow with ``metric``/``type``/``sla_kind`` as the query's integer codes.
+
+    Only for load_frame's categorical columns: their codes come without reading a string,
+    where DuckDB would otherwise decode 3 strings per event. None for other frames.
+    """
+    columns = {}
+    for name in ("metric", "type", "sla_kind"):
+        column = events[name]
+        if not isinstance(column.dtype, pd.CategoricalDtype) or not all(
+            isinstance(c, str) for c in column.cat.categories
+        ):
+            return None
+        columns[name] = column
+    metrics = sorted(set(map(str, columns["metric"].cat.categories)))
+    if len(metrics) > _MAX_METRIC_CODES:
+        return None
+    rest = events[[c for c in wanted if c not in columns]]
+    rest.attrs = {}  # the as-of Timestamp is not Arrow metadata
+    try:
+        table = pa.Table.from_pandas(rest, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return None
+    codes = {
+        "metric": _category_codes(columns["metric"], {m: i for i, m in enumerate(metrics)}, None),
+        "type": _category_codes(columns["type"], _TYPE_CODES, None),
+        "sla_kind": _category_codes(columns["sla_kind"], {"sla": 1, "group_sla": 2}, 0),
+    }
+    if columns["sla_kind"].cat.categories.size:  # any other kind: 3 (matches no target)
+        other = [str(c) for c in columns["sla_kind"].cat.categories if c not in ("sla", "group_sla")]
+        if other:
+            lookup = {"sla": 1, "group_sla": 2, **dict.fromkeys(other, 3)}
+            codes["sla_kind"] = _category_codes(columns["sla_kind"], lookup, 0)
+    for name, array in codes.items():
+        table = table.append_column(name, array)
+    return table, metrics
+
+
 def _targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
     """:func:`sla_targets` as one DuckDB query, or None for inputs it does not take."""
     kind = _input_kind(events)
@@ -810,7 +870,10 @@ def _targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
         relation = events.select(*columns)
         metrics = _metric_names(relation.query(_SQL_SOURCE, _METRICS_SQL))
         return relation.query(_SQL_SOURCE, _targets_sql(as_of_ts, metrics, order=False))
-    if kind == "pandas":
+    coded = _coded_pandas(events, wanted) if kind == "pandas" else None
+    if coded is not None:
+        source, metrics = coded
+    elif kind == "pandas":
         try:
             columns = events[wanted]
             columns.attrs = {}  # the as-of Timestamp is not Arrow metadata
@@ -829,7 +892,10 @@ def _targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
     try:
         con.execute("SET TimeZone = 'UTC'")  # naive times are UTC, as everywhere in zdevents
         con.register(_SQL_SOURCE, source)
-        table = con.sql(_targets_sql(as_of_ts, _metric_names(con), order=True)).to_arrow_table()
+        if coded is None:
+            metrics = _metric_names(con)
+        sql = _targets_sql(as_of_ts, metrics, order=True, coded=coded is not None)
+        table = con.sql(sql).to_arrow_table()
     finally:
         con.close()
     if kind == "arrow":
