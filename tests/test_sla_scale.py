@@ -24,6 +24,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(900),
     pytest.mark.filterwarnings("ignore:Dask support is moving out of Narwhals:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index"),  # dask's
 ]
 
 KEY = ["ticket_id", "metric", "instance_id", "sla_kind"]
