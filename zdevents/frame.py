@@ -17,6 +17,7 @@ from .cache import Cache, RebuildResult
 from .config import Settings
 from .dates import TimeLike, time_range
 from .errors import CacheError, CacheLocked, ConfigError, RateLimited, ServerError
+from .store import open_store
 from .streams import get_stream
 
 __all__ = ["load_changes", "load_frame", "open_cache", "rebuild_cache"]
@@ -57,7 +58,7 @@ def open_cache(stream: str = "metric_events", *, settings: Settings | None = Non
     712345
     """
     settings = settings if settings is not None else Settings.from_env()
-    return Cache(settings.data_dir, _account_name(settings), get_stream(stream).name)
+    return open_store(settings.data_dir, _account_name(settings), get_stream(stream).name)
 
 
 def _outside_package() -> int:
@@ -105,7 +106,7 @@ def rebuild_cache(
     11016
     """
     settings = settings if settings is not None else Settings.from_env()
-    cache = Cache(settings.data_dir, _account_name(settings), get_stream(stream).name)
+    cache = open_store(settings.data_dir, _account_name(settings), get_stream(stream).name)
     if not cache.dir.is_dir():
         raise CacheError(
             f"there is no {cache.stream} cache in {cache.dir} to rebuild: check "
@@ -245,7 +246,7 @@ def load_frame(
     _refresh(
         name, start, refresh, settings, until=end, lock_timeout=lock_timeout, progress=progress
     )
-    cache = Cache(settings.data_dir, _account_name(settings), name)
+    cache = open_store(settings.data_dir, _account_name(settings), name)
     state = cache.state()
     table = cache.read(columns=list(columns) if columns is not None else None, since=start, until=end)
     cache.warn_uncovered(start, end, state=state, stacklevel=_outside_package())
@@ -300,7 +301,7 @@ def load_changes(
         "ticket_events", start, refresh, settings, until=end, lock_timeout=lock_timeout,
         progress=progress,
     )
-    cache = Cache(settings.data_dir, _account_name(settings), "ticket_events")
+    cache = open_store(settings.data_dir, _account_name(settings), "ticket_events")
     state = cache.state()
     table = cache.read(since=start, until=end)
     cache.warn_uncovered(start, end, state=state, stacklevel=_outside_package())

@@ -31,6 +31,7 @@ from .config import Settings
 from .dates import TimeLike, time_range
 from .errors import ConfigError, PageError, ZdEventsError
 from .progress import FetchProgress
+from .store import open_store
 from .streams import (
     METRIC_EVENTS,
     PAGINATION_MODES,
@@ -291,7 +292,7 @@ def fetch(
     settings.require_credentials()
     since_ts, until_ts = time_range(since, until)  # a since in the future is an error
     started = time.monotonic()
-    cache = Cache(settings.data_dir, settings.account, stream.name)
+    cache = open_store(settings.data_dir, settings.account, stream.name)
     with (
         signals_as_interrupt(),
         _no_trace_on_failure(cache),
@@ -558,7 +559,7 @@ class PageWriter:
                 "%d metric events arrived in the ticket_events export; stored with metric_events",
                 stray_metric_events.num_rows,
             )
-            other = Cache(self.cache.data_dir, self.cache.account, METRIC_EVENTS.name)
+            other = open_store(self.cache.data_dir, self.cache.account, METRIC_EVENTS.name)
             with other.lock(timeout=60):
                 # rows only: that stream's cursor, coverage and after_cursor stay
                 stored = other.commit(stray_metric_events)

@@ -75,6 +75,7 @@ from .config import Settings
 from .dates import TimeLike, time_range
 from .errors import CacheError, ZdEventsError
 from .frame import _account_name, _outside_package
+from .store import open_store
 from .streams import get_stream
 
 __all__ = ["ENGINES", "EngineUnavailable", "scan", "scan_as_of"]
@@ -111,7 +112,7 @@ def _import(engine: str) -> Any:
 def _open(stream: str, settings: Settings | None) -> tuple[Cache, str]:
     settings = settings if settings is not None else Settings.from_env()
     name = get_stream(stream).name
-    return Cache(settings.data_dir, _account_name(settings), name), name
+    return open_store(settings.data_dir, _account_name(settings), name), name  # type: ignore[return-value]
 
 
 def scan_as_of(

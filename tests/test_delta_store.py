@@ -1,0 +1,323 @@
+"""The Delta Lake store: on local disk and on an S3-compatible server on 127.0.0.1.
+
+Every test that names a ``location`` runs twice: against a local folder and against moto's
+S3 server (``s3://``), through the same code. Fetches go through the real pipeline (the
+local Zendesk server, the real client, ``zd.fetch``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from _delta_s3 import BUCKET, s3_server
+from _engines import assert_same
+from _reliability import plain
+
+import zdevents as zd
+from zdevents.cache import Cache
+from zdevents.errors import CacheError, CacheLocked
+from zdevents.normalize import METRIC_EVENTS_SCHEMA
+from zdevents.sample import SampleAccount
+from zdevents.store import DeltaCache, open_store
+from zdevents.testing import LocalZendesk
+
+pytest.importorskip("deltalake")
+
+ACCOUNT = "acme"
+STREAM = "metric_events"
+
+
+@pytest.fixture(scope="session")
+def s3():
+    pytest.importorskip("moto.server")
+    with s3_server() as env:
+        yield env
+
+
+@pytest.fixture(params=["local", "s3"])
+def location(request, tmp_path) -> str:
+    """A fresh data dir: a local folder, or a fresh prefix in the S3 stand-in's bucket."""
+    if request.param == "local":
+        return str(tmp_path / "data")
+    request.getfixturevalue("s3")
+    return f"s3://{BUCKET}/{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LocalZendesk(SampleAccount(tickets=120, seed=7), page_size=200) as srv:
+        srv.preload()
+        yield srv
+
+
+def delta_settings(server: LocalZendesk, location: str) -> zd.Settings:
+    """Settings for ``location``; a local folder gets an (empty) Delta table first."""
+    settings = server.settings(data_dir=location)
+    if not location.startswith("s3://"):
+        DeltaCache(location, settings.account, STREAM).create()
+    return settings
+
+
+def rows(*items: tuple[int, str, str]) -> pa.Table:
+    """Metric events ``(id, time, type)`` of ticket 7's reply_time, instance 1."""
+    return pa.table(
+        {
+            "id": [i for i, _, _ in items],
+            "ticket_id": [7] * len(items),
+            "metric": ["reply_time"] * len(items),
+            "instance_id": [1] * len(items),
+            "type": [k for _, _, k in items],
+            "time": pa.array(
+                [pd.Timestamp(t, tz="UTC") for _, t, _ in items], pa.timestamp("ms", "UTC")
+            ),
+        }
+    )
+
+
+def conform(table: pa.Table) -> pa.Table:
+    for field in METRIC_EVENTS_SCHEMA:
+        if field.name not in table.column_names:
+            table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
+    return table.select(METRIC_EVENTS_SCHEMA.names).cast(METRIC_EVENTS_SCHEMA)
+
+
+# ------------------------------------------------------------------ the store itself
+def test_commits_dedupe_keep_last_against_the_table_and_time_travel(location):
+    cache = DeltaCache(location, ACCOUNT, STREAM)
+    first = conform(rows((1, "2024-01-05", "activate"), (2, "2024-01-06", "activate"),
+                         (3, "2024-02-01", "activate")))
+    again = conform(rows((2, "2024-01-06", "fulfill"), (3, "2024-02-01", "activate"),
+                         (4, "2024-02-02", "activate")))
+    with cache.lock():
+        one = cache.commit(first, cursor=1706745600)
+        two = cache.commit(again, cursor=1706832000)
+    # id 2 changed (replaced), id 3 is an identical repeat (dropped), id 4 is new
+    assert (one.new_rows, one.replaced_rows, one.rows_total) == (3, 0, 3)
+    assert (two.new_rows, two.replaced_rows, two.rows_total) == (1, 2, 4)
+    now = cache.read()
+    assert now["id"].to_pylist() == [1, 2, 3, 4]
+    assert now["type"].cast(pa.string()).to_pylist() == ["activate", "fulfill", "activate",
+                                                        "activate"]
+    assert now.schema == METRIC_EVENTS_SCHEMA.remove_metadata()
+    state = cache.state()
+    assert (state.version, state.rows, state.cursor) == (2, 4, 1706832000)
+    assert {p.month for p in state.files} == {"2024-01", "2024-02"}
+    # version 1 still reads as it was: the old row 2, no row 4
+    old = cache.read(version=1)
+    assert old["type"].cast(pa.string()).to_pylist() == ["activate"] * 3
+    assert cache.state(version=1).cursor == 1706745600
+    at = cache.state(version=1).committed_at
+    assert cache.read(as_of_commit=at)["id"].to_pylist() == [1, 2, 3]
+    with pytest.raises(CacheError, match="no version committed"):
+        cache.read(as_of_commit="2001-01-01")
+
+
+def test_a_reader_reads_its_version_while_a_writer_holds_the_lock_and_commits(tmp_path):
+    cache = DeltaCache(tmp_path, ACCOUNT, STREAM)
+    with cache.lock():
+        cache.commit(conform(rows((1, "2024-01-05", "activate"))), cursor=1704500000)
+    reader = DeltaCache(tmp_path, ACCOUNT, STREAM)
+    snapshot = reader.state()
+    with cache.lock():  # a writer holds the lock: the reader never waits
+        assert reader.read()["id"].to_pylist() == [1]
+        cache.commit(conform(rows((1, "2024-01-05", "fulfill"), (2, "2024-01-06", "x"))))
+        assert reader.read(state=snapshot)["type"].cast(pa.string()).to_pylist() == ["activate"]
+        assert reader.read()["id"].to_pylist() == [1, 2]
+        with pytest.raises(CacheLocked):  # a second local writer is refused at once
+            with reader.lock():
+                pass
+
+
+def test_the_state_rides_in_the_commit_metadata_and_lost_state_is_an_error(tmp_path):
+    cache = DeltaCache(tmp_path, ACCOUNT, STREAM)
+    with cache.lock():
+        cache.commit(conform(rows((1, "2024-01-05", "activate"))), cursor=1704500000,
+                     covered_since=1704000000)
+    log = sorted((Path(cache.uri) / "_delta_log").glob("*.json"))
+    info = [json.loads(line) for line in log[-1].read_text().splitlines()]
+    meta = json.loads(next(a["commitInfo"] for a in info if "commitInfo" in a)["zdevents"])
+    assert meta["cursor"] == 1704500000
+    assert meta["coverage"] == [[1704000000, 1704500000]]
+    assert set(meta) == {"schema_version", "stream", "cursor", "covered_since", "covered_until",
+                         "coverage", "horizon", "support_type_scope", "after_cursor",
+                         "updated_at", "footers"}
+    # a commit by another tool, without zdevents' metadata, keeps the state of the last one
+    from deltalake import write_deltalake
+
+    extra = conform(rows((9, "2024-01-07", "activate")))
+    delta_types = pa.schema([
+        pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else
+                 (pa.timestamp("us", "UTC") if pa.types.is_timestamp(f.type) else f.type),
+                 f.nullable) for f in extra.schema
+    ])
+    write_deltalake(cache.uri, extra.cast(delta_types).append_column(
+        pa.field("month", pa.string(), False), pa.array(["2024-01"])), mode="append")
+    assert cache.state().cursor == 1704500000
+    assert sorted(cache.read()["id"].to_pylist()) == [1, 9]
+    # every commit without it (the log's zdevents entries gone): an error naming the rebuild
+    for path in log:
+        text = path.read_text().replace('"zdevents":', '"other":')
+        path.write_text(text)
+    with pytest.raises(CacheError, match="zdevents cache rebuild --stream metric_events"):
+        cache.state()
+    with cache.lock():
+        rebuilt = cache.rebuild()
+    assert (rebuilt.files, rebuilt.rows) == (2, 2)
+    assert cache.state().cursor == pd.Timestamp("2024-01-07", tz="UTC").value // 10**9
+
+
+def test_open_store_picks_delta_for_urls_and_existing_tables(tmp_path):
+    assert isinstance(open_store(tmp_path, ACCOUNT, STREAM), Cache)
+    assert isinstance(open_store(f"s3://{BUCKET}/x", ACCOUNT, STREAM), DeltaCache)
+    # Settings keeps a Path: s3://b/x prints as s3:/b/x, and still names the bucket
+    assert DeltaCache(Path("s3://b/zd"), ACCOUNT, STREAM).uri == "s3://b/zd/acme/metric_events"
+    DeltaCache(tmp_path, ACCOUNT, STREAM).create()
+    assert isinstance(open_store(tmp_path, ACCOUNT, STREAM), DeltaCache)
+
+
+def test_a_second_writer_on_object_storage_fails_cleanly(s3):
+    location = f"s3://{BUCKET}/{uuid.uuid4().hex}"
+    first = DeltaCache(location, ACCOUNT, STREAM)
+    second = DeltaCache(location, ACCOUNT, STREAM)
+    with first.lock(), second.lock():  # object storage has no lock file: both start
+        first.commit(conform(rows((1, "2024-01-05", "activate"))), cursor=1704500000)
+        with pytest.raises(CacheLocked, match="another writer committed") as error:
+            second.commit(conform(rows((2, "2024-01-06", "activate"))), cursor=1704600000)
+        assert "\n" not in str(error.value)
+        first.commit(conform(rows((3, "2024-01-07", "activate"))), cursor=1704700000)
+    state = first.state()
+    assert (state.version, state.cursor) == (2, 1704700000)
+    assert first.read()["id"].to_pylist() == [1, 3]  # nothing of the second writer
+
+
+# ------------------------------------------------------------------ the real pipeline
+def test_fetch_load_frame_and_sla_targets_equal_the_parquet_cache(server, location, tmp_path):
+    parquet = server.settings(data_dir=tmp_path / "parquet")
+    zd.fetch(STREAM, settings=parquet, progress=False)
+    expected = zd.load_frame(refresh="never", settings=parquet)
+
+    settings = delta_settings(server, location)
+    result = zd.fetch(STREAM, settings=settings, progress=False)
+    cache = open_store(settings.data_dir, settings.account, STREAM)
+    assert isinstance(cache, DeltaCache)
+    assert result.rows == len(expected) == len(server.unique_ids(STREAM))
+    events = zd.load_frame(refresh="never", settings=settings)
+    assert_same(events, expected, ["id"])
+    assert events.attrs["zdevents_as_of"] == expected.attrs["zdevents_as_of"]
+    got = zd.sla_targets(events)
+    want = zd.sla_targets(expected)
+    assert_same(got, want, ["ticket_id", "metric", "instance_id", "sla_kind"])
+    # an up-to-date refresh adds nothing and commits nothing new that changes rows
+    version = cache.state().version
+    again = zd.fetch(STREAM, settings=settings, progress=False)
+    assert again.new_events == 0
+    assert cache.state().rows == len(expected)
+    assert cache.read(version=version).num_rows == len(expected)
+    # secrets are in no commit, no log entry
+    secrets = [s for s in settings.secrets() if s]
+    assert secrets
+    for name in DeltaCache(location, settings.account, STREAM).files():
+        assert name.endswith(".parquet")
+    log_text = _log_text(cache)
+    for secret in secrets:
+        assert secret not in log_text
+
+
+def _log_text(cache: DeltaCache) -> str:
+    fs, root = cache._filesystem()
+    import pyarrow.fs as pafs
+
+    text = ""
+    for info in fs.get_file_info(pafs.FileSelector(f"{root}/_delta_log")):
+        if info.path.endswith(".json"):
+            with fs.open_input_stream(info.path) as fh:
+                text += fh.read().decode()
+    return text
+
+
+def test_a_damaged_data_file_is_detected_then_repaired_by_a_forced_fetch(server, location):
+    settings = delta_settings(server, location)
+    zd.fetch(STREAM, settings=settings, progress=False)
+    cache = open_store(settings.data_dir, settings.account, STREAM)
+    truth = plain(cache.read())
+    part = max(cache.state().files, key=lambda p: p.rows)
+    fs, root = cache._filesystem()
+    with fs.open_input_stream(f"{root}/{part.path}") as fh:
+        data = bytearray(fh.read())
+    data[len(data) // 3] ^= 0xFF  # one flipped byte inside a data page, same size
+    with fs.open_output_stream(f"{root}/{part.path}") as out:
+        out.write(bytes(data))
+    with pytest.raises(CacheError, match=f"month {part.month}.*--force"):
+        cache.read()
+    zd.fetch(STREAM, since=f"{part.month}-01", force=True, settings=settings, progress=False)
+    assert plain(cache.read()).equals(truth)
+
+
+# ------------------------------------------------------------------ other engines
+@pytest.fixture(scope="module")
+def shared(server, tmp_path_factory):
+    """One fetched table on the S3 stand-in (and its pandas truth from load_frame)."""
+    with s3_server() as env:
+        location = f"s3://{BUCKET}/shared"
+        settings = server.settings(data_dir=location)
+        zd.fetch(STREAM, settings=settings, progress=False)
+        cache = open_store(settings.data_dir, settings.account, STREAM)
+        yield cache, settings, zd.load_frame(refresh="never", settings=settings), env
+
+
+def test_polars_scan_delta_reads_the_table(shared):
+    pl = pytest.importorskip("polars")
+    cache, _, events, env = shared
+    frame = pl.scan_delta(cache.uri, storage_options=env).collect()
+    assert frame.height == len(events)
+    assert sorted(frame["id"].to_list()) == sorted(events["id"].tolist())
+
+
+def test_duckdb_and_pandas_read_the_table_through_deltalake(shared):
+    duckdb = pytest.importorskip("duckdb")
+    from deltalake import DeltaTable
+
+    cache, _, events, _ = shared
+    dataset = DeltaTable(cache.uri).to_pyarrow_dataset()
+    con = duckdb.connect()
+    con.register("events", dataset)
+    count, ids = con.execute("select count(*), count(distinct id) from events").fetchone()
+    assert count == ids == len(events)
+    frame = DeltaTable(cache.uri).to_pandas(columns=["id", "time"])
+    assert sorted(frame["id"].tolist()) == sorted(events["id"].tolist())
+
+
+@pytest.mark.filterwarnings("ignore:Dask support is moving out of Narwhals:FutureWarning")
+def test_sla_on_a_two_worker_dask_cluster_reading_s3_equals_pandas(shared):
+    distributed = pytest.importorskip("distributed")
+    dd = pytest.importorskip("dask.dataframe")
+    import logging
+
+    import dask
+
+    cache, _, events, _ = shared
+    state = cache.state()
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        silence_logs=logging.ERROR,
+    ) as cluster, distributed.Client(cluster) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        fs, _ = cache._filesystem()  # a pyarrow S3FileSystem (picklable: sent to the workers)
+        frame = dd.read_parquet(
+            [uri.removeprefix("s3://") for uri in cache.files(version=state.version)],
+            filesystem=fs, dtype_backend="numpy_nullable", dataset={"partitioning": None},
+        )
+        targets = zd.sla_targets(frame, as_of=state.as_of)
+        got = dask.compute(targets)[0]
+    want = zd.sla_targets(events, as_of=state.as_of)
+    assert len(got) == len(want)
+    assert got["outcome"].value_counts().to_dict() == want["outcome"].value_counts().to_dict()
+    assert pc.sum(pa.array(got["ticket_id"].astype("int64"))).as_py() == int(
+        want["ticket_id"].sum()
+    )
