@@ -8,6 +8,7 @@ local Zendesk server, the real client, ``zd.fetch``).
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -321,3 +322,68 @@ def test_sla_on_a_two_worker_dask_cluster_reading_s3_equals_pandas(shared):
     assert pc.sum(pa.array(got["ticket_id"].astype("int64"))).as_py() == int(
         want["ticket_id"].sum()
     )
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB tmpfs (root only; skipped where mounting is not allowed)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16M", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small file system here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_is_a_clear_error_and_the_table_stays_at_its_version(server, small_disk):
+    settings = delta_settings(server, str(small_disk / "data"))
+    cache = open_store(settings.data_dir, settings.account, STREAM)
+    half = pd.Timestamp("2024-03-01", tz="UTC").timestamp()
+    server.now = half  # the first fetch sees the older events only
+    try:
+        zd.fetch(STREAM, settings=settings, progress=False)
+    finally:
+        server.now = None
+    before = cache.state()
+    before_rows = plain(cache.read())
+    assert before.rows > 0
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # fill the disk: no data file fits
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    with pytest.raises(CacheError, match="the disk is full") as info:
+        zd.fetch(STREAM, settings=settings, progress=False)
+    assert "\n" not in str(info.value)
+    after = cache.state()
+    assert (after.version, after.cursor, after.rows) == (before.version, before.cursor, before.rows)
+    assert plain(cache.read()).equals(before_rows)
+    filler.unlink()
+    zd.fetch(STREAM, settings=settings, progress=False)
+    assert cache.state().rows == len(server.unique_ids(STREAM)) > before.rows
+
+
+def test_ticket_events_with_nested_child_events_round_trip(server, location, tmp_path):
+    parquet = server.settings(data_dir=tmp_path / "parquet")
+    zd.fetch("ticket_events", settings=parquet, progress=False)
+    settings = server.settings(data_dir=location)
+    if not location.startswith("s3://"):
+        DeltaCache(location, settings.account, "ticket_events").create()
+    zd.fetch("ticket_events", settings=settings, progress=False)
+    got = open_store(settings.data_dir, settings.account, "ticket_events").read()
+    want = Cache(parquet.data_dir, parquet.account, "ticket_events").read()
+    assert got.num_rows == want.num_rows > 0
+    assert plain(got).equals(plain(want))
+    changes = zd.load_changes(refresh="never", settings=settings)
+    assert_same(changes, zd.load_changes(refresh="never", settings=parquet), ["event_id"])

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cache import Cache
 from .config import Settings, holds_cache
 from .dates import TimeLike, time_range
 from .errors import CacheError
+from .store import open_store
 from .streams import STREAMS
 
 __all__ = [
@@ -63,7 +63,7 @@ def cache_status(*, settings: Settings | None = None) -> list[StreamStatus]:
     out = []
     for account in accounts:
         for stream in STREAMS:
-            cache = Cache(root, account, stream)
+            cache = open_store(root, account, stream)
             state = cache.state()
             first = min((f.min_time for f in state.files), default=None)
             last = max((f.max_time for f in state.files), default=None)
