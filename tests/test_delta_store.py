@@ -387,3 +387,31 @@ def test_ticket_events_with_nested_child_events_round_trip(server, location, tmp
     assert plain(got).equals(plain(want))
     changes = zd.load_changes(refresh="never", settings=settings)
     assert_same(changes, zd.load_changes(refresh="never", settings=parquet), ["event_id"])
+
+
+def test_load_frame_reproduces_an_earlier_version_and_records_the_one_it_read(
+    server, location, tmp_path
+):
+    settings = delta_settings(server, location)
+    server.now = pd.Timestamp("2024-03-01", tz="UTC").timestamp()
+    try:
+        zd.fetch(STREAM, settings=settings, progress=False)
+    finally:
+        server.now = None
+    cache = open_store(settings.data_dir, settings.account, STREAM)
+    monday = cache.state()
+    earlier = zd.load_frame(refresh="never", settings=settings)
+    assert earlier.attrs["zdevents_table_version"] == monday.version
+    zd.fetch(STREAM, settings=settings, progress=False)
+    now = zd.load_frame(refresh="never", settings=settings)
+    assert now.attrs["zdevents_table_version"] > monday.version
+    assert len(now) > len(earlier)
+    again = zd.load_frame(settings=settings, version=monday.version)
+    assert_same(again, earlier, ["id"])
+    assert again.attrs["zdevents_as_of"] == earlier.attrs["zdevents_as_of"]
+    at = zd.load_frame(settings=settings, as_of_commit=monday.committed_at)
+    assert at.attrs["zdevents_table_version"] == monday.version
+    assert_same(at, earlier, ["id"])
+    parquet = server.settings(data_dir=tmp_path / "parquet")
+    with pytest.raises(zd.ConfigError, match="Parquet folder"):
+        zd.load_frame(settings=parquet, version=1)

@@ -17,7 +17,7 @@ from .cache import Cache, RebuildResult
 from .config import Settings
 from .dates import TimeLike, time_range
 from .errors import CacheError, CacheLocked, ConfigError, RateLimited, ServerError
-from .store import open_store
+from .store import DeltaCache, DeltaState, open_store
 from .streams import get_stream
 
 __all__ = ["load_changes", "load_frame", "open_cache", "rebuild_cache"]
@@ -187,6 +187,8 @@ def load_frame(
     settings: Settings | None = None,
     lock_timeout: float = 0,
     progress: bool = True,
+    version: int | None = None,
+    as_of_commit: TimeLike = None,
 ) -> pd.DataFrame:
     """Load one export stream as a typed DataFrame, fetching what is new first.
 
@@ -214,6 +216,13 @@ def load_frame(
     progress : bool
         Show the fetch's progress bar when it fetches (a widget in Jupyter, text on
         stderr elsewhere); ``False`` silences it.
+    version : int, optional
+        Delta table caches only (see :mod:`zdevents.store`): read this table version, as
+        it was committed (nothing is fetched). ``frame.attrs["zdevents_table_version"]``
+        records the version every Delta read used.
+    as_of_commit : str, datetime, Timestamp or epoch seconds, optional
+        Delta table caches only: read the version that was current at this time (the
+        numbers a report showed then; nothing is fetched).
 
     Returns
     -------
@@ -243,16 +252,31 @@ def load_frame(
     start, end = time_range(since, until)
     if columns is not None:
         _check_columns(columns, name)
-    _refresh(
-        name, start, refresh, settings, until=end, lock_timeout=lock_timeout, progress=progress
-    )
+    pinned = version is not None or as_of_commit is not None
+    if not pinned:
+        _refresh(
+            name, start, refresh, settings, until=end, lock_timeout=lock_timeout,
+            progress=progress,
+        )
     cache = open_store(settings.data_dir, _account_name(settings), name)
-    state = cache.state()
-    table = cache.read(columns=list(columns) if columns is not None else None, since=start, until=end)
+    wanted = list(columns) if columns is not None else None
+    if isinstance(cache, DeltaCache):  # one table version for the rows and the attrs
+        state = cache.state(version=version, as_of_commit=as_of_commit)
+        table = cache.read(columns=wanted, since=start, until=end, state=state)
+    elif pinned:
+        raise ConfigError(
+            f"version= and as_of_commit= read an earlier version of a Delta table; the "
+            f"{name} cache in {cache.dir} is a Parquet folder, which keeps only its latest state"
+        )
+    else:
+        state = cache.state()
+        table = cache.read(columns=wanted, since=start, until=end)
     cache.warn_uncovered(start, end, state=state, stacklevel=_outside_package())
     frame = normalize.to_pandas(table, name)
     if state.as_of is not None:
         frame.attrs["zdevents_as_of"] = state.as_of
+    if isinstance(state, DeltaState) and state.version is not None:
+        frame.attrs["zdevents_table_version"] = state.version
     horizon = frame.attrs.get("zdevents_as_of")
     if (start is not None and cache.parts(until=start, state=state)) or (
         end is not None and horizon is not None and end < horizon
