@@ -286,9 +286,8 @@ def test_duckdb_and_pandas_read_the_table_through_deltalake(shared):
 
     cache, _, events, _ = shared
     dataset = DeltaTable(cache.uri).to_pyarrow_dataset()
-    con = duckdb.connect()
-    con.register("events", dataset)
-    count, ids = con.execute("select count(*), count(distinct id) from events").fetchone()
+    relation = duckdb.from_arrow(dataset)
+    [(count, ids)] = relation.aggregate("count(*), count(distinct id)").fetchall()
     assert count == ids == len(events)
     frame = DeltaTable(cache.uri).to_pandas(columns=["id", "time"])
     assert sorted(frame["id"].tolist()) == sorted(events["id"].tolist())
@@ -309,7 +308,9 @@ def test_sla_on_a_two_worker_dask_cluster_reading_s3_equals_pandas(shared):
         silence_logs=logging.ERROR,
     ) as cluster, distributed.Client(cluster) as client:
         assert len(client.scheduler_info()["workers"]) == 2
-        fs, _ = cache._filesystem()  # a pyarrow S3FileSystem (picklable: sent to the workers)
+        import pyarrow.fs as pafs
+
+        fs, _ = pafs.FileSystem.from_uri(cache.uri)  # S3FileSystem, pickled to the workers
         frame = dd.read_parquet(
             [uri.removeprefix("s3://") for uri in cache.files(version=state.version)],
             filesystem=fs, dtype_backend="numpy_nullable", dataset={"partitioning": None},
@@ -415,3 +416,18 @@ def test_load_frame_reproduces_an_earlier_version_and_records_the_one_it_read(
     parquet = server.settings(data_dir=tmp_path / "parquet")
     with pytest.raises(zd.ConfigError, match="Parquet folder"):
         zd.load_frame(settings=parquet, version=1)
+
+
+@pytest.mark.filterwarnings("ignore:Dask support is moving out of Narwhals:FutureWarning")
+@pytest.mark.parametrize("engine", ["polars", "duckdb", "dask"])
+def test_zd_scan_reads_a_local_delta_table(server, tmp_path, engine):
+    settings = delta_settings(server, str(tmp_path / "data"))
+    zd.fetch(STREAM, settings=settings, progress=False)
+    events = zd.load_frame(refresh="never", settings=settings)
+    frame = zd.scan(settings=settings, engine=engine)
+    targets = zd.sla_targets(frame, as_of=zd.scan_as_of(settings=settings))
+    got = {"polars": lambda t: t.collect().to_pandas(), "duckdb": lambda t: t.df(),
+           "dask": lambda t: t.compute()}[engine](targets)
+    want = zd.sla_targets(events)
+    assert len(got) == len(want) > 0
+    assert got["outcome"].value_counts().to_dict() == want["outcome"].value_counts().to_dict()
