@@ -431,3 +431,52 @@ def test_zd_scan_reads_a_local_delta_table(server, tmp_path, engine):
     want = zd.sla_targets(events)
     assert len(got) == len(want) > 0
     assert got["outcome"].value_counts().to_dict() == want["outcome"].value_counts().to_dict()
+
+
+def test_migrate_converts_a_parquet_cache_once_with_the_same_rows_ids_and_state(
+    server, tmp_path
+):
+    from zdevents.store import migrate
+
+    settings = server.settings(data_dir=tmp_path / "data")
+    zd.fetch(STREAM, settings=settings, progress=False)
+    old = Cache(settings.data_dir, settings.account, STREAM)
+    before, rows_before = old.state(), plain(old.read())
+    (old.dir / "my-notes.txt").write_text("mine")  # a file zdevents did not write
+    result = migrate(settings.data_dir, settings.account, STREAM)
+    cache = open_store(settings.data_dir, settings.account, STREAM)
+    assert isinstance(cache, DeltaCache)
+    assert result.rows == before.rows and not result.removed_old
+    assert plain(cache.read()).equals(rows_before)
+    state = cache.state()
+    assert (state.cursor, state.coverage, state.horizon, state.as_of) == (
+        before.cursor, before.coverage, before.horizon, before.as_of
+    )
+    parked = old.dir.with_name(f"{STREAM}.parquet-old")
+    assert sorted(p.name for p in parked.iterdir()) == ["my-notes.txt"]
+    assert zd.fetch(STREAM, settings=settings, progress=False).new_events == 0
+    with pytest.raises(CacheError, match="a Delta table already"):
+        migrate(settings.data_dir, settings.account, STREAM)
+
+
+def test_fetch_keeps_the_file_count_bounded_and_optimize_vacuum_keep_the_state(tmp_path):
+    cache = DeltaCache(tmp_path, ACCOUNT, STREAM)
+    day = pd.Timestamp("2024-01-01", tz="UTC")
+    with cache.lock():
+        for i in range(20):  # twenty small incremental commits into one month
+            when = (day + pd.Timedelta(hours=i)).isoformat()
+            cache.commit(conform(rows((i + 1, when, "activate"))),
+                         cursor=int((day + pd.Timedelta(hours=i + 1)).timestamp()))
+    state = cache.state()
+    assert state.rows == 20
+    assert len(state.files) <= 9  # compacted by the commits themselves
+    old_version = state.version
+    with cache.lock():
+        cache.optimize()
+        assert cache.vacuum() == []  # the default retention keeps every recent file
+    after = cache.state()
+    assert len(after.files) == 1
+    assert (after.rows, after.cursor, after.coverage) == (20, state.cursor, state.coverage)
+    assert cache.read(version=old_version)["id"].to_pylist() == list(range(1, 21))
+    with cache.lock(), pytest.raises(ValueError, match="at least 1 hour"):
+        cache.vacuum(retention_hours=0)

@@ -13,9 +13,17 @@ from __future__ import annotations
 import os
 
 from ..cache import Cache
-from .delta import DeltaCache, DeltaState, is_object_store, table_uri
+from .delta import DeltaCache, DeltaState, MigrationResult, is_object_store, migrate, table_uri
 
-__all__ = ["DeltaCache", "DeltaState", "is_object_store", "open_store", "table_uri"]
+__all__ = [
+    "DeltaCache",
+    "DeltaState",
+    "MigrationResult",
+    "is_object_store",
+    "migrate",
+    "open_store",
+    "table_uri",
+]
 
 
 def open_store(
