@@ -480,3 +480,21 @@ def test_fetch_keeps_the_file_count_bounded_and_optimize_vacuum_keep_the_state(t
     assert cache.read(version=old_version)["id"].to_pylist() == list(range(1, 21))
     with cache.lock(), pytest.raises(ValueError, match="at least 1 hour"):
         cache.vacuum(retention_hours=0)
+
+
+def test_the_cache_commands_migrate_optimize_and_vacuum(server, tmp_path, capsys):
+    from zdevents import cli
+
+    settings = server.settings(data_dir=tmp_path / "data")
+    zd.fetch(STREAM, settings=settings, progress=False)
+    rows_before = Cache(settings.data_dir, settings.account, STREAM).state().rows
+    root = ["--data-dir", str(tmp_path / "data")]
+    assert cli.main(["cache", "optimize", *root]) == 2  # still a Parquet folder: an error
+    assert "zdevents cache migrate --stream metric_events" in capsys.readouterr().err
+    assert cli.main(["cache", "migrate", *root]) == 0
+    assert f"{rows_before:,} rows now in a Delta table" in capsys.readouterr().out
+    assert cli.main(["cache", "optimize", *root]) == 0
+    assert "files compacted into" in capsys.readouterr().out
+    assert cli.main(["cache", "vacuum", *root]) == 0
+    assert "0 unreferenced files deleted" in capsys.readouterr().out
+    assert open_store(settings.data_dir, settings.account, STREAM).state().rows == rows_before

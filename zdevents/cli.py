@@ -74,6 +74,46 @@ def cmd_cache_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache_table(args: argparse.Namespace) -> int:
+    """Delta tables: migrate a Parquet cache folder, optimize (compact) or vacuum a table."""
+    from .errors import CacheError
+    from .frame import _account_name
+    from .store import DeltaCache, migrate, open_store
+
+    settings = _settings(args)
+    account = _account_name(settings)
+    streams = ["metric_events", "ticket_events"] if args.stream == "all" else [args.stream]
+    for stream in streams:
+        cache = open_store(settings.data_dir, account, stream)
+        if args.stream == "all" and not cache.dir.is_dir():
+            continue
+        if args.cache_command == "migrate":
+            done = migrate(settings.data_dir, account, stream)
+            print(
+                f"{stream}: {done.rows:,} rows now in a Delta table (version {done.version}, "
+                f"{done.files} files)"
+                + ("" if done.removed_old else f"; your files stay in {stream}.parquet-old")
+            )
+            continue
+        if not isinstance(cache, DeltaCache):
+            raise CacheError(
+                f"the {stream} cache in {cache.dir} is a Parquet folder: run `zdevents cache "
+                f"migrate --stream {stream}` to make it a Delta table first",
+                path=str(cache.dir),
+            )
+        with cache.lock():
+            if args.cache_command == "optimize":
+                metrics = cache.optimize()
+                print(
+                    f"{stream}: {metrics.get('numFilesRemoved', 0)} files compacted into "
+                    f"{metrics.get('numFilesAdded', 0)}"
+                )
+            else:
+                removed = cache.vacuum(args.retain_hours)
+                print(f"{stream}: {len(removed)} unreferenced files deleted")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Show what the cache holds, per stream."""
     from .pipeline import cache_status, format_status
@@ -218,6 +258,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--stream", choices=STREAM_CHOICES, default="metric_events")
     data_dir(q)
     q.set_defaults(func=cmd_cache_rebuild)
+    for action, text in (
+        ("migrate", "convert a Parquet cache folder into a Delta table (checked, then swapped)"),
+        ("optimize", "Delta tables: compact small data files"),
+        ("vacuum", "Delta tables: delete data files no recent version uses"),
+    ):
+        q = cache_sub.add_parser(action, help=text, description=text)
+        q.add_argument("--stream", choices=STREAM_CHOICES, default="metric_events")
+        if action == "vacuum":
+            q.add_argument(
+                "--retain-hours", type=int, default=168,
+                help="keep files removed less than this long ago (default 168: a week)",
+            )
+        data_dir(q)
+        q.set_defaults(func=cmd_cache_table)
 
     p = sub.add_parser("status", help=cmd_status.__doc__, description=cmd_status.__doc__)
     data_dir(p)
