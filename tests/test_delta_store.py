@@ -498,3 +498,23 @@ def test_the_cache_commands_migrate_optimize_and_vacuum(server, tmp_path, capsys
     assert cli.main(["cache", "vacuum", *root]) == 0
     assert "0 unreferenced files deleted" in capsys.readouterr().out
     assert open_store(settings.data_dir, settings.account, STREAM).state().rows == rows_before
+
+
+def test_zd_scan_opens_an_earlier_table_version(server, tmp_path):
+    settings = delta_settings(server, str(tmp_path / "data"))
+    server.now = pd.Timestamp("2024-03-01", tz="UTC").timestamp()
+    try:
+        zd.fetch(STREAM, settings=settings, progress=False)
+    finally:
+        server.now = None
+    earlier = zd.load_frame(refresh="never", settings=settings)
+    version = earlier.attrs["zdevents_table_version"]
+    zd.fetch(STREAM, settings=settings, progress=False)
+    old = zd.scan(settings=settings, engine="polars", version=version).collect()
+    new = zd.scan(settings=settings, engine="polars").collect()
+    assert sorted(old["id"].to_list()) == sorted(earlier["id"].tolist())
+    assert new.height > old.height
+    parquet = server.settings(data_dir=tmp_path / "parquet")
+    zd.fetch(STREAM, settings=parquet, progress=False)
+    with pytest.raises(zd.ConfigError, match="Parquet folder"):
+        zd.scan(settings=parquet, engine="polars", version=1)

@@ -73,9 +73,9 @@ import pandas as pd
 from .cache import Cache
 from .config import Settings
 from .dates import TimeLike, time_range
-from .errors import CacheError, ZdEventsError
+from .errors import CacheError, ConfigError, ZdEventsError
 from .frame import _account_name, _outside_package
-from .store import open_store
+from .store import DeltaCache, open_store
 from .streams import get_stream
 
 __all__ = ["ENGINES", "EngineUnavailable", "scan", "scan_as_of"]
@@ -157,6 +157,7 @@ def scan(
     settings: Settings | None = None,
     engine: Engine = "dask",
     session: Any = None,
+    version: int | None = None,
 ) -> Any:
     """Open the cached export lazily on a distributed or out-of-core engine.
 
@@ -184,6 +185,10 @@ def scan(
     session : duckdb.DuckDBPyConnection or pyspark.sql.SparkSession, optional
         The DuckDB connection or Spark session to read with (``"duckdb"``/``"spark"`` only).
         Default: a new DuckDB connection set to UTC / ``SparkSession.builder.getOrCreate()``.
+    version : int, optional
+        A local Delta table cache only (see :mod:`zdevents.store`): open the files of this
+        table version (default: the latest). Its horizon is
+        ``cache.state(version=N).as_of`` of :func:`zdevents.open_cache`.
 
     Returns
     -------
@@ -228,7 +233,13 @@ def scan(
                 f"{', '.join(schema.names)}"
             )
     module = _import(engine)
-    state = cache.state()  # one snapshot: everything below uses its manifest only
+    if version is not None and not isinstance(cache, DeltaCache):
+        raise ConfigError(
+            f"version= opens an earlier version of a Delta table; the {name} cache in "
+            f"{cache.dir} is a Parquet folder, which keeps only its latest state"
+        )
+    # one snapshot: everything below uses its file list only
+    state = cache.state(version=version) if version is not None else cache.state()
     if not state.files:
         raise CacheError(
             f"the {name} cache in {cache.dir} holds no events"
