@@ -51,9 +51,12 @@ LOCAL_DATA_DIR = Path("data")
 
 
 def holds_cache(folder: Path) -> bool:
-    """True when ``folder`` holds a zdevents cache (``<account>/<stream>/state.json``)."""
-    return any(folder.glob("*/metric_events/state.json")) or any(
-        folder.glob("*/ticket_events/state.json")
+    """True when ``folder`` holds a zdevents cache (``<account>/<stream>/state.json``, or a
+    Delta table's ``_delta_log``)."""
+    return any(
+        any(folder.glob(f"*/{stream}/{marker}"))
+        for stream in ("metric_events", "ticket_events")
+        for marker in ("state.json", "_delta_log")
     )
 
 
