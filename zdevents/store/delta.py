@@ -554,12 +554,13 @@ class DeltaCache:
                 for part in [
                     p for p in files if p.month == month and p.max_time >= lo and p.min_time <= hi
                 ]:
-                    old = self._read_part(part)
-                    hits = pc.is_in(old["id"], value_set=ids)
+                    # the ids first (one column): a whole file only when it holds a repeat
+                    hits = pc.is_in(self._read_part(part, ["id"])["id"], value_set=ids)
                     replaced = pc.sum(hits).as_py() or 0
                     if not replaced:
                         continue
                     replaced_rows += replaced
+                    old = self._read_part(part)
                     old_dups = old.filter(hits)
                     in_old = pc.is_in(chunk["id"], value_set=old_dups["id"].combine_chunks())
                     if _c._same_rows(old_dups, chunk.filter(in_old)):
