@@ -48,8 +48,11 @@ def _account_name(settings: Settings) -> str:
     )
 
 
-def open_cache(stream: str = "metric_events", *, settings: Settings | None = None) -> Cache:
-    """The :class:`~zdevents.cache.Cache` of one stream of the configured account.
+def open_cache(
+    stream: str = "metric_events", *, settings: Settings | None = None
+) -> Cache | DeltaCache:
+    """The cache of one stream of the configured account: a :class:`~zdevents.cache.Cache`,
+    or a :class:`~zdevents.store.DeltaCache` for a Delta table (see :func:`zdevents.store.open_store`).
 
     Examples
     --------
