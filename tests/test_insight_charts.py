@@ -53,6 +53,18 @@ def test_plot_lateness_one_box_per_metric_with_median_p90_and_open_counts():
     assert ax.get_xlim()[0] < 1.0  # the breach at the fulfilment (0 min) is drawn at 1 min
 
 
+def test_plot_lateness_axis_reads_whole_units_and_open_targets_run_to_as_of():
+    targets = pd.DataFrame({
+        "metric_label": ["First reply"], "outcome": "breached", "breached_at": [T0],
+        "fulfilled_at": [T0 + pd.Timedelta(days=20)],
+    })
+    ax = plot_lateness(lateness(targets, as_of=T0 + pd.Timedelta(days=30)))
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[:3] == ["≤1 min", "10 min", "1 h"] and "4 d" in ticks and "14 d" in ticks
+    assert not any(".0 " in t for t in ticks)  # not "1.0 h", "24.0 h"
+    assert "open: until the as-of time" in ax.get_xlabel()
+
+
 def test_plot_lateness_of_nothing_says_so_and_draws_on_a_given_axes():
     fig, given = plt.subplots()
     empty = pd.DataFrame({"metric_label": [], "late_minutes": [], "open": []})

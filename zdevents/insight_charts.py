@@ -197,10 +197,12 @@ def plot_lateness(
         top = max(float(np.max(np.concatenate(values))), 60.0)
         ticks = [t for t in _TICKS if t <= top * 1.5]
         ax.set_xlim(_LATE_FLOOR * 0.8, top * 1.5)
-        ax.set_xticks(ticks, [format_minutes(t) if t > 1 else "≤1 min" for t in ticks])
+        # whole ticks read "1 h", "4 d", not "1.0 h", "4.0 d"
+        ax.set_xticks(ticks, [format_minutes(t).replace(".0 ", " ") if t > 1 else "≤1 min"
+                              for t in ticks])
         ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.xaxis.grid(True)
-        ax.set_xlabel("Time past the target until fulfilment (open: until now), log scale; "
+        ax.set_xlabel("Time past the target until fulfilment (open: until the as-of time), log scale; "
                       "boxes: quartiles, whiskers: 5th-95th pct")
         return ax
 
