@@ -328,6 +328,18 @@ def test_one_colour_per_metric_in_every_chart(rates):
     assert len(set(charts.METRIC_COLOURS.values())) == len(charts.METRIC_COLOURS) - 1  # Reply
 
 
+def test_bars_by_metric_label_keep_each_metric_colour():
+    # the README's zd.breach_rates(targets, by="metric_label"): no "metric" column
+    rates = pd.DataFrame({"metric_label": ["Resolution", "First reply"], "breached": [1, 3],
+                          "achieved": [3, 1], "breach_rate": [0.25, 0.75],
+                          "ci_low": [0.05, 0.3], "ci_high": [0.7, 0.95]})
+    ax = plot_breach_rates(rates, by="metric_label")
+    colours = [matplotlib.colors.to_hex(p.get_facecolor()) for p in ax.patches]
+    # bottom-up: Resolution (25%) under First reply (75%)
+    assert colours == [charts.METRIC_COLOURS["Resolution"].lower(),
+                       charts.METRIC_COLOURS["First reply"].lower()]
+
+
 def test_every_chart_carries_the_subtitle(rates):
     line = charts.chart_subtitle(account="acme", since="2024-01-01", until="2024-07-01",
                                  as_of="2024-07-01T06:00:00Z")

@@ -74,6 +74,18 @@ def test_takeaways_are_computed_from_the_data():
     assert tables["verdicts"]["verdict"].tolist() == ["no significant change"]
 
 
+def test_appendix_lists_metrics_in_their_usual_order():
+    from zdevents.deck import _appendix_rows
+
+    rates = pd.DataFrame({"metric_label": ["Agent work", "Resolution", "First reply"],
+                          "breached": [1, 2, 3], "achieved": [3, 2, 1], "active": [0, 0, 0],
+                          "breach_rate": [0.25, 0.5, 0.75], "ci_low": [0.1, 0.2, 0.3],
+                          "ci_high": [0.5, 0.8, 0.9]})
+    empty = pd.DataFrame({"metric_label": [], "verdict": [], "median_minutes": []})
+    rows = _appendix_rows({"by_metric": rates, "verdicts": empty, "lateness": empty})
+    assert [r[0] for r in rows[1:]] == ["First reply", "Agent work", "Resolution"]
+
+
 def test_deck_without_a_group_column_has_no_league_table():
     slides, _ = deck_slides(small_targets().drop(columns="group_name"))
     assert [s.title for s in slides] == list(DECK_TITLES[:4])

@@ -471,6 +471,8 @@ def plot_breach_rates(
         keys = [by] if isinstance(by, str) else list(by)
         if "metric" in keys:  # each metric in its own colour, as in every other chart
             colours = np.array([metric_colour(m) for m in metric_labels(frame)])
+        elif "metric_label" in keys:  # by="metric_label": the labels name the colours
+            colours = np.array([metric_colour(str(m)) for m in frame["metric_label"]])
         else:
             colours = np.array([_BAR] * len(frame))
         ax.barh(y[shown], rate[shown], height=0.62, color=colours[shown], zorder=2)

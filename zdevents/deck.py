@@ -27,6 +27,7 @@ from .dates import TimeLike, time_range, to_utc
 from .files import write_atomic
 from .takeaways import (
     funnel_takeaway,
+    in_metric_order,
     lateness_takeaway,
     pairing_takeaway,
     pct,
@@ -296,7 +297,7 @@ def _period_text(targets: pd.DataFrame, since: Any, until: Any) -> str:
 
 
 def _appendix_rows(tables: Mapping[str, pd.DataFrame]) -> list[list[str]]:
-    rates = tables["by_metric"]
+    rates = in_metric_order(tables["by_metric"])  # First reply ... Resolution, as elsewhere
     verdicts = tables["verdicts"].set_index("metric_label")
     late = tables["lateness"].set_index("metric_label")
     rows = [["Metric", "Completed", "Breached", "Breach rate (95% CI)", "Active",
