@@ -234,8 +234,11 @@ def test_format_due_headline_table_and_soonest_list():
     lines = text.splitlines()
     assert lines[0] == (
         "2 SLA targets due within 90 min of 2024-01-01 09:00 UTC (5 active: 1 past their "
-        "estimated due time, 1 business-hour targets with no scheduled breach, 0 paused)")
-    assert "group_id" in lines[2] and lines[3].split() == ["1", "2", "0", "01-01", "09:00"]
+        "estimated due time, 1 due later, 1 business-hour targets with no scheduled breach, "
+        "0 paused)")  # 2 + 1 + 1 + 1 + 0: every active target is counted once
+    assert lines[2].split() == ["group", "id", "due", "within", "90", "min", "past", "estimated",
+                                "due", "next", "due", "(UTC)"]
+    assert lines[3].split() == ["1", "2", "0", "01-01", "09:00"]
     assert lines[5] == "soonest:"
     assert lines[7].split()[:5] == ["01-01", "09:00", "0", "min", "1"]
     assert lines[8].split()[:5] == ["01-01", "10:30", "90", "min", "2"]

@@ -50,6 +50,13 @@ def test_cli_due_prints_the_queue_and_rejects_a_bad_horizon(sample_cache, tmp_pa
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"{int(within.sum()):,} SLA targets due within 24h of "
                                  f"{as_of:%Y-%m-%d %H:%M} UTC ({len(due):,} active")
+    queue = run_cli("due", "--within", "24h", "--as-of", "2024-06-28", data=data, cwd=tmp_path)
+    lines = queue.stdout.splitlines()  # 3 due at 06-28 12:22 on this account
+    assert lines[0].startswith("3 SLA targets due within 24h of 2024-06-28 00:00 UTC")
+    # the group by its name from the cached names file, not its id; columns in words
+    assert lines[2].split() == ["group", "assignee", "id", "due", "within", "24h", "past",
+                                "estimated", "due", "next", "due", "(UTC)"]
+    assert lines[3].split()[0] == "Billing"
     bad = run_cli("due", "--within", "soon", data=data, cwd=tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip() == ("zdevents due: error: --within must be a duration such as "

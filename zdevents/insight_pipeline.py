@@ -25,6 +25,17 @@ def _changes(settings: Settings) -> pd.DataFrame | None:
     return changes if len(changes) else None
 
 
+def _group_names(settings: Settings) -> dict[int, str] | None:
+    """Group names from the cached names file (nothing is fetched), or None."""
+    from .errors import ZdEventsError
+    from .names import load_names
+
+    try:
+        return load_names(settings=settings, refresh="never").groups or None
+    except ZdEventsError:
+        return None
+
+
 def targets_from_cache(settings: Settings | None = None) -> tuple[pd.DataFrame, str]:
     """SLA targets from the cached metric events, with ticket attributes when cached.
 
@@ -73,7 +84,7 @@ def due_from_cache(
     changes = _changes(settings)
     if changes is not None:
         attrs = dict(due.attrs)
-        due = attach_ticket_attributes(due, changes, at="as_of",
+        due = attach_ticket_attributes(due, changes, at="as_of", groups=_group_names(settings),
                                        fields=["group_id", "assignee_id"])
         due.attrs = attrs
     return due

@@ -916,6 +916,7 @@ def format_due(due: pd.DataFrame, within: str | pd.Timedelta = "4h", *, limit: i
     head = (
         f"{len(soon):,} SLA targets due within {_span(horizon)} of {when} "
         f"({len(due):,} active: {int((due_at < cutoff).sum()):,} past their estimated due time, "
+        f"{int((due_at > cutoff + horizon).sum()):,} due later, "
         f"{int((source == DUE_SOURCES[2]).sum()):,} business-hour targets with no scheduled "
         f"breach, {int((source == DUE_SOURCES[3]).sum()):,} paused)"
     )
@@ -924,7 +925,10 @@ def format_due(due: pd.DataFrame, within: str | pd.Timedelta = "4h", *, limit: i
     summary = summary[summary["due"] > 0]
     if not summary.empty:
         table = summary.drop(columns=["unknown_due"]).assign(
-            next_due_at=summary["next_due_at"].dt.strftime("%m-%d %H:%M"))
+            next_due_at=summary["next_due_at"].dt.strftime("%m-%d %H:%M")).rename(columns={
+                "group_name": "group", "group_id": "group id", "assignee_name": "assignee",
+                "assignee_id": "assignee id", "due": f"due within {_span(horizon)}",
+                "overdue_estimate": "past estimated due", "next_due_at": "next due (UTC)"})
         lines += ["", table.to_string(index=False)]
     if not soon.empty:
         shown = soon.head(limit)
