@@ -477,14 +477,18 @@ def test_redirect_is_not_followed():
 # ---------------------------------------------------------------------------------- 429
 
 
-def test_429_waits_retry_after_seconds_then_succeeds():
+def test_429_waits_retry_after_seconds_then_succeeds(caplog):
     ft = FakeTime()
     session = FakeSession(
         reply(429, b"Too Many Requests", {"Retry-After": "7", "Content-Type": "text/plain"}),
         reply(body=page_body(1, end_time=START)),
     )
     client = make_client(session, ft)
-    pages = list(client.pages("metric_events", START))
+    with caplog.at_level(logging.INFO, logger="zdevents.client"):
+        pages = list(client.pages("metric_events", START))
+    # said once, without "(Retry-After of a 429 (7 s))"
+    assert "waiting 7.0 s before the next request (Retry-After of a 429)" in [
+        r.getMessage() for r in caplog.records]
     assert len(pages) == 1
     assert ft.sleeps == [7.0]
     assert client.stats.rate_limited == 1
@@ -503,7 +507,7 @@ def test_429_retry_after_http_date():
     assert client.stats.rate_limited == 1
 
 
-def test_429_without_retry_after_waits_one_slot_then_doubles():
+def test_429_without_retry_after_waits_one_slot_then_doubles(caplog):
     ft = FakeTime()
     session = FakeSession(
         reply(429, b"no header"),
@@ -511,7 +515,12 @@ def test_429_without_retry_after_waits_one_slot_then_doubles():
         reply(body={"ok": 1}),
     )
     client = make_client(session, ft, requests_per_minute=10)
-    client.get("/api/v2/x")
+    with caplog.at_level(logging.INFO, logger="zdevents.client"):
+        client.get("/api/v2/x")
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("waiting")] == [
+        "waiting 6.0 s before the next request (a 429 with no usable Retry-After)",
+        "waiting 12.0 s before the next request (a 429 with no usable Retry-After)"]
+    assert client.stats.rate_waits == 2
     assert ft.sleeps == [6.0, 12.0]  # 60/10 s, then doubled
     assert client.stats.rate_limited == 2
     assert client.stats.seconds_waited == 18.0

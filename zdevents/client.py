@@ -1126,7 +1126,9 @@ class Client:
                     wait = min(RATE_WINDOW, slot_seconds * 2 ** (rate_limited_in_a_row - 1))
                 # the whole account waits, whether or not this request is retried
                 self._pacer.block_until(self._clock() + wait)
-                not_before, reason = -math.inf, f"Retry-After of a 429 ({wait:g} s)"
+                reason = (f"Retry-After of a 429 ({wait:g} s)" if failure.retry_after is not None
+                          else "a 429 with no usable Retry-After")
+                not_before = -math.inf
             else:
                 rate_limited_in_a_row = 0
                 backoff = self._jitter() * min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
@@ -1286,7 +1288,7 @@ class Client:
         slot = self._pacer.reserve(now, not_before)
         wait = slot.time - now
         if wait > 0:
-            if reason == "pacing" or reason.startswith("Retry-After of a 429"):
+            if reason == "pacing" or "a 429" in reason:
                 self.stats.rate_waits += 1
             if reason == "pacing":
                 reason = (
@@ -1296,7 +1298,9 @@ class Client:
                 level = logging.INFO if wait > _LOG_WAITS_OVER else logging.DEBUG
             else:  # the server asked for it (Retry-After) or it is failing (backoff)
                 level = logging.WARNING if wait > _WARN_WAITS_OVER else logging.INFO
-            log.log(level, "waiting %.1f s before the next request (%s)", wait, reason)
+            # "(Retry-After of a 429)", not "(Retry-After of a 429 (58 s))": the wait is said
+            log.log(level, "waiting %.1f s before the next request (%s)", wait,
+                    re.sub(r" \([\d.e+]+ s\)$", "", reason))
             if self.on_wait is not None:
                 self.on_wait(wait, reason)
             self._sleep(wait)
