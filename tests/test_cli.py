@@ -123,12 +123,17 @@ def test_after_the_demo_status_report_and_load_frame_find_the_sample_in_the_same
     assert line.startswith("sample") and not re.search(r"\s0\s", line)
     report = run_cli("report", "--out", "out", env=env, cwd=tmp_path)
     assert report.returncode == 0, report.stderr
-    assert (tmp_path / "out" / "index.html").is_file()
-    code = "import zdevents as zd; print(len(zd.load_frame(refresh='never')))"
+    html = (tmp_path / "out" / "index.html").read_text()
+    # the sample's account and its group names, as the demo's own report shows them
+    assert "Account: sample." in html and "<td>Tier 1</td>" in html
+    code = ("import zdevents as zd; print(len(zd.load_frame(refresh='never'))); "
+            "print(zd.load_names().groups[360001001])")
     loaded = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert loaded.returncode == 0, loaded.stderr
-    assert int(loaded.stdout) == int(line.split()[2].replace(",", ""))
+    rows, group = loaded.stdout.split("\n")[:2]
+    assert int(rows) == int(line.split()[2].replace(",", ""))
+    assert group == "Tier 1"
 
 
 def test_help_texts_state_the_real_data_dir_defaults():

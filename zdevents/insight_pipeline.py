@@ -57,8 +57,10 @@ def targets_from_cache(settings: Settings | None = None) -> tuple[pd.DataFrame, 
     if changes is not None:
         targets = attach_ticket_attributes(targets, changes)
     targets.attrs = {**events.attrs, **targets.attrs}
-    try:
-        account = settings.account
+    try:  # the configured account, or the only one in the cache folder (as load_frame reads)
+        from .frame import _account_name
+
+        account = _account_name(settings)
     except ConfigError:
         account = "Zendesk account"
     return targets, str(account)

@@ -183,7 +183,14 @@ def load_names(
     if not settings.has_account:
         if refresh == "force":
             settings.account  # noqa: B018 - raises ConfigError naming what to set
-        return Names()
+        # like load_frame: the only account in the cache folder (the demo's, say), read only
+        from .frame import _account_name
+
+        try:
+            account = _account_name(settings)
+        except ConfigError:
+            return Names()
+        return _read(Path(settings.data_dir) / account / NAMES_FILE) or Names()
     path = names_path(settings)
     cached = _read(path)
     if refresh == "force":

@@ -190,7 +190,7 @@ def build_report(
         if due is not None:  # the queue's group and assignee now, not when the SLA applied
             due = attach_ticket_attributes(due, changes, at="as_of", groups=names.groups or None,
                                            fields=["group_id", "assignee_id"])
-    account = settings.account if settings.has_account else None
+    account = cache.account  # the configured account, or the only one in the cache folder
     result = write_report(targets, out_dir, as_of=as_of, since=start, until=end,
                           account=account, due=due)
     by_metric = result.by_metric  # first and next replies apart
