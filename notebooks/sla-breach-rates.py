@@ -43,7 +43,8 @@ else:
 events = zd.load_frame(settings=settings, refresh="never" if use_sample else "auto")
 as_of = events.attrs.get("zdevents_as_of")
 names = zd.load_names(settings=settings)  # group and brand names, cached beside the exports
-print(f"{len(events):,} metric events, {events['ticket_id'].nunique():,} tickets; data as of {as_of}")
+when = f"{as_of:%Y-%m-%d %H:%M} UTC" if as_of is not None else "unknown"
+print(f"{len(events):,} metric events, {events['ticket_id'].nunique():,} tickets; data as of {when}")
 
 # %% [markdown]
 # ## From events to SLA targets

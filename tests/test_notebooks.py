@@ -3,6 +3,7 @@ ship as .ipynb paired with .py sources; charts stay inline in a real kernel."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,7 @@ def test_sla_breach_rates_notebook(sample_dir, tmp_path):
     )
     text = outputs_text(nb)
     assert "metric events" in text and "periodic_update_time" in text
+    assert re.search(r"tickets; data as of \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC\n", text)
     assert warnings_printed(nb) == []
     assert "sample · SLAs applied" in text  # the subtitle every chart carries
     for name in ("breach_rate_by_metric", "breach_heatmap_metric_policy", "breach_rate_by_group",
