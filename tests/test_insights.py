@@ -447,3 +447,22 @@ def test_funnel_leaves_out_rows_without_a_unit():
     out = funnel_table(targets, by="assignee_id", min_targets=1)
     assert out["assignee_id"].tolist() == [1]
     assert out["overall_rate"].tolist() == [0.5]
+
+
+def test_trend_takeaway_names_the_week_of_each_metric_when_they_differ():
+    from zdevents.takeaways import trend_takeaway
+
+    week = pd.Timestamp("2024-06-17", tz="UTC")
+    verdicts = pd.DataFrame({
+        # Agent work's newest week still has open targets: its latest complete week is earlier
+        "metric_label": ["Agent work", "Next reply", "First reply"],
+        "verdict": ["no significant change", "better", "no significant change"],
+        "latest_period": [week - pd.Timedelta(weeks=1), week, week],
+        "latest_rate": [0.1, 0.05, 0.2], "baseline_rate": [0.1, 0.15, 0.2],
+        "p_value": [0.9, 0.048, 0.7],
+    })
+    assert trend_takeaway(verdicts) == (
+        "Week of 17 Jun 2024 (week of 10 Jun 2024 for Agent work) vs the weeks before: "
+        "Next reply better (5.0% vs 15.0%, p=0.048); no significant change on 2 other metrics.")
+    same = verdicts.assign(latest_period=week)
+    assert trend_takeaway(same).startswith("Week of 17 Jun 2024 vs the weeks before: ")

@@ -110,15 +110,21 @@ def trend_takeaway(verdicts: pd.DataFrame) -> str:
         return (f"Not enough complete {word.lower()}s yet to say whether breach rates are "
                 "changing.")
     when = known["latest_period"].max()
+    head = f"{word} of {when:%d %b %Y}"
+    earlier = in_metric_order(known[known["latest_period"] != when])
+    if not earlier.empty:  # a metric whose newest week is not complete yet: say which week
+        spans = [f"{period:%d %b %Y} for " + " and ".join(rows["metric_label"].astype(str))
+                 for period, rows in earlier.groupby("latest_period", sort=True)]
+        head += f" ({word.lower()} of {'; '.join(spans)})"
     moved = known[known["verdict"].isin(["better", "worse"])]
     if moved.empty:
-        return (f"{word} of {when:%d %b %Y} vs the {word.lower()}s before: no metric changed "
+        return (f"{head} vs the {word.lower()}s before: no metric changed "
                 "significantly (two-proportion z-test, p < 0.05).")
     parts = [f"{r.metric_label} {r.verdict} ({pct(r.latest_rate)} vs {pct(r.baseline_rate)}, "
              f"p={r.p_value:.3f})" for r in moved.itertuples()]
     rest = len(known) - len(moved)
     tail = f"; no significant change on {rest} other metric{'s' if rest != 1 else ''}" if rest else ""
-    return f"{word} of {when:%d %b %Y} vs the {word.lower()}s before: " + "; ".join(parts) + tail + "."
+    return f"{head} vs the {word.lower()}s before: " + "; ".join(parts) + tail + "."
 
 
 def verdict_sentences(verdicts: pd.DataFrame, by: str = "metric_label") -> list[str]:
