@@ -47,3 +47,25 @@ def test_fetch_result_counts_read_as_english(pages, events, text):
                          new_events=events, requests=pages, rate_limited=0, seconds_waited=0.0,
                          cursor=None, rows=events, seconds=0.1)
     assert str(result).startswith(text)
+
+
+def test_sla_analysis_on_dask_raises_no_warning():
+    dd = pytest.importorskip("dask.dataframe")
+    t = pd.to_datetime(["2024-01-01 09:00", "2024-01-01 09:30", "2024-01-01 10:00"], utc=True)
+    events = pd.DataFrame({
+        "id": [1, 2, 3], "ticket_id": [7, 7, 7], "metric": ["reply_time"] * 3,
+        "instance_id": [1, 1, 1], "type": ["apply_sla", "breach", "fulfill"],
+        "time": t.astype("datetime64[ms, UTC]"), "sla_kind": ["sla", None, None],
+        "sla_target_minutes": pd.array([20, None, None], dtype="Int32"),
+        "sla_business_hours": pd.array([False, None, None], dtype="boolean"),
+        "policy_id": pd.array([1, None, None], dtype="Int64"),
+        "policy_title": ["Standard", None, None],
+        "status_calendar_minutes": pd.array([None, None, None], dtype="Int32"),
+        "status_business_minutes": pd.array([None, None, None], dtype="Int32"),
+        "deleted": pd.array([None, False, None], dtype="boolean"),
+    })
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        targets = zd.sla_targets(dd.from_pandas(events, npartitions=1), as_of="2024-01-02")
+        rates = zd.breach_rates(targets, by="metric").compute()
+    assert rates["breached"].tolist() == [1]  # breach at 09:30 <= fulfilment at 10:00

@@ -198,6 +198,19 @@ def _is_dask(frame: Any) -> bool:
     return frame.implementation.is_dask()
 
 
+def _from_native(frame: Any) -> Any:
+    """``nw.from_native``, without narwhals' notice that Dask support moves to ``narwhals-dask``.
+
+    That package is not published yet, so there is nothing a user could install; the
+    notice would only reach analysts as noise on every Dask analysis.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Dask support is moving out of Narwhals", category=FutureWarning
+        )
+        return nw.from_native(frame)
+
+
 def _identity(df: Any) -> Any:
     return df
 
@@ -214,7 +227,7 @@ def _agg(frame: Any, keys: list[str], *aggs: Any) -> Any:
     out = frame.group_by(keys).agg(*aggs)
     if _is_dask(out):
         native = out.to_native()
-        out = nw.from_native(native.map_partitions(_identity, meta=native._meta))
+        out = _from_native(native.map_partitions(_identity, meta=native._meta))
     return out
 
 
@@ -371,7 +384,7 @@ def _targets_narwhals(events: Any, as_of_ts: pd.Timestamp) -> Any:
     as_of_dt = as_of_ts.to_pydatetime()
     if isinstance(events, pd.DataFrame):
         events = _decode_categories(events, ("metric", "type", "sla_kind"))
-    frame = nw.from_native(events)
+    frame = _from_native(events)
     missing = [c for c in (*_REQUIRED, *_OPTIONAL) if c not in frame.columns]
     if missing:
         raise ValueError(f"metric events lack required columns: {', '.join(missing)}")
@@ -1003,7 +1016,7 @@ def breach_rates(
     if freq not in (None, "W", "M"):
         raise ValueError(f'freq must be None, "W" or "M", got {freq!r}')
     keys = [by] if isinstance(by, str) else list(by)
-    frame = nw.from_native(targets)
+    frame = _from_native(targets)
     missing = [c for c in [*keys, "outcome"] if c not in frame.columns]
     if freq is not None and "applied_at" not in frame.columns:
         missing.append("applied_at")
@@ -1087,7 +1100,7 @@ def applied_between(targets: Any, since: Any = None, until: Any = None) -> Any:
     >>> recent = applied_between(targets, since="2024-06-01")  # doctest: +SKIP
     """
     start, end = time_range(since, until)
-    frame = nw.from_native(targets)
+    frame = _from_native(targets)
     if start is not None:
         frame = frame.filter(nw.col("applied_at") >= start.to_pydatetime())
     if end is not None:
