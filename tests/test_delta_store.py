@@ -24,6 +24,7 @@ import zdevents as zd
 from zdevents.cache import Cache
 from zdevents.errors import CacheError, CacheLocked
 from zdevents.normalize import METRIC_EVENTS_SCHEMA
+from zdevents.pipeline import format_status
 from zdevents.sample import SampleAccount
 from zdevents.store import DeltaCache, open_store
 from zdevents.testing import LocalZendesk
@@ -518,3 +519,27 @@ def test_zd_scan_opens_an_earlier_table_version(server, tmp_path):
     zd.fetch(STREAM, settings=parquet, progress=False)
     with pytest.raises(zd.ConfigError, match="Parquet folder"):
         zd.scan(settings=parquet, engine="polars", version=1)
+
+
+def test_status_shows_the_table_version_rows_and_file_count(server, location, tmp_path, capsys):
+    settings = delta_settings(server, location)
+    zd.fetch(STREAM, settings=settings, progress=False)
+    zd.fetch(STREAM, settings=settings, progress=False, force=True)
+    cache = open_store(settings.data_dir, settings.account, STREAM)
+    state = cache.state()
+    assert state.version >= 2 and len(state.files) > 1
+    [status] = [s for s in zd.cache_status(settings=settings) if s.stream == STREAM]
+    assert (status.version, status.rows, status.files) == (
+        state.version, state.rows, len(state.files))
+    assert status.bytes == sum(p.size for p in state.files)
+    line = next(ln for ln in format_status([status]).splitlines() if STREAM in ln)
+    assert line.split()[-2:] == [str(len(state.files)), str(state.version)]
+    assert f"{state.rows:,}" in line.split()
+    # the Parquet cache: the part files on disk, no version
+    parquet = server.settings(data_dir=tmp_path / "parquet")
+    zd.fetch(STREAM, settings=parquet, progress=False)
+    on_disk = list((tmp_path / "parquet" / parquet.account / STREAM).rglob("*.parquet"))
+    [status] = [s for s in zd.cache_status(settings=parquet) if s.stream == STREAM]
+    assert (status.version, status.files) == (None, len(on_disk))
+    line = next(ln for ln in format_status([status]).splitlines() if STREAM in ln)
+    assert line.split()[-2:] == [str(len(on_disk)), "-"]

@@ -13,7 +13,7 @@ import pandas as pd
 from .config import Settings, holds_cache
 from .dates import TimeLike, time_range
 from .errors import CacheError
-from .store import open_store
+from .store import DeltaState, open_store
 from .streams import STREAMS
 
 __all__ = [
@@ -38,6 +38,10 @@ class StreamStatus:
     last: pd.Timestamp | None
     cursor: pd.Timestamp | None
     bytes: int
+    files: int = 0
+    """Data files of the current state (Parquet part files or the Delta version's files)."""
+    version: int | None = None
+    """The Delta table version read (None for a Parquet cache, or no table yet)."""
 
 
 def _ts(seconds: int | float | None) -> pd.Timestamp | None:
@@ -45,9 +49,10 @@ def _ts(seconds: int | float | None) -> pd.Timestamp | None:
 
 
 def cache_status(*, settings: Settings | None = None) -> list[StreamStatus]:
-    """Rows, time range, cursor and size on disk of every cached stream.
+    """Rows, time range, cursor, size and file count of every cached stream.
 
     Lists the configured account, or every account in the cache folder when none is set.
+    For a Delta table the figures are those of one table version (``version``).
 
     Examples
     --------
@@ -63,8 +68,10 @@ def cache_status(*, settings: Settings | None = None) -> list[StreamStatus]:
     out = []
     for account in accounts:
         for stream in STREAMS:
-            cache = open_store(root, account, stream)
+            cache = open_store(settings.data_dir if settings.has_account else root,
+                               account, stream)
             state = cache.state()
+            version = state.version if isinstance(state, DeltaState) else None
             first = min((f.min_time for f in state.files), default=None)
             last = max((f.max_time for f in state.files), default=None)
             out.append(
@@ -75,7 +82,11 @@ def cache_status(*, settings: Settings | None = None) -> list[StreamStatus]:
                     first=_file_time(first),
                     last=_file_time(last),
                     cursor=_ts(state.cursor),
-                    bytes=cache.size_bytes(),
+                    # a Delta table: the size of the version read, not of a later one
+                    bytes=sum(p.size or 0 for p in state.files)
+                    if isinstance(state, DeltaState) else cache.size_bytes(),
+                    files=len(state.files),
+                    version=version,
                 )
             )
     return out
@@ -90,7 +101,15 @@ def _file_time(value) -> pd.Timestamp | None:
 
 
 def format_status(statuses: list[StreamStatus]) -> str:
-    """A plain-text table of :func:`cache_status`."""
+    """A plain-text table of :func:`cache_status`.
+
+    One line per stream: rows, first and last event, cursor, size, file count and the Delta
+    table version (``-`` for a Parquet cache).
+
+    Examples
+    --------
+    >>> print(format_status(cache_status()))  # doctest: +SKIP
+    """
     if not statuses:
         return "the cache is empty: run `zdevents fetch` (or `zdevents demo` for the sample)"
     day = "%Y-%m-%d %H:%M"
@@ -99,10 +118,11 @@ def format_status(statuses: list[StreamStatus]) -> str:
         return ts.strftime(day) if ts is not None else "-"
 
     rows = [("account", "stream", "rows", "first event (UTC)", "last event (UTC)",
-             "cursor (UTC)", "on disk")]
+             "cursor (UTC)", "on disk", "files", "version")]
     for s in statuses:
         rows.append((s.account, s.stream, f"{s.rows:,}", fmt(s.first), fmt(s.last),
-                     fmt(s.cursor), _size(s.bytes)))
+                     fmt(s.cursor), _size(s.bytes), f"{s.files:,}",
+                     "-" if s.version is None else str(s.version)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in
                        enumerate(zip(r, widths, strict=True))) for r in rows]
