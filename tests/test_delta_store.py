@@ -543,3 +543,31 @@ def test_status_shows_the_table_version_rows_and_file_count(server, location, tm
     assert (status.version, status.files) == (None, len(on_disk))
     line = next(ln for ln in format_status([status]).splitlines() if STREAM in ln)
     assert line.split()[-2:] == [str(len(on_disk)), "-"]
+
+
+def test_the_report_records_the_table_version_it_read(server, tmp_path):
+    settings = delta_settings(server, str(tmp_path / "data"))
+    zd.fetch(STREAM, settings=settings, progress=False)
+    zd.fetch(STREAM, settings=settings, progress=False, force=True)
+    version = open_store(settings.data_dir, settings.account, STREAM).state().version
+    assert version >= 2
+    run = zd.build_report(tmp_path / "report", settings=settings)
+    assert run.table_version == version
+    page = run.index.read_text(encoding="utf-8")
+    [line] = [ln for ln in page.splitlines() if "Data as of:" in ln]
+    assert f"UTC (Delta table version {version}).</p>" in line
+    # an earlier version read by hand and passed on to write_report
+    from zdevents.report import write_report
+
+    events = zd.load_frame(refresh="never", settings=settings, version=1)
+    result = write_report(zd.sla_targets(events), tmp_path / "v1",
+                          as_of=events.attrs["zdevents_as_of"],
+                          table_version=events.attrs["zdevents_table_version"])
+    assert result.table_version == 1
+    assert "(Delta table version 1)." in result.index.read_text(encoding="utf-8")
+    # a Parquet cache has no version: none is shown
+    parquet = server.settings(data_dir=tmp_path / "parquet")
+    zd.fetch(STREAM, settings=parquet, progress=False)
+    run = zd.build_report(tmp_path / "parquet-report", settings=parquet)
+    assert run.table_version is None
+    assert "Delta table version" not in run.index.read_text(encoding="utf-8")

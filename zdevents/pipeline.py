@@ -146,6 +146,8 @@ class ReportRun:
     files: list[Path]
     by_metric: pd.DataFrame
     summary: str
+    table_version: int | None = None
+    """The Delta table version the report read (None for a Parquet cache)."""
 
 
 def build_report(
@@ -212,7 +214,8 @@ def build_report(
                                            fields=["group_id", "assignee_id"])
     account = cache.account  # the configured account, or the only one in the cache folder
     result = write_report(targets, out_dir, as_of=as_of, since=start, until=end,
-                          account=account, due=due)
+                          account=account, due=due,
+                          table_version=events.attrs.get("zdevents_table_version"))
     by_metric = result.by_metric  # first and next replies apart
     return ReportRun(
         out_dir=Path(out_dir),
@@ -220,6 +223,7 @@ def build_report(
         files=list(result.files),
         by_metric=by_metric,
         summary=format_rates_table(by_metric),
+        table_version=result.table_version,
     )
 
 

@@ -89,6 +89,9 @@ class ReportResult:
     takeaways : dict of str to str
         The one-sentence takeaway of each insight section (``trend``, ``lateness``,
         ``pairing``, ``funnel``, ``due``), computed from the data.
+    table_version : int or None
+        The Delta table version the data was read from (shown beside the as-of time); None
+        for a Parquet cache or when unknown.
     """
 
     out_dir: Path
@@ -98,6 +101,7 @@ class ReportResult:
     by_metric: pd.DataFrame
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     takeaways: dict[str, str] = field(default_factory=dict)
+    table_version: int | None = None
 
 
 # ---------------------------------------------------------------- tables
@@ -318,6 +322,7 @@ def write_report(
     within: str = "4h",
     k: int = 4,
     min_targets: int = 30,
+    table_version: int | None = None,
 ) -> ReportResult:
     """Write the SLA charts and a self-contained ``index.html`` into ``out_dir``.
 
@@ -362,6 +367,9 @@ def write_report(
         Complete weeks before the latest that the trend verdict compares it with.
     min_targets : int, default 30
         Completed targets a group needs to be ranked in the league table.
+    table_version : int, optional
+        The Delta table version the events were read from, shown beside the as-of time.
+        Default: ``targets.attrs["zdevents_table_version"]`` when present.
 
     Returns
     -------
@@ -374,6 +382,8 @@ def write_report(
     """
     rates_fn = breach_rates if breach_rates is not None else _default_breach_rates()
     cutoff = to_utc(as_of, name="as_of")
+    if table_version is None:
+        table_version = targets.attrs.get("zdevents_table_version")
     start, end = time_range(since, until)
     frame = _prepare(targets, start, end)
     out = Path(out_dir)
@@ -425,12 +435,12 @@ def write_report(
 
     index = out / "index.html"
     _write_text(index, _render_html(title, frame, tables, images, cutoff, start, end,
-                                    group_col, account, found))
+                                    group_col, account, found, table_version))
     files = [p for paths in chart_files.values() for p in paths] + [index]
     logger.info("report written to %s", index)
     return ReportResult(out_dir=out, index=index, files=files, charts=chart_files,
                         by_metric=tables["by_metric"], tables=tables,
-                        takeaways=dict(found.takeaways))
+                        takeaways=dict(found.takeaways), table_version=table_version)
 
 
 _CAPTIONS = {
@@ -468,11 +478,14 @@ def _render_html(
     group_col: str | None,
     account: str | None = None,
     found: InsightTables | None = None,
+    table_version: int | None = None,
 ) -> str:
     esc = html.escape
     outcome = targets["outcome"].astype(object) if "outcome" in targets.columns else pd.Series()
     counts = {k: int(np.sum(outcome == k)) for k in ("breached", "achieved", "active")}
     as_of_text = as_of.strftime("%Y-%m-%d %H:%M UTC") if as_of is not None else "not recorded"
+    if table_version is not None:
+        as_of_text += f" (Delta table version {int(table_version)})"
 
     found = found if found is not None else InsightTables()
 
