@@ -571,3 +571,33 @@ def test_the_report_records_the_table_version_it_read(server, tmp_path):
     run = zd.build_report(tmp_path / "parquet-report", settings=parquet)
     assert run.table_version is None
     assert "Delta table version" not in run.index.read_text(encoding="utf-8")
+
+
+@pytest.mark.filterwarnings("ignore:Dask support is moving out of Narwhals:FutureWarning")
+@pytest.mark.parametrize("engine", ["polars", "duckdb", "dask"])
+def test_zd_scan_reads_an_s3_table(shared, engine, caplog):
+    _, settings, events, env = shared
+    caplog.set_level("DEBUG")
+    as_of = zd.scan_as_of(settings=settings)
+    frame = zd.scan(settings=settings, engine=engine)
+    assert env["AWS_SECRET_ACCESS_KEY"] not in repr(frame) + caplog.text
+    rates = zd.breach_rates(zd.sla_targets(frame, as_of=as_of))
+    got = {"polars": lambda t: t.collect().to_pandas(), "duckdb": lambda t: t.df(),
+           "dask": lambda t: t.compute()}[engine](rates)
+    want = zd.breach_rates(zd.sla_targets(events, as_of=as_of))
+    assert len(want) > 0
+    assert sorted(got["breached"].astype(int)) == sorted(want["breached"].astype(int))
+    assert sorted(got["achieved"].astype(int)) == sorted(want["achieved"].astype(int))
+    # a range and a projection on the object store
+    since = events["time"].quantile(0.5)
+    frame = zd.scan(since=since, settings=settings, engine=engine, columns=["id"])
+    ids = {"polars": lambda t: t.collect()["id"].to_list(),
+           "duckdb": lambda t: t.df()["id"].tolist(),
+           "dask": lambda t: t.compute()["id"].tolist()}[engine](frame)
+    assert sorted(ids) == sorted(events.loc[events["time"] >= since, "id"].tolist())
+
+
+def test_zd_scan_with_spark_on_object_storage_names_the_delta_reader(shared):
+    _, settings, _, _ = shared
+    with pytest.raises(zd.ConfigError, match=r"spark.read.format\('delta'\)"):
+        zd.scan(settings=settings, engine="spark")

@@ -52,8 +52,16 @@ The frame holds file *paths*, read when it is computed, by whichever process com
 With a ``distributed.Client`` (or a Spark cluster) every worker must see the cache folder at
 the same path: a shared file system (NFS, SMB, a cluster file system, an object store mounted
 with e.g. s3fs/gcsfuse/Mountpoint) mounted at one path on the client and all workers, or one
-machine. The cache writer needs a POSIX folder (atomic rename, fsync, a lock file), so
-``ZDEVENTS_DATA_DIR`` is a local or mounted path, never an ``s3://``/fsspec URL.
+machine. The Parquet cache writer needs a POSIX folder (atomic rename, fsync, a lock file).
+
+A Delta table on object storage (``ZDEVENTS_DATA_DIR=s3://bucket/prefix``, see
+:mod:`zdevents.store`) needs no mount: Dask reads its files through the table's pyarrow file
+system (pickled to the workers), DuckDB through a pyarrow dataset on that file system (no
+``httpfs`` extension to download), polars through its own object-store reader. All three take
+the endpoint, region and keys from the store's standard environment variables
+(``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``...),
+which zdevents never prints; Dask workers need those variables too. Spark reads such a
+table with its Delta reader (``spark.read.format("delta")``), not with :func:`scan`.
 
 A fetch that runs *while* a computation reads may replace and delete the newest month's part
 files; the computation then fails with a file-not-found error (it never mixes two
@@ -186,7 +194,7 @@ def scan(
         The DuckDB connection or Spark session to read with (``"duckdb"``/``"spark"`` only).
         Default: a new DuckDB connection set to UTC / ``SparkSession.builder.getOrCreate()``.
     version : int, optional
-        A local Delta table cache only (see :mod:`zdevents.store`): open the files of this
+        A Delta table cache only (see :mod:`zdevents.store`): open the files of this
         table version (default: the latest). Its horizon is
         ``cache.state(version=N).as_of`` of :func:`zdevents.open_cache`.
 
@@ -206,7 +214,8 @@ def scan(
         When the engine's package is not installed (an ``ImportError``; the message says
         what to install).
     ConfigError, ValueError
-        For an unknown engine, stream, column or date.
+        For an unknown engine, stream, column or date, and for ``engine="spark"`` on a
+        table on object storage.
 
     Examples
     --------
@@ -232,6 +241,13 @@ def scan(
                 f"{name} has no column(s) {', '.join(map(repr, unknown))}; columns: "
                 f"{', '.join(schema.names)}"
             )
+    remote = isinstance(cache, DeltaCache) and cache.remote
+    if remote and engine == "spark":
+        raise ConfigError(
+            f"scan(engine='spark') reads local or mounted caches; {cache.dir} is on object "
+            "storage: read it with spark.read.format('delta').load(...) (delta-spark), see "
+            "the README's 'Sharing a cache'"
+        )
     module = _import(engine)
     if version is not None and not isinstance(cache, DeltaCache):
         raise ConfigError(
@@ -256,7 +272,40 @@ def scan(
     paths = [str(cache.dir / p.path) for p in parts]
     log.debug("scan %s with %s: %d of %d part files", name, engine, len(paths), len(state.files))
     reader = {"dask": _dask, "polars": _polars, "duckdb": _duckdb, "spark": _spark}[engine]
-    return reader(module, paths, columns, start, end, session)
+    store = _Store.of(cache) if remote else None
+    return reader(module, paths, columns, start, end, session, store)
+
+
+class _Store:
+    """How Dask and DuckDB reach a table on object storage: a pyarrow file system.
+
+    The table's own (``pyarrow.fs.FileSystem.from_uri``, configured from the store's standard
+    environment variables: ``AWS_ENDPOINT_URL``, ``AWS_REGION``, the keys...), the one the
+    cache writes with. Polars' reader reads the same variables itself. Never logged.
+    """
+
+    __slots__ = ("filesystem",)
+
+    def __init__(self, filesystem: Any) -> None:
+        self.filesystem = filesystem
+
+    def __repr__(self) -> str:
+        return f"_Store({type(self.filesystem).__name__})"
+
+    @classmethod
+    def of(cls, cache: DeltaCache) -> _Store:
+        return cls(cache._filesystem()[0])
+
+    @staticmethod
+    def path(uri: str) -> str:
+        """``bucket/key``: the path of ``scheme://bucket/key`` on the pyarrow file system."""
+        return uri.split("://", 1)[1]
+
+    def dataset(self, paths: list[str]) -> Any:
+        import pyarrow.dataset as ds
+
+        return ds.dataset([self.path(p) for p in paths], format="parquet",
+                          filesystem=self.filesystem)
 
 
 # ---------------------------------------------------------------------------------- engines
@@ -267,14 +316,16 @@ def _dask(
     start: pd.Timestamp | None,
     end: pd.Timestamp | None,
     session: Any,
+    store: _Store | None = None,
 ) -> Any:
     filters = [("time", ">=", start)] if start is not None else []
     if end is not None:
         filters.append(("time", "<", end))
     wanted = None if columns is None else list(dict.fromkeys([*columns, "time"]))
     frame = dd.read_parquet(
-        paths,
+        paths if store is None else [store.path(p) for p in paths],
         columns=wanted,
+        **({} if store is None else {"filesystem": store.filesystem}),  # pickled to workers
         filters=filters or None,
         dtype_backend="numpy_nullable",  # Int64/Int32/boolean like load_frame
         dataset={"partitioning": None},  # month=YYYY-MM folders are not a column
@@ -296,8 +347,9 @@ def _polars(
     start: pd.Timestamp | None,
     end: pd.Timestamp | None,
     session: Any,
+    store: _Store | None = None,
 ) -> Any:
-    frame = pl.scan_parquet(paths, hive_partitioning=False)
+    frame = pl.scan_parquet(paths, hive_partitioning=False)  # s3://: the AWS_* variables
     if start is not None:
         frame = frame.filter(pl.col("time") >= start.to_pydatetime())
     if end is not None:
@@ -312,11 +364,15 @@ def _duckdb(
     start: pd.Timestamp | None,
     end: pd.Timestamp | None,
     session: Any,
+    store: _Store | None = None,
 ) -> Any:
     if session is None:
         session = duckdb.connect()
         session.execute("SET TimeZone = 'UTC'")  # day/week/month truncation in UTC
-    relation = session.read_parquet(paths, hive_partitioning=False)
+    if store is None:
+        relation = session.read_parquet(paths, hive_partitioning=False)
+    else:  # through pyarrow's file system: no httpfs extension to download
+        relation = session.from_arrow(store.dataset(paths))
     time = duckdb.ColumnExpression("time")
     if start is not None:
         relation = relation.filter(time >= duckdb.ConstantExpression(start.to_pydatetime()))
@@ -334,6 +390,7 @@ def _spark(
     start: pd.Timestamp | None,
     end: pd.Timestamp | None,
     session: Any,
+    store: _Store | None = None,
 ) -> Any:
     spark = session if session is not None else sql.SparkSession.builder.getOrCreate()
     zone = spark.conf.get("spark.sql.session.timeZone", None)
