@@ -56,12 +56,25 @@ def _keep_notes(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
-    parser.add_argument("--only", action="append", choices=BENCHMARKS, metavar="NAME",
-                        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
-    parser.add_argument("--results-dir", type=Path, default=None,
-                        help="where generated data and raw results go (default bench/results)")
-    parser.add_argument("--markdown", type=Path, default=None,
-                        help="write the results tables to this file (e.g. BENCHMARKS.md)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=BENCHMARKS,
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="where generated data and raw results go (default bench/results)",
+    )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        default=None,
+        help="write the results tables to this file (e.g. BENCHMARKS.md)",
+    )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
     folder = results_dir(args.results_dir)

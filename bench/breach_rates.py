@@ -97,20 +97,29 @@ GROUP BY tg.metric
 ORDER BY tg.metric
 """
 
-ENGINES = ("duckdb-sql", "pandas", "pandas-weekly", "pandas-2-dims", "polars", "polars-lazy",
-           "duckdb-relation", "pyarrow", "dask")
+ENGINES = (
+    "duckdb-sql",
+    "pandas",
+    "pandas-weekly",
+    "pandas-2-dims",
+    "polars",
+    "polars-lazy",
+    "duckdb-relation",
+    "pyarrow",
+    "dask",
+)
 XL_ENGINES = ("duckdb-sql", "duckdb-relation")
 """What the ``xl`` size (50M events) runs: the reference and the out-of-core path."""
 LABELS = {
     "duckdb-sql": "DuckDB SQL (reference)",
     "pandas": "pandas, load_frame (default)",
-    "pandas-weekly": "pandas, load_frame, by metric and freq=\"W\"",
+    "pandas-weekly": 'pandas, load_frame, by metric and freq="W"',
     "pandas-2-dims": "pandas, load_frame, by [metric, policy_title]",
     "polars": "polars eager, pl.read_parquet(files)",
-    "polars-lazy": "polars lazy, zd.scan(engine=\"polars\")",
-    "duckdb-relation": "DuckDB relation, zd.scan(engine=\"duckdb\")",
+    "polars-lazy": 'polars lazy, zd.scan(engine="polars")',
+    "duckdb-relation": 'DuckDB relation, zd.scan(engine="duckdb")',
     "pyarrow": "pyarrow Table, Cache.read()",
-    "dask": "Dask, zd.scan(engine=\"dask\"), local threads",
+    "dask": 'Dask, zd.scan(engine="dask"), local threads',
 }
 GROUPING = {"pandas-weekly": (["metric"], "W"), "pandas-2-dims": (["metric", "policy_title"], None)}
 """Engines whose ``breach_rates`` groups by more than the metric (their counts are summed
@@ -198,16 +207,26 @@ def run_engine(data_dir: str, engine: str, as_of: str, repeat: int) -> dict[str,
             best = outcome
     assert best is not None
     read_s, total_s, counts, rows = best
-    return {"read_seconds": read_s, "seconds": total_s, "times": totals, "counts": counts,
-            "rows": rows}
+    return {
+        "read_seconds": read_s,
+        "seconds": total_s,
+        "times": totals,
+        "counts": counts,
+        "rows": rows,
+    }
 
 
 def _try_engine(data_dir: Path, engine: str, as_of: str, repeat: int) -> dict[str, Any]:
     from bench.common import BenchError
 
     try:
-        return run_isolated("bench.breach_rates:run_engine", data_dir=str(data_dir),
-                            engine=engine, as_of=as_of, repeat=repeat)
+        return run_isolated(
+            "bench.breach_rates:run_engine",
+            data_dir=str(data_dir),
+            engine=engine,
+            as_of=as_of,
+            repeat=repeat,
+        )
     except BenchError as exc:
         last = str(exc).strip().splitlines()[-1]
         return {"error": last[:300]}
@@ -227,8 +246,10 @@ def run(size: Size, folder: Path) -> Result:
     if size.name == "xl":
         data_dir = data.xl_cache(folder, data_dir, copies=10)
         state = Cache(data_dir, data.ACCOUNT, "metric_events").state()
-    runs = {engine: _try_engine(data_dir, engine, as_of, 1 if engine == "dask" else size.repeat)
-            for engine in engines}  # Dask: its counts, once
+    runs = {
+        engine: _try_engine(data_dir, engine, as_of, 1 if engine == "dask" else size.repeat)
+        for engine in engines
+    }  # Dask: its counts, once
     reference = runs["duckdb-sql"]
     if "error" in reference:
         result.failures.append(f"the DuckDB SQL reference failed: {reference['error']}")
@@ -236,45 +257,75 @@ def run(size: Size, folder: Path) -> Result:
         return result
     table = Table(
         "breach_rates(sla_targets(events)), by metric",
-        ["engine", "read", "compute", "read + compute", "x DuckDB SQL", "peak RSS",
-         "counts = reference"],
+        [
+            "engine",
+            "read",
+            "compute",
+            "read + compute",
+            "x DuckDB SQL",
+            "peak RSS",
+            "counts = reference",
+        ],
     )
     for engine, run_ in runs.items():
         if "error" in run_:
-            table.rows.append([LABELS[engine], "-", "-", "-", "-", "-",
-                               f"not accepted: {run_['error'][:120]}"])
+            table.rows.append(
+                [LABELS[engine], "-", "-", "-", "-", "-", f"not accepted: {run_['error'][:120]}"]
+            )
             continue
         equal = run_["counts"] == reference["counts"]
         if not equal:
-            result.failures.append(f"{LABELS[engine]}: counts differ from the DuckDB SQL "
-                                   f"reference: {run_['counts']} vs {reference['counts']}")
+            result.failures.append(
+                f"{LABELS[engine]}: counts differ from the DuckDB SQL "
+                f"reference: {run_['counts']} vs {reference['counts']}"
+            )
         read_s = run_["read_seconds"]
         compute = run_["seconds"] - read_s if read_s is not None else None
         ratio = run_["seconds"] / reference["seconds"]
-        table.rows.append([
-            LABELS[engine], fmt_s(read_s), fmt_s(compute), fmt_s(run_["seconds"]),
-            f"{ratio:.2f}x", fmt_mb(run_["peak_rss_mb"]), "yes" if equal else "**NO**",
-        ])
+        table.rows.append(
+            [
+                LABELS[engine],
+                fmt_s(read_s),
+                fmt_s(compute),
+                fmt_s(run_["seconds"]),
+                f"{ratio:.2f}x",
+                fmt_mb(run_["peak_rss_mb"]),
+                "yes" if equal else "**NO**",
+            ]
+        )
         if engine != "duckdb-sql":
             goal = engine in GOAL_ENGINES
-            result.ratio(f"{LABELS[engine]} / DuckDB SQL, read + compute", ratio,
-                         "<= 1.50x" if goal else "", (ratio <= 1.5) if goal else None)
+            result.ratio(
+                f"{LABELS[engine]} / DuckDB SQL, read + compute",
+                ratio,
+                "<= 1.50x" if goal else "",
+                (ratio <= 1.5) if goal else None,
+            )
     if "pandas" in runs and "peak_rss_mb" in runs["pandas"]:
         rss = runs["pandas"]["peak_rss_mb"] / reference["peak_rss_mb"]
         result.ratio("peak RSS, pandas default path / DuckDB SQL", rss, "<= 1.50x", rss <= 1.5)
     if size.name == "xl" and "peak_rss_mb" in runs.get("duckdb-relation", {}):
         gb = runs["duckdb-relation"]["peak_rss_mb"] / 1000
-        result.ratio("peak RSS of the out-of-core path (DuckDB relation) @50M", gb,
-                     "< 8 GB", gb < 8, unit=" GB")
-    counts = Table("Counts per metric (every engine that ran gave exactly these)",
-                   ["metric", *COUNTS, "breach rate"])
+        result.ratio(
+            "peak RSS of the out-of-core path (DuckDB relation) @50M",
+            gb,
+            "< 8 GB",
+            gb < 8,
+            unit=" GB",
+        )
+    counts = Table(
+        "Counts per metric (every engine that ran gave exactly these)",
+        ["metric", *COUNTS, "breach rate"],
+    )
     for metric, values in sorted(reference["counts"].items()):
         done = values[1] + values[2]
         rate = f"{values[1] / done:.3f}" if done else "-"
         counts.rows.append([metric, *(f"{v:,}" for v in values), rate])
     rows = state.rows
-    result.notes.append(f"{rows:,} events, as_of = cache cursor {as_of}; best of {size.repeat} "
-                        "per engine, each engine in a fresh process")
+    result.notes.append(
+        f"{rows:,} events, as_of = cache cursor {as_of}; best of {size.repeat} "
+        "per engine, each engine in a fresh process"
+    )
     result.tables += [table, counts]
     result.raw = {"as_of": as_of, "rows": rows, "runs": runs}
     return result

@@ -216,9 +216,7 @@ class BenchError(RuntimeError):
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), env.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONHASHSEED", "0")
     return env
 
@@ -493,7 +491,12 @@ def results_dir(path: str | os.PathLike[str] | None = None) -> Path:
 def save_raw(folder: Path, result: Result, size: Size) -> Path:
     """Write the raw figures of ``result`` as JSON next to the data."""
     path = folder / f"{result.name}-{size.name}.json"
-    payload = {"name": result.name, "size": size.name, "raw": result.raw,
-               "ratios": [vars(r) for r in result.ratios], "failures": result.failures}
+    payload = {
+        "name": result.name,
+        "size": size.name,
+        "raw": result.raw,
+        "ratios": [vars(r) for r in result.ratios],
+        "failures": result.failures,
+    }
     path.write_text(json.dumps(payload, indent=1, default=str))
     return path

@@ -113,8 +113,17 @@ def export_pages(folder: Path, tickets: int, *, seed: int = SEED) -> PagesFile:
                 end_times.append(int(page.end_time or 0))
     seconds = time.monotonic() - started
     tmp.replace(path)
-    meta_path.write_text(json.dumps({"counts": counts, "end_times": end_times,
-                                     "seconds": seconds, "tickets": tickets, "seed": seed}))
+    meta_path.write_text(
+        json.dumps(
+            {
+                "counts": counts,
+                "end_times": end_times,
+                "seconds": seconds,
+                "tickets": tickets,
+                "seed": seed,
+            }
+        )
+    )
     return PagesFile(path, counts, end_times, tickets, seconds)
 
 

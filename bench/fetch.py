@@ -60,8 +60,12 @@ def fetch_worker(base_url: str, data_dir: str, requests_per_minute: float) -> di
     from zdevents.config import Settings
 
     settings = Settings(
-        subdomain=data.ACCOUNT, email="admin@sample.test", api_token="sample-api-token",
-        base_url=base_url, data_dir=Path(data_dir), requests_per_minute=requests_per_minute,
+        subdomain=data.ACCOUNT,
+        email="admin@sample.test",
+        api_token="sample-api-token",
+        base_url=base_url,
+        data_dir=Path(data_dir),
+        requests_per_minute=requests_per_minute,
         timeout=600,
     )
     trace: list[tuple[float, float]] = []
@@ -115,8 +119,12 @@ def _rate_limited(size: Size, server: Server, folder: Path, result: Result) -> d
         if size.settle:  # let the warm-up request leave the server's 60 s window
             waited = max(0.0, 61.0 - (time.monotonic() - sent))
             time.sleep(waited)
-        run_ = run_isolated("bench.fetch:fetch_worker", base_url=server.url,
-                            data_dir=str(work), requests_per_minute=size.fetch_rpm)
+        run_ = run_isolated(
+            "bench.fetch:fetch_worker",
+            base_url=server.url,
+            data_dir=str(work),
+            requests_per_minute=size.fetch_rpm,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     n = run_["requests"]
@@ -128,27 +136,57 @@ def _rate_limited(size: Size, server: Server, folder: Path, result: Result) -> d
     table = Table(
         f"Rate-limited fetch ({size.fetch_tickets:,} sample tickets, server and client at "
         f"{limit}/min)",
-        ["pages", "requests", "events", "wall", "bound 60*floor((n-1)/L)",
-         "wall / bound", "evenly spaced (n-1)*60/L", "pages / limit", "429s", "peak RSS"],
+        [
+            "pages",
+            "requests",
+            "events",
+            "wall",
+            "bound 60*floor((n-1)/L)",
+            "wall / bound",
+            "evenly spaced (n-1)*60/L",
+            "pages / limit",
+            "429s",
+            "peak RSS",
+        ],
     )
-    table.rows.append([
-        f"{run_['pages']:,}", f"{n:,}", f"{run_['events_received']:,}", fmt_s(wall),
-        fmt_s(bound), "n/a" if ratio is None else f"{ratio:.3f}x", fmt_s(even),
-        fmt_s(per_limit), str(run_["rate_limited"]), fmt_mb(run_["peak_rss_mb"]),
-    ])
+    table.rows.append(
+        [
+            f"{run_['pages']:,}",
+            f"{n:,}",
+            f"{run_['events_received']:,}",
+            fmt_s(wall),
+            fmt_s(bound),
+            "n/a" if ratio is None else f"{ratio:.3f}x",
+            fmt_s(even),
+            fmt_s(per_limit),
+            str(run_["rate_limited"]),
+            fmt_mb(run_["peak_rss_mb"]),
+        ]
+    )
     result.tables.append(table)
-    result.ratio("rate-limited fetch wall / sliding-window bound", ratio,
-                 f"<= {BOUND_GOAL:.2f}x", None if ratio is None else ratio <= BOUND_GOAL)
-    result.ratio("429 answers received in the rate-limited fetch", run_["rate_limited"],
-                 "0", run_["rate_limited"] == 0, unit="")
+    result.ratio(
+        "rate-limited fetch wall / sliding-window bound",
+        ratio,
+        f"<= {BOUND_GOAL:.2f}x",
+        None if ratio is None else ratio <= BOUND_GOAL,
+    )
+    result.ratio(
+        "429 answers received in the rate-limited fetch",
+        run_["rate_limited"],
+        "0",
+        run_["rate_limited"] == 0,
+        unit="",
+    )
     result.notes.append(
         f"rate-limited: the server built its dataset in {build:.1f} s on the warm-up request "
         f"(not timed); waited {waited:.0f} s for that request to leave the window; the client "
         f"slept {run_['seconds_waited']:.1f} s for pacing"
     )
     if bound == 0:
-        result.notes.append("rate-limited: every request fits in one window (bound 0 s): "
-                            "the ratio needs more pages than the limit (--size full)")
+        result.notes.append(
+            "rate-limited: every request fits in one window (bound 0 s): "
+            "the ratio needs more pages than the limit (--size full)"
+        )
     return {"server_build_seconds": build, "waited": waited, **run_, "bound": bound}
 
 
@@ -156,36 +194,62 @@ def _unlimited(size: Size, server: Server, folder: Path, result: Result) -> dict
     work = Path(tempfile.mkdtemp(prefix="fetch-unlimited-", dir=folder))
     try:
         build = server.warm_up()
-        run_ = run_isolated("bench.fetch:fetch_worker", base_url=server.url,
-                            data_dir=str(work), requests_per_minute=UNLIMITED_RPM)
+        run_ = run_isolated(
+            "bench.fetch:fetch_worker",
+            base_url=server.url,
+            data_dir=str(work),
+            requests_per_minute=UNLIMITED_RPM,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     table = Table(
         f"Unlimited fetch of the whole sample export ({size.tickets:,} tickets)",
-        ["pages", "events received", "unique rows", "wall", "events/s", "peak RSS",
-         "RSS over time (s: MB)"],
+        [
+            "pages",
+            "events received",
+            "unique rows",
+            "wall",
+            "events/s",
+            "peak RSS",
+            "RSS over time (s: MB)",
+        ],
     )
     trace = run_["rss_trace"]
-    picks = trace if len(trace) <= 6 else [trace[round(i * (len(trace) - 1) / 5)]
-                                           for i in range(6)]
-    table.rows.append([
-        f"{run_['pages']:,}", f"{run_['events_received']:,}", f"{run_['rows']:,}",
-        fmt_s(run_["seconds"]), fmt_rate(run_["events_received"], run_["seconds"]),
-        fmt_mb(run_["peak_rss_mb"]), ", ".join(f"{t:.0f}: {m:.0f}" for t, m in picks),
-    ])
+    picks = trace if len(trace) <= 6 else [trace[round(i * (len(trace) - 1) / 5)] for i in range(6)]
+    table.rows.append(
+        [
+            f"{run_['pages']:,}",
+            f"{run_['events_received']:,}",
+            f"{run_['rows']:,}",
+            fmt_s(run_["seconds"]),
+            fmt_rate(run_["events_received"], run_["seconds"]),
+            fmt_mb(run_["peak_rss_mb"]),
+            ", ".join(f"{t:.0f}: {m:.0f}" for t, m in picks),
+        ]
+    )
     result.tables.append(table)
     events = run_["events_received"]
     label = f"{events / 1e6:.1f}M" if events >= 1e6 else f"{events / 1e3:.0f}k"
-    result.ratio(f"peak RSS of the unlimited fetch of {label} events (whole process)",
-                 run_["peak_rss_mb"], f"<= {RSS_GOAL_MB:.0f} MB",
-                 run_["peak_rss_mb"] <= RSS_GOAL_MB, unit=" MB")
+    result.ratio(
+        f"peak RSS of the unlimited fetch of {label} events (whole process)",
+        run_["peak_rss_mb"],
+        f"<= {RSS_GOAL_MB:.0f} MB",
+        run_["peak_rss_mb"] <= RSS_GOAL_MB,
+        unit=" MB",
+    )
     if len(trace) >= 10:
         tenth = max(m for _, m in trace[: max(1, len(trace) // 5)])
         rest = max(m for _, m in trace)
-        result.ratio("fetch RSS, peak of the whole fetch / peak of its first fifth",
-                     rest / tenth, "<= 1.10x (flat)", rest / tenth <= 1.10)
-    result.notes.append(f"unlimited: the server built its dataset in {build:.1f} s on the "
-                        "warm-up request (not timed)")
+        result.ratio(
+            "fetch RSS, peak of the whole fetch / peak of its first fifth",
+            rest / tenth,
+            "<= 1.10x (flat)",
+            rest / tenth <= 1.10,
+        )
+    result.notes.append(
+        f"unlimited: the server built its dataset in {build:.1f} s on the "
+        "warm-up request (not timed)"
+    )
     return {"server_build_seconds": build, **run_}
 
 
@@ -197,7 +261,9 @@ def run(size: Size, folder: Path) -> Result:
         local_server(size.fetch_tickets, requests_per_minute=size.fetch_rpm) as limited,
         local_server(size.tickets) as unlimited,
     ):
-        raw = {"rate_limited": _rate_limited(size, limited, folder, result),
-               "unlimited": _unlimited(size, unlimited, folder, result)}
+        raw = {
+            "rate_limited": _rate_limited(size, limited, folder, result),
+            "unlimited": _unlimited(size, unlimited, folder, result),
+        }
     result.raw = raw
     return result

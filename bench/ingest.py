@@ -59,8 +59,12 @@ def json_floor(path: str, pages: int) -> dict[str, Any]:
     cpu, start = cpu_seconds(), time.perf_counter()
     for body in _lines(path, pages):
         events += len(json.loads(body)["ticket_metric_events"])
-    return {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu,
-            "events": events, "pages": pages}
+    return {
+        "seconds": time.perf_counter() - start,
+        "cpu_seconds": cpu_seconds() - cpu,
+        "events": events,
+        "pages": pages,
+    }
 
 
 def naive_ingest(
@@ -93,12 +97,21 @@ def naive_ingest(
     if records:
         flush()
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds() - cpu, "events": events,
-            "pages": pages, "files": files}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds() - cpu,
+        "events": events,
+        "pages": pages,
+        "files": files,
+    }
 
 
 def zdevents_ingest(
-    path: str, pages: int, data_dir: str, batch_pages: int | None, end_times: list[int],
+    path: str,
+    pages: int,
+    data_dir: str,
+    batch_pages: int | None,
+    end_times: list[int],
     counts: list[int],
 ) -> dict[str, Any]:
     """zdevents' path, exactly as :func:`zdevents.fetch` runs it after the HTTP client.
@@ -121,11 +134,19 @@ def zdevents_ingest(
         writer = ingest.PageWriter(cache, METRIC_EVENTS, covered_since=0, batch_pages=per_batch)
         for i, body in enumerate(_lines(path, pages)):
             events += counts[i]
-            writer.add(Page(
-                url=f"bench://metric_events/page/{i + 1}", start_time=0, body=body,
-                records_key="ticket_metric_events", count=counts[i], end_time=end_times[i],
-                end_of_stream=None, next_page=None, last=i == pages - 1,
-            ))
+            writer.add(
+                Page(
+                    url=f"bench://metric_events/page/{i + 1}",
+                    start_time=0,
+                    body=body,
+                    records_key="ticket_metric_events",
+                    count=counts[i],
+                    end_time=end_times[i],
+                    end_of_stream=None,
+                    next_page=None,
+                    last=i == pages - 1,
+                )
+            )
             if (i + 1) % per_batch == 0:
                 trace.append((i + 1, round(current_rss_mb(), 1)))
         writer.close()
@@ -142,8 +163,10 @@ def zdevents_ingest(
         "batch_pages": per_batch,
         "rows": state.rows,
         "files": len(state.files),
-        "bytes": sum((Path(data_dir) / data.ACCOUNT / "metric_events" / p.path).stat().st_size
-                     for p in state.files),
+        "bytes": sum(
+            (Path(data_dir) / data.ACCOUNT / "metric_events" / p.path).stat().st_size
+            for p in state.files
+        ),
         "rss_trace": trace,
     }
 
@@ -151,14 +174,26 @@ def zdevents_ingest(
 def zdevents_ingest_args(
     pages: data.PagesFile, count: int, data_dir: Path, batch_pages: int | None
 ) -> dict[str, Any]:
-    return {"path": str(pages.path), "pages": count, "data_dir": str(data_dir),
-            "batch_pages": batch_pages, "end_times": pages.end_times[:count],
-            "counts": pages.counts[:count]}
+    return {
+        "path": str(pages.path),
+        "pages": count,
+        "data_dir": str(data_dir),
+        "batch_pages": batch_pages,
+        "end_times": pages.end_times[:count],
+        "counts": pages.counts[:count],
+    }
 
 
 # ---------------------------------------------------------------------------- the benchmark
-def _measure(label: str, path_name: str, pages: data.PagesFile, count: int, work: Path,
-             per_batch: int, batch_pages: int | None) -> dict[str, Any]:
+def _measure(
+    label: str,
+    path_name: str,
+    pages: data.PagesFile,
+    count: int,
+    work: Path,
+    per_batch: int,
+    batch_pages: int | None,
+) -> dict[str, Any]:
     """One isolated run of one path on the first ``count`` pages."""
     if path_name == "json.loads floor":
         return run_isolated("bench.ingest:json_floor", path=str(pages.path), pages=count)
@@ -166,15 +201,20 @@ def _measure(label: str, path_name: str, pages: data.PagesFile, count: int, work
         out = work / f"{path_name.split()[1].strip('()')}-{label}"
         try:
             return run_isolated(
-                "bench.ingest:naive_ingest", path=str(pages.path), pages=count,
-                out_dir=str(out), batch_pages=per_batch, whole="whole" in path_name,
+                "bench.ingest:naive_ingest",
+                path=str(pages.path),
+                pages=count,
+                out_dir=str(out),
+                batch_pages=per_batch,
+                whole="whole" in path_name,
             )
         finally:
             shutil.rmtree(out, ignore_errors=True)
     out = work / f"zdevents-{label}"
     shutil.rmtree(out, ignore_errors=True)
-    run_ = run_isolated("bench.ingest:zdevents_ingest",
-                        **zdevents_ingest_args(pages, count, out, batch_pages))
+    run_ = run_isolated(
+        "bench.ingest:zdevents_ingest", **zdevents_ingest_args(pages, count, out, batch_pages)
+    )
     run_["data_dir"] = str(out)
     return run_
 
@@ -202,8 +242,18 @@ def run(size: Size, folder: Path) -> Result:
     per_batch = batch_pages or BATCH_PAGES
     table = Table(
         "Ingest",
-        ["size", "path", "events", "seconds", "events/s", "x floor", "x naive", "CPU s",
-         "CPU x floor", "peak RSS"],
+        [
+            "size",
+            "path",
+            "events",
+            "seconds",
+            "events/s",
+            "x floor",
+            "x naive",
+            "CPU s",
+            "CPU x floor",
+            "peak RSS",
+        ],
     )
     work = folder / "ingest-work"
     shutil.rmtree(work, ignore_errors=True)
@@ -213,43 +263,65 @@ def run(size: Size, folder: Path) -> Result:
     for label, wanted in size.ingest_events:
         count = pages.pages_for(wanted)
         names = ["json.loads floor", "naive (batched)"]
-        if size.naive_whole_events is not None and wanted is not None and (
-            wanted <= size.naive_whole_events
+        if (
+            size.naive_whole_events is not None
+            and wanted is not None
+            and (wanted <= size.naive_whole_events)
         ):
             names.append("naive (whole export)")
         names.append("zdevents")
         every: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
         for _ in range(max(1, size.repeat)):
             for name in names:
-                every[name].append(_measure(label, name, pages, count, work, per_batch,
-                                            batch_pages))
+                every[name].append(
+                    _measure(label, name, pages, count, work, per_batch, batch_pages)
+                )
         best = {name: min(tries, key=lambda r: r["seconds"]) for name, tries in every.items()}
         peak = {name: max(r["peak_rss_mb"] for r in tries) for name, tries in every.items()}
         floor, naive, zd = (best[k] for k in ("json.loads floor", "naive (batched)", "zdevents"))
         for name in names:
             run_ = best[name]
             rate = run_["events"] / run_["seconds"]
-            table.rows.append([
-                label, name, f"{run_['events']:,}", fmt_s(run_["seconds"]),
-                fmt_rate(run_["events"], run_["seconds"]),
-                f"{rate / (floor['events'] / floor['seconds']):.2f}x",
-                f"{rate / (naive['events'] / naive['seconds']):.2f}x",
-                f"{run_['cpu_seconds']:.2f}",
-                f"{floor['cpu_seconds'] / run_['cpu_seconds']:.2f}x",
-                fmt_mb(peak[name]),
-            ])
+            table.rows.append(
+                [
+                    label,
+                    name,
+                    f"{run_['events']:,}",
+                    fmt_s(run_["seconds"]),
+                    fmt_rate(run_["events"], run_["seconds"]),
+                    f"{rate / (floor['events'] / floor['seconds']):.2f}x",
+                    f"{rate / (naive['events'] / naive['seconds']):.2f}x",
+                    f"{run_['cpu_seconds']:.2f}",
+                    f"{floor['cpu_seconds'] / run_['cpu_seconds']:.2f}x",
+                    fmt_mb(peak[name]),
+                ]
+            )
         speed_floor = floor["seconds"] / zd["seconds"]
         speed_naive = naive["seconds"] / zd["seconds"]
-        result.ratio(f"zdevents / json.loads floor, events/s @{label}", speed_floor,
-                     ">= 1.00x", speed_floor >= 1.0)
-        result.ratio(f"zdevents / naive (batched), events/s @{label}", speed_naive,
-                     ">= 7.00x", speed_naive >= 7.0)
+        result.ratio(
+            f"zdevents / json.loads floor, events/s @{label}",
+            speed_floor,
+            ">= 1.00x",
+            speed_floor >= 1.0,
+        )
+        result.ratio(
+            f"zdevents / naive (batched), events/s @{label}",
+            speed_naive,
+            ">= 7.00x",
+            speed_naive >= 7.0,
+        )
         if "naive (whole export)" in best:
             speed_whole = best["naive (whole export)"]["seconds"] / zd["seconds"]
-            result.ratio(f"zdevents / naive (whole export), events/s @{label}", speed_whole,
-                         ">= 7.00x", speed_whole >= 7.0)
-        result.ratio(f"zdevents / json.loads floor, events per CPU second @{label}",
-                     floor["cpu_seconds"] / zd["cpu_seconds"])
+            result.ratio(
+                f"zdevents / naive (whole export), events/s @{label}",
+                speed_whole,
+                ">= 7.00x",
+                speed_whole >= 7.0,
+            )
+        result.ratio(
+            f"zdevents / json.loads floor, events per CPU second @{label}",
+            floor["cpu_seconds"] / zd["cpu_seconds"],
+        )
         result.notes.append(
             f"zdevents @{label} (best run): {zd['batches']} batches of {zd['batch_pages']} "
             "pages, each parsed in chunks on the parse threads and committed by the writer thread "
@@ -270,12 +342,21 @@ def run(size: Size, folder: Path) -> Result:
     shutil.rmtree(work, ignore_errors=True)
     labels = [label for label, _ in size.ingest_events]
     largest = labels[-1]
-    result.ratio(f"peak RSS of zdevents ingest @{largest}", zd_rss[largest],
-                 f"<= {RSS_GOAL_MB:.0f} MB", zd_rss[largest] <= RSS_GOAL_MB, unit=" MB")
+    result.ratio(
+        f"peak RSS of zdevents ingest @{largest}",
+        zd_rss[largest],
+        f"<= {RSS_GOAL_MB:.0f} MB",
+        zd_rss[largest] <= RSS_GOAL_MB,
+        unit=" MB",
+    )
     if len(labels) > 1:
         growth = zd_rss[largest] / zd_rss[labels[0]]
-        result.ratio(f"peak RSS @{largest} / @{labels[0]} (flat: does not grow with pages)",
-                     growth, "<= 1.10x", growth <= 1.10)
+        result.ratio(
+            f"peak RSS @{largest} / @{labels[0]} (flat: does not grow with pages)",
+            growth,
+            "<= 1.10x",
+            growth <= 1.10,
+        )
     result.tables.append(table)
     result.raw = {"pages": pages.pages, "events": pages.events, "runs": runs}
     return result

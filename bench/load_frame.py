@@ -56,8 +56,7 @@ def read_variant(
 
     def read() -> Any:
         if reader == "zdevents":
-            return zd.load_frame(since, until, refresh="never", columns=columns,
-                                 settings=settings)
+            return zd.load_frame(since, until, refresh="never", columns=columns, settings=settings)
         # partitioning=None: the file list sits under month=YYYY-MM folders, which pyarrow
         # would otherwise add as an extra "month" column that load_frame does not have.
         return pq.read_table(files, columns=columns, partitioning=None).to_pandas()
@@ -108,32 +107,67 @@ def run(size: Size, folder: Path) -> Result:
     ]
     table = Table(
         "load_frame",
-        ["read", "rows", "files", "zdevents", "floor", "zdevents / floor", "frame MB/M rows",
-         "floor frame MB/M rows", "peak RSS zdevents", "peak RSS floor"],
+        [
+            "read",
+            "rows",
+            "files",
+            "zdevents",
+            "floor",
+            "zdevents / floor",
+            "frame MB/M rows",
+            "floor frame MB/M rows",
+            "peak RSS zdevents",
+            "peak RSS floor",
+        ],
     )
     raw: dict[str, Any] = {}
     for label, options in variants:
-        zd = run_isolated("bench.load_frame:read_variant", data_dir=str(data_dir),
-                          reader="zdevents", repeat=size.repeat, **options)
-        floor = run_isolated("bench.load_frame:read_variant", data_dir=str(data_dir),
-                             reader="floor", repeat=size.repeat, **options)
+        zd = run_isolated(
+            "bench.load_frame:read_variant",
+            data_dir=str(data_dir),
+            reader="zdevents",
+            repeat=size.repeat,
+            **options,
+        )
+        floor = run_isolated(
+            "bench.load_frame:read_variant",
+            data_dir=str(data_dir),
+            reader="floor",
+            repeat=size.repeat,
+            **options,
+        )
         if zd["rows"] != floor["rows"]:
-            result.failures.append(f"{label}: load_frame read {zd['rows']:,} rows, "
-                                   f"the floor {floor['rows']:,}")
+            result.failures.append(
+                f"{label}: load_frame read {zd['rows']:,} rows, the floor {floor['rows']:,}"
+            )
         ratio = zd["seconds"] / floor["seconds"]
         per_m = zd["memory_bytes"] / zd["rows"] if zd["rows"] else 0.0  # bytes/row = MB/M rows
         floor_per_m = floor["memory_bytes"] / floor["rows"] if floor["rows"] else 0.0
-        table.rows.append([
-            label, f"{zd['rows']:,}", str(zd["files"]), fmt_s(zd["seconds"]),
-            fmt_s(floor["seconds"]), f"{ratio:.2f}x", f"{per_m:.1f}", f"{floor_per_m:.1f}",
-            fmt_mb(zd["peak_rss_mb"]), fmt_mb(floor["peak_rss_mb"]),
-        ])
-        result.ratio(f"load_frame / floor, {label}", ratio, f"<= {SPEED_GOAL:.2f}x",
-                     ratio <= SPEED_GOAL)
+        table.rows.append(
+            [
+                label,
+                f"{zd['rows']:,}",
+                str(zd["files"]),
+                fmt_s(zd["seconds"]),
+                fmt_s(floor["seconds"]),
+                f"{ratio:.2f}x",
+                f"{per_m:.1f}",
+                f"{floor_per_m:.1f}",
+                fmt_mb(zd["peak_rss_mb"]),
+                fmt_mb(floor["peak_rss_mb"]),
+            ]
+        )
+        result.ratio(
+            f"load_frame / floor, {label}", ratio, f"<= {SPEED_GOAL:.2f}x", ratio <= SPEED_GOAL
+        )
         if label == "full":
-            result.ratio("load_frame memory, all columns (MB per million rows)", per_m,
-                         f"<= {MEMORY_GOAL_MB_PER_M:.0f}", per_m <= MEMORY_GOAL_MB_PER_M,
-                         unit=" MB/M")
+            result.ratio(
+                "load_frame memory, all columns (MB per million rows)",
+                per_m,
+                f"<= {MEMORY_GOAL_MB_PER_M:.0f}",
+                per_m <= MEMORY_GOAL_MB_PER_M,
+                unit=" MB/M",
+            )
             result.notes.append(
                 "load_frame dtypes: "
                 + ", ".join(f"{name} {dtype}" for name, dtype in zd["dtypes"].items())
@@ -143,8 +177,10 @@ def run(size: Size, folder: Path) -> Result:
                 + ", ".join(f"{name} {dtype}" for name, dtype in floor["dtypes"].items())
             )
         raw[label] = {"zdevents": zd, "floor": floor}
-    result.notes.append(f"best of {size.repeat} reads per variant, each variant in a fresh "
-                        "process; the OS file cache is warm (the files were just written/read)")
+    result.notes.append(
+        f"best of {size.repeat} reads per variant, each variant in a fresh "
+        "process; the OS file cache is warm (the files were just written/read)"
+    )
     result.tables.append(table)
     result.raw = raw
     return result

@@ -22,10 +22,10 @@
 # time, and `zd.due_summary` turns that into a queue by group and assignee.
 
 # %% tags=["parameters"]
-data_dir = "../data"        # cache root (ZDEVENTS_DATA_DIR)
-use_sample = True           # fetch the sample account from a local server into data_dir
-within = "4h"               # the horizon of the queue
-as_of = None                # None: the cache's as-of time; or e.g. "2024-06-28 12:00"
+data_dir = "../data"  # cache root (ZDEVENTS_DATA_DIR)
+use_sample = True  # fetch the sample account from a local server into data_dir
+within = "4h"  # the horizon of the queue
+as_of = None  # None: the cache's as-of time; or e.g. "2024-06-28 12:00"
 out_dir = "../reports/notebook"
 
 # %%
@@ -103,8 +103,9 @@ soon[["due_at", "minutes_to_due", "ticket_id", "metric_label", "policy_title", "
 # %%
 earlier = as_of - pd.Timedelta(days=3)
 before = zd.due_targets(events, as_of=earlier)
-before = zd.attach_ticket_attributes(before, changes, at="as_of",
-                                     fields=["group_id", "assignee_id"])
+before = zd.attach_ticket_attributes(
+    before, changes, at="as_of", fields=["group_id", "assignee_id"]
+)
 print(before["due_source"].value_counts().to_string())
 zd.due_summary(before, "8h", groups=groups, assignees=assignees).query("due > 0")
 
@@ -114,8 +115,9 @@ zd.due_summary(before, "8h", groups=groups, assignees=assignees).query("due > 0"
 # %%
 day = due[(due["due_at"] >= as_of) & (due["due_at"] <= as_of + pd.Timedelta(days=1))].copy()
 day["hours_from_now"] = (day["minutes_to_due"] // 60).astype(int)
-day["group"] = day["group_id"].map(lambda g: (groups or {}).get(g, str(g)) if pd.notna(g)
-                                   else "(no group)")
+day["group"] = day["group_id"].map(
+    lambda g: (groups or {}).get(g, str(g)) if pd.notna(g) else "(no group)"
+)
 per_hour = day.groupby(["hours_from_now", "group"]).size().unstack(fill_value=0)
 per_hour = per_hour.reindex(range(24), fill_value=0)
 fig, ax = plt.subplots(figsize=(9, 3.8))

@@ -26,10 +26,10 @@
 # Set `use_sample = True` to run on the bundled sample account (no Zendesk account needed).
 
 # %% tags=["parameters"]
-data_dir = "../data"        # cache root (ZDEVENTS_DATA_DIR)
-since = None                # e.g. "2024-01-01": targets whose SLA applied from then on
-until = None                # exclusive end, e.g. "2024-07-01"
-use_sample = True           # fetch the sample account from a local server into data_dir
+data_dir = "../data"  # cache root (ZDEVENTS_DATA_DIR)
+since = None  # e.g. "2024-01-01": targets whose SLA applied from then on
+until = None  # exclusive end, e.g. "2024-07-01"
+use_sample = True  # fetch the sample account from a local server into data_dir
 out_dir = "../reports/notebook"  # where the charts are exported
 
 # %%
@@ -44,7 +44,9 @@ events = zd.load_frame(settings=settings, refresh="never" if use_sample else "au
 as_of = events.attrs.get("zdevents_as_of")
 names = zd.load_names(settings=settings)  # group and brand names, cached beside the exports
 when = f"{as_of:%Y-%m-%d %H:%M} UTC" if as_of is not None else "unknown"
-print(f"{len(events):,} metric events, {events['ticket_id'].nunique():,} tickets; data as of {when}")
+print(
+    f"{len(events):,} metric events, {events['ticket_id'].nunique():,} tickets; data as of {when}"
+)
 
 # %% [markdown]
 # ## From events to SLA targets
@@ -60,8 +62,9 @@ changes = zd.load_changes(settings=settings, refresh="never")
 targets = zd.attach_ticket_attributes(targets, changes, groups=names.groups, brands=names.brands)
 targets = zd.applied_between(targets, since, until)
 # The line under every chart's title: account, period and as-of.
-subtitle = zd.chart_subtitle(account=settings.account, since=since, until=until, as_of=as_of,
-                             targets=targets)
+subtitle = zd.chart_subtitle(
+    account=settings.account, since=since, until=until, as_of=as_of, targets=targets
+)
 print(subtitle)
 targets["outcome"].value_counts()
 
@@ -128,8 +131,9 @@ zd.breach_rates(targets, by="priority")
 
 # %%
 by_group = zd.breach_rates(targets, by="group_name")
-ax = zd.plot_breach_rates(by_group, by="group_name", title="SLA breach rate by group",
-                          subtitle=subtitle)
+ax = zd.plot_breach_rates(
+    by_group, by="group_name", title="SLA breach rate by group", subtitle=subtitle
+)
 zd.save_figure(ax, f"{out_dir}/breach_rate_by_group")
 by_group
 
@@ -170,8 +174,17 @@ print()
 print("\n".join(verdict_sentences(verdicts)))
 
 # %%
-in_metric_order(verdicts)[["metric_label", "latest_period", "latest_rate", "baseline_rate",
-                           "rate_change", "p_value", "verdict"]]
+in_metric_order(verdicts)[
+    [
+        "metric_label",
+        "latest_period",
+        "latest_rate",
+        "baseline_rate",
+        "rate_change",
+        "p_value",
+        "verdict",
+    ]
+]
 
 # %% [markdown]
 # ## How close to the target are fulfilments?

@@ -22,10 +22,10 @@
 # statuses, comment volume, and who changes priority.
 
 # %% tags=["parameters"]
-data_dir = "../data"        # cache root (ZDEVENTS_DATA_DIR)
-since = None                # e.g. "2024-01-01"
-until = None                # exclusive end
-use_sample = True           # fetch the sample account from a local server into data_dir
+data_dir = "../data"  # cache root (ZDEVENTS_DATA_DIR)
+since = None  # e.g. "2024-01-01"
+until = None  # exclusive end
+use_sample = True  # fetch the sample account from a local server into data_dir
 out_dir = "../reports/notebook"
 
 # %%
@@ -45,7 +45,9 @@ audits = zd.load_frame(since, until, stream="ticket_events", settings=settings, 
 changes = zd.load_changes(since, until, settings=settings, refresh="never")
 # Zendesk spells some channels two ways ("Web form" and "web"): one name per channel.
 changes["channel"] = zd.normalize_channels(changes["via_channel"])
-print(f"{len(audits):,} audits with {len(changes):,} changes on {audits['ticket_id'].nunique():,} tickets")
+print(
+    f"{len(audits):,} audits with {len(changes):,} changes on {audits['ticket_id'].nunique():,} tickets"
+)
 
 # %% [markdown]
 # ## Changes per day, by channel of the audit
@@ -94,8 +96,15 @@ fig, ax = plt.subplots(figsize=(9, 4))
 bottom = 0
 for kind, colour in (("public", "#0072B2"), ("internal", "#E69F00")):
     if kind in weekly_comments:
-        ax.bar(weekly_comments.index, weekly_comments[kind], width=5.5, bottom=bottom,
-               align="edge", color=colour, label=kind)
+        ax.bar(
+            weekly_comments.index,
+            weekly_comments[kind],
+            width=5.5,
+            bottom=bottom,
+            align="edge",
+            color=colour,
+            label=kind,
+        )
         bottom = bottom + weekly_comments[kind]
 ax.xaxis.set_major_locator(mdates.MonthLocator())
 ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
@@ -111,4 +120,6 @@ weekly_comments.tail()
 
 # %%
 priority = changes[changes["field"] == "priority"]
-priority.groupby("updater_id").size().sort_values(ascending=False).head(10).rename("priority changes")
+priority.groupby("updater_id").size().sort_values(ascending=False).head(10).rename(
+    "priority changes"
+)

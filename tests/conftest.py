@@ -29,7 +29,9 @@ def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def check(address: object) -> None:
         if not _loopback(address):
-            raise ConnectionRefusedError(f"tests must not reach the internet (connect to {address!r})")
+            raise ConnectionRefusedError(
+                f"tests must not reach the internet (connect to {address!r})"
+            )
 
     def connect(self: socket.socket, address: object) -> None:
         check(address)

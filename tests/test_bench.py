@@ -22,8 +22,16 @@ from bench.fetch import sliding_window_bound
 def test_every_benchmark_runs_on_the_small_size_and_prints_ratios(tmp_path, capsys):
     markdown = tmp_path / "BENCHMARKS.md"
     try:
-        code = main(["--size", "small", "--results-dir", str(tmp_path / "results"),
-                     "--markdown", str(markdown)])
+        code = main(
+            [
+                "--size",
+                "small",
+                "--results-dir",
+                str(tmp_path / "results"),
+                "--markdown",
+                str(markdown),
+            ]
+        )
     finally:
         set_isolation(True)
     out = capsys.readouterr().out

@@ -265,8 +265,12 @@ def test_truncated_parquet_is_a_cache_error_naming_file_month_and_refetch(cache:
     # the cursor stays; the dropped file's seconds leave the coverage (fetched again later)
     assert state.cursor == ts("2024-03-06")
     assert state.gaps() == [(ts("2024-03-05"), ts("2024-03-05") + 1)]
-    commit(cache, events((2, "2024-03-05T00:00:00Z")), cursor=ts("2024-03-06"),
-           covered_since=ts("2024-03-05"))
+    commit(
+        cache,
+        events((2, "2024-03-05T00:00:00Z")),
+        cursor=ts("2024-03-06"),
+        covered_since=ts("2024-03-05"),
+    )
     assert cache.read()["id"].to_pylist() == [1, 2]
     assert cache.state().gaps() == []
 

@@ -34,21 +34,30 @@ pytestmark = pytest.mark.usefixtures("no_plt_show")
 def rates_row(metric, breached, achieved, active=0, ci=(np.nan, np.nan), **keys):
     n = breached + achieved
     return {
-        "metric": metric, **keys, "breached": breached, "achieved": achieved, "active": active,
-        "targets": n + active, "breach_rate": breached / n if n else np.nan,
-        "achievement_rate": achieved / n if n else np.nan, "ci_low": ci[0], "ci_high": ci[1],
+        "metric": metric,
+        **keys,
+        "breached": breached,
+        "achieved": achieved,
+        "active": active,
+        "targets": n + active,
+        "breach_rate": breached / n if n else np.nan,
+        "achievement_rate": achieved / n if n else np.nan,
+        "ci_low": ci[0],
+        "ci_high": ci[1],
     }
 
 
 @pytest.fixture
 def rates():
     # Breach rates worked out by hand: 1/4 = 25%, 3/4 = 75%, 1/2 = 50%, none completed.
-    return pd.DataFrame([
-        rates_row("reply_time", 1, 3, reply_kind="first_reply", ci=(0.0456, 0.6994)),
-        rates_row("reply_time", 3, 1, reply_kind="next_reply", ci=(0.3006, 0.9544)),
-        rates_row("periodic_update_time", 1, 1, reply_kind=None, ci=(0.0945, 0.9055)),
-        rates_row("pausable_update_time", 0, 0, active=2, reply_kind=None),
-    ])
+    return pd.DataFrame(
+        [
+            rates_row("reply_time", 1, 3, reply_kind="first_reply", ci=(0.0456, 0.6994)),
+            rates_row("reply_time", 3, 1, reply_kind="next_reply", ci=(0.3006, 0.9544)),
+            rates_row("periodic_update_time", 1, 1, reply_kind=None, ci=(0.0945, 0.9055)),
+            rates_row("pausable_update_time", 0, 0, active=2, reply_kind=None),
+        ]
+    )
 
 
 def svg_text(path: Path) -> str:
@@ -59,32 +68,41 @@ def svg_text(path: Path) -> str:
 # ---------------------------------------------------------------- labels
 
 
-@pytest.mark.parametrize(("metric", "kwargs", "label"), [
-    ("periodic_update_time", {}, "Periodic update"),
-    ("pausable_update_time", {}, "Pausable update"),
-    ("requester_wait_time", {}, "Requester wait"),
-    ("agent_work_time", {}, "Agent work"),
-    ("resolution_time", {}, "Resolution"),
-    ("group_ownership_time", {}, "Group ownership"),
-    ("reply_time", {"instance_id": 1}, "First reply"),
-    ("reply_time", {"instance_id": 2}, "Next reply"),
-    ("reply_time", {"reply_kind": "next_reply"}, "Next reply"),
-    ("reply_time", {}, "Reply"),
-    ("custom_metric_time", {}, "Custom Metric Time"),
-    (None, {}, "Unknown"),
-])
+@pytest.mark.parametrize(
+    ("metric", "kwargs", "label"),
+    [
+        ("periodic_update_time", {}, "Periodic update"),
+        ("pausable_update_time", {}, "Pausable update"),
+        ("requester_wait_time", {}, "Requester wait"),
+        ("agent_work_time", {}, "Agent work"),
+        ("resolution_time", {}, "Resolution"),
+        ("group_ownership_time", {}, "Group ownership"),
+        ("reply_time", {"instance_id": 1}, "First reply"),
+        ("reply_time", {"instance_id": 2}, "Next reply"),
+        ("reply_time", {"reply_kind": "next_reply"}, "Next reply"),
+        ("reply_time", {}, "Reply"),
+        ("custom_metric_time", {}, "Custom Metric Time"),
+        (None, {}, "Unknown"),
+    ],
+)
 def test_metric_label(metric, kwargs, label):
     assert metric_label(metric, **kwargs) == label
 
 
 def test_metric_labels_uses_label_column_then_instance_id():
-    frame = pd.DataFrame({
-        "metric": pd.Categorical(["reply_time", "reply_time", "reply_time", "agent_work_time"]),
-        "instance_id": [1, 2, 2, 1],
-        "label": ["first reply", "Next reply", None, None],
-    })
-    assert metric_labels(frame).tolist() == ["First reply", "Next reply", "Next reply",
-                                             "Agent work"]
+    frame = pd.DataFrame(
+        {
+            "metric": pd.Categorical(["reply_time", "reply_time", "reply_time", "agent_work_time"]),
+            "instance_id": [1, 2, 2, 1],
+            "label": ["first reply", "Next reply", None, None],
+        }
+    )
+    assert metric_labels(frame).tolist() == [
+        "First reply",
+        "Next reply",
+        "Next reply",
+        "Agent work",
+    ]
     no_split = pd.DataFrame({"metric": ["reply_time", "resolution_time"]})
     assert metric_labels(no_split).tolist() == ["Reply", "Resolution"]
 
@@ -97,8 +115,16 @@ def test_breach_rates_renders_png_and_svg_with_labels_and_counts(rates, tmp_path
     png, svg = save_figure(ax, tmp_path / "bars")
     assert png.read_bytes().startswith(PNG_MAGIC)
     text = svg_text(svg)
-    for expected in ("Periodic update", "Pausable update", "First reply", "Next reply",
-                     "25% (n=4)", "75% (n=4)", "50% (n=2)", "no completed targets"):
+    for expected in (
+        "Periodic update",
+        "Pausable update",
+        "First reply",
+        "Next reply",
+        "25% (n=4)",
+        "75% (n=4)",
+        "50% (n=2)",
+        "no completed targets",
+    ):
         assert expected in text
 
 
@@ -120,8 +146,12 @@ def test_breach_rates_draws_on_given_ax(rates):
 
 
 def test_breach_rates_by_other_column_and_duplicates_rejected():
-    by_policy = pd.DataFrame([rates_row("reply_time", 1, 1, policy_title="Gold"),
-                              rates_row("reply_time", 0, 2, policy_title="Silver")])
+    by_policy = pd.DataFrame(
+        [
+            rates_row("reply_time", 1, 1, policy_title="Gold"),
+            rates_row("reply_time", 0, 2, policy_title="Silver"),
+        ]
+    )
     ax = plot_breach_rates(by_policy, by="policy_title")
     assert [t.get_text() for t in ax.get_yticklabels()][::-1] == ["Gold", "Silver"]
     with pytest.raises(ValueError, match="several rows for 'Reply'"):
@@ -129,8 +159,11 @@ def test_breach_rates_by_other_column_and_duplicates_rejected():
 
 
 def _global_state() -> dict:
-    return {"rc": dict(matplotlib.rcParams), "interactive": matplotlib.is_interactive(),
-            "backend": matplotlib.get_backend()}
+    return {
+        "rc": dict(matplotlib.rcParams),
+        "interactive": matplotlib.is_interactive(),
+        "backend": matplotlib.get_backend(),
+    }
 
 
 def test_every_chart_function_leaves_matplotlib_global_state_alone(rates, tmp_path):
@@ -176,10 +209,19 @@ def test_first_chart_keeps_what_the_backend_set_when_it_loaded(tmp_path):
     import sys
 
     (tmp_path / "inline_like_backend.py").write_text(_INTERACTIVE_BACKEND)
-    env = {**os.environ, "MPLBACKEND": "module://inline_like_backend",
-           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", _FIRST_CHART], env=env, capture_output=True,
-                          text=True, timeout=120, check=True)
+    env = {
+        **os.environ,
+        "MPLBACKEND": "module://inline_like_backend",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_CHART],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert done.stdout.strip() == "True", done.stderr
 
 
@@ -197,10 +239,10 @@ def weekly(active_weeks=("2024-01-22",)):
     for week in ("2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22"):
         period = pd.Timestamp(week, tz="UTC")
         active = 1 if week in active_weeks else 0
-        rows.append(rates_row("periodic_update_time", 1, 3, active=active, period=period,
-                              ci=(0.05, 0.70)))
-        rows.append(rates_row("reply_time", 1, 1, period=period, instance_id=1,
-                              ci=(0.09, 0.91)))
+        rows.append(
+            rates_row("periodic_update_time", 1, 3, active=active, period=period, ci=(0.05, 0.70))
+        )
+        rows.append(rates_row("reply_time", 1, 1, period=period, instance_id=1, ci=(0.09, 0.91)))
     return pd.DataFrame(rows)
 
 
@@ -217,10 +259,11 @@ def test_trend_is_one_panel_per_metric_on_shared_axes_with_bands_and_censoring(t
     ax = plot_breach_trend(weekly(), as_of="2024-02-05")
     first, second = panels(ax)
     assert first is ax
-    assert [p.get_title(loc="left") for p in (first, second)] == ["First reply",
-                                                                   "Periodic update"]
+    assert [p.get_title(loc="left") for p in (first, second)] == ["First reply", "Periodic update"]
     assert [[line.get_label() for line in p.get_lines()] for p in (first, second)] == [
-        ["First reply"], ["Periodic update"]]
+        ["First reply"],
+        ["Periodic update"],
+    ]
     # One colour per metric; the same colours as the bar chart's.
     assert first.get_lines()[0].get_color() == charts.METRIC_COLOURS["First reply"]
     assert second.get_lines()[0].get_color() == charts.METRIC_COLOURS["Periodic update"]
@@ -243,11 +286,19 @@ def test_trend_is_one_panel_per_metric_on_shared_axes_with_bands_and_censoring(t
 
 
 def test_trend_lays_out_many_metrics_in_a_wide_grid_with_dates_under_each_column():
-    rows = [rates_row(metric, 1, 3, period=pd.Timestamp(week, tz="UTC"), ci=(0.05, 0.7))
-            for metric in ("reply_time", "periodic_update_time", "pausable_update_time",
-                           "requester_wait_time", "agent_work_time", "resolution_time",
-                           "group_ownership_time")
-            for week in ("2024-01-01", "2024-01-08")]
+    rows = [
+        rates_row(metric, 1, 3, period=pd.Timestamp(week, tz="UTC"), ci=(0.05, 0.7))
+        for metric in (
+            "reply_time",
+            "periodic_update_time",
+            "pausable_update_time",
+            "requester_wait_time",
+            "agent_work_time",
+            "resolution_time",
+            "group_ownership_time",
+        )
+        for week in ("2024-01-01", "2024-01-08")
+    ]
     ax = plot_breach_trend(pd.DataFrame(rows), as_of="2024-06-01")
     shown = panels(ax)
     assert len(shown) == 7
@@ -260,34 +311,44 @@ def test_trend_lays_out_many_metrics_in_a_wide_grid_with_dates_under_each_column
     assert any(t.get_text() for t in fourth.get_xticklabels())
 
 
-@pytest.mark.parametrize(("freq", "title", "axis"), [
-    ("M", "Monthly SLA breach rate by metric", "Month the SLA applied (UTC)"),
-    (None, "Monthly SLA breach rate by metric", "Month the SLA applied (UTC)"),
-    ("W", "Weekly SLA breach rate by metric", "Week the SLA applied (weeks start Monday, UTC)"),
-])
+@pytest.mark.parametrize(
+    ("freq", "title", "axis"),
+    [
+        ("M", "Monthly SLA breach rate by metric", "Month the SLA applied (UTC)"),
+        (None, "Monthly SLA breach rate by metric", "Month the SLA applied (UTC)"),
+        ("W", "Weekly SLA breach rate by metric", "Week the SLA applied (weeks start Monday, UTC)"),
+    ],
+)
 def test_trend_names_the_period_from_freq(freq, title, axis):
-    monthly = pd.DataFrame([
-        rates_row("resolution_time", 1, 3, period=pd.Timestamp(month, tz="UTC"))
-        for month in ("2024-01-01", "2024-02-01", "2024-03-01")
-    ])
+    monthly = pd.DataFrame(
+        [
+            rates_row("resolution_time", 1, 3, period=pd.Timestamp(month, tz="UTC"))
+            for month in ("2024-01-01", "2024-02-01", "2024-03-01")
+        ]
+    )
     ax = plot_breach_trend(monthly, freq=freq, as_of="2024-06-01")
-    texts = [t.get_text() for t in ax.get_figure().texts] + [ax.get_title(loc="left"),
-                                                              ax.get_xlabel()]
+    texts = [t.get_text() for t in ax.get_figure().texts] + [
+        ax.get_title(loc="left"),
+        ax.get_xlabel(),
+    ]
     assert title in texts and axis in texts
     with pytest.raises(ValueError, match="freq"):
         plot_breach_trend(monthly, freq="D")
 
 
-@pytest.mark.parametrize(("active_weeks", "as_of", "start"), [
-    # The as-of window (2 weeks before 2024-02-05) reaches only the last week.
-    ((), "2024-02-05", "2024-01-22"),
-    # Open targets in the last two weeks extend the mark; an isolated old one does not.
-    (("2024-01-01", "2024-01-15", "2024-01-22"), "2024-02-12", "2024-01-15"),
-    # Without as_of the last incomplete_weeks periods are marked.
-    ((), None, "2024-01-15"),
-    # Everything closed and as_of far later: no mark.
-    ((), "2024-06-01", None),
-])
+@pytest.mark.parametrize(
+    ("active_weeks", "as_of", "start"),
+    [
+        # The as-of window (2 weeks before 2024-02-05) reaches only the last week.
+        ((), "2024-02-05", "2024-01-22"),
+        # Open targets in the last two weeks extend the mark; an isolated old one does not.
+        (("2024-01-01", "2024-01-15", "2024-01-22"), "2024-02-12", "2024-01-15"),
+        # Without as_of the last incomplete_weeks periods are marked.
+        ((), None, "2024-01-15"),
+        # Everything closed and as_of far later: no mark.
+        ((), "2024-06-01", None),
+    ],
+)
 def test_trend_marks_censored_weeks(active_weeks, as_of, start):
     ax = plot_breach_trend(weekly(active_weeks), as_of=as_of)
     assert incomplete_start(ax) == start
@@ -319,34 +380,50 @@ def test_one_colour_per_metric_in_every_chart(rates):
     assert colours == [charts.METRIC_COLOURS[label].lower() for label in drawn]
     ratio = plot_fulfilment_ratio(targets_frame())
     boxes = [matplotlib.colors.to_hex(p.get_edgecolor()) for p in ratio.patches]
-    assert boxes == [charts.METRIC_COLOURS[label].lower()
-                     for label in ("Periodic update", "Next reply", "First reply")]
+    assert boxes == [
+        charts.METRIC_COLOURS[label].lower()
+        for label in ("Periodic update", "Next reply", "First reply")
+    ]
     heat = plot_breach_heatmap(heat_rates())  # rows keyed by a strip in the metric's colour
     strips = [matplotlib.colors.to_hex(p.get_facecolor()) for p in heat.patches]
-    assert strips == [charts.METRIC_COLOURS[label].lower()
-                      for label in ("First reply", "Periodic update")]
+    assert strips == [
+        charts.METRIC_COLOURS[label].lower() for label in ("First reply", "Periodic update")
+    ]
     assert len(set(charts.METRIC_COLOURS.values())) == len(charts.METRIC_COLOURS) - 1  # Reply
 
 
 def test_bars_by_metric_label_keep_each_metric_colour():
     # the README's zd.breach_rates(targets, by="metric_label"): no "metric" column
-    rates = pd.DataFrame({"metric_label": ["Resolution", "First reply"], "breached": [1, 3],
-                          "achieved": [3, 1], "breach_rate": [0.25, 0.75],
-                          "ci_low": [0.05, 0.3], "ci_high": [0.7, 0.95]})
+    rates = pd.DataFrame(
+        {
+            "metric_label": ["Resolution", "First reply"],
+            "breached": [1, 3],
+            "achieved": [3, 1],
+            "breach_rate": [0.25, 0.75],
+            "ci_low": [0.05, 0.3],
+            "ci_high": [0.7, 0.95],
+        }
+    )
     ax = plot_breach_rates(rates, by="metric_label")
     colours = [matplotlib.colors.to_hex(p.get_facecolor()) for p in ax.patches]
     # bottom-up: Resolution (25%) under First reply (75%)
-    assert colours == [charts.METRIC_COLOURS["Resolution"].lower(),
-                       charts.METRIC_COLOURS["First reply"].lower()]
+    assert colours == [
+        charts.METRIC_COLOURS["Resolution"].lower(),
+        charts.METRIC_COLOURS["First reply"].lower(),
+    ]
 
 
 def test_every_chart_carries_the_subtitle(rates):
-    line = charts.chart_subtitle(account="acme", since="2024-01-01", until="2024-07-01",
-                                 as_of="2024-07-01T06:00:00Z")
+    line = charts.chart_subtitle(
+        account="acme", since="2024-01-01", until="2024-07-01", as_of="2024-07-01T06:00:00Z"
+    )
     assert line == "acme · SLAs applied 2024-01-01 to 2024-06-30 · data as of 2024-07-01 06:00 UTC"
-    drawn = [plot_breach_rates(rates, subtitle=line), plot_breach_heatmap(heat_rates(), subtitle=line),
-             plot_fulfilment_ratio(targets_frame(), subtitle=line),
-             plot_breach_trend(weekly(), subtitle=line)]
+    drawn = [
+        plot_breach_rates(rates, subtitle=line),
+        plot_breach_heatmap(heat_rates(), subtitle=line),
+        plot_fulfilment_ratio(targets_frame(), subtitle=line),
+        plot_breach_trend(weekly(), subtitle=line),
+    ]
     for ax in drawn:
         texts = [t.get_text() for t in (*ax.texts, *ax.figure.texts)]
         assert line in texts
@@ -355,22 +432,28 @@ def test_every_chart_carries_the_subtitle(rates):
 def test_subtitle_defaults_to_what_the_frame_says():
     frame = targets_frame()
     frame.attrs["zdevents_as_of"] = pd.Timestamp("2024-01-03 12:00", tz="UTC")
-    frame["applied_at"] = pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-02",
-                                          "2024-01-02", "2024-01-02 10:00"], utc=True, format="ISO8601")
+    frame["applied_at"] = pd.to_datetime(
+        ["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-02", "2024-01-02 10:00"],
+        utc=True,
+        format="ISO8601",
+    )
     ax = plot_fulfilment_ratio(frame)
-    assert ("SLAs applied 2024-01-01 to 2024-01-02 · data as of 2024-01-03 12:00 UTC"
-            in [t.get_text() for t in ax.texts])
+    assert "SLAs applied 2024-01-01 to 2024-01-02 · data as of 2024-01-03 12:00 UTC" in [
+        t.get_text() for t in ax.texts
+    ]
 
 
 # ---------------------------------------------------------------- heatmap
 
 
 def heat_rates():
-    return pd.DataFrame([
-        rates_row("reply_time", 1, 3, instance_id=1, policy_title="<Gold & Co>"),
-        rates_row("reply_time", 2, 0, instance_id=1, policy_title="Silver"),
-        rates_row("periodic_update_time", 0, 0, active=3, instance_id=1, policy_title="Silver"),
-    ])
+    return pd.DataFrame(
+        [
+            rates_row("reply_time", 1, 3, instance_id=1, policy_title="<Gold & Co>"),
+            rates_row("reply_time", 2, 0, instance_id=1, policy_title="Silver"),
+            rates_row("periodic_update_time", 0, 0, active=3, instance_id=1, policy_title="Silver"),
+        ]
+    )
 
 
 def test_heatmap_annotations_colourbar_and_missing_cells(tmp_path):
@@ -393,8 +476,12 @@ def test_heatmap_annotations_colourbar_and_missing_cells(tmp_path):
 
 def test_heatmap_pools_rows_sharing_a_cell_and_uses_given_ax():
     fig, ax = plt.subplots()
-    pooled = pd.DataFrame([rates_row("resolution_time", 1, 0, policy_title="Gold"),
-                           rates_row("resolution_time", 0, 3, policy_title="Gold")])
+    pooled = pd.DataFrame(
+        [
+            rates_row("resolution_time", 1, 0, policy_title="Gold"),
+            rates_row("resolution_time", 0, 3, policy_title="Gold"),
+        ]
+    )
     assert plot_breach_heatmap(pooled, ax=ax) is ax
     assert [t.get_text() for t in ax.texts] == ["25% (n=4)"]
 
@@ -404,15 +491,22 @@ def test_heatmap_pools_rows_sharing_a_cell_and_uses_given_ax():
 
 def targets_frame():
     at = pd.Timestamp("2024-01-01", tz="UTC")
-    return pd.DataFrame({
-        "ticket_id": [1, 2, 3, 4, 5],
-        "metric": ["reply_time", "reply_time", "reply_time", "periodic_update_time",
-                   "periodic_update_time"],
-        "instance_id": [1, 1, 2, 1, 1],
-        "outcome": ["achieved", "breached", "achieved", "achieved", "active"],
-        "fulfilled_at": [at, at, at, at, pd.NaT],
-        "elapsed_ratio": [0.5, 2.0, 0.25, 0.8, 3.0],  # the active target's ratio is ignored
-    })
+    return pd.DataFrame(
+        {
+            "ticket_id": [1, 2, 3, 4, 5],
+            "metric": [
+                "reply_time",
+                "reply_time",
+                "reply_time",
+                "periodic_update_time",
+                "periodic_update_time",
+            ],
+            "instance_id": [1, 1, 2, 1, 1],
+            "outcome": ["achieved", "breached", "achieved", "achieved", "active"],
+            "fulfilled_at": [at, at, at, at, pd.NaT],
+            "elapsed_ratio": [0.5, 2.0, 0.25, 0.8, 3.0],  # the active target's ratio is ignored
+        }
+    )
 
 
 def test_fulfilment_ratio_log_scale_target_line_and_counts(tmp_path):
@@ -420,7 +514,10 @@ def test_fulfilment_ratio_log_scale_target_line_and_counts(tmp_path):
     assert ax.get_xscale() == "log"
     # n = fulfilled targets with a ratio, of the completed (breached + achieved) ones.
     assert [t.get_text() for t in ax.get_yticklabels()] == [
-        "Periodic update (n=1 of 1)", "Next reply (n=1 of 1)", "First reply (n=2 of 2)"]
+        "Periodic update (n=1 of 1)",
+        "Next reply (n=1 of 1)",
+        "First reply (n=2 of 2)",
+    ]
     texts = [t.get_text() for t in ax.texts]
     assert "target" in texts
     assert texts.count("50% over target") == 1  # first reply: 1 of 2 past the target
@@ -431,8 +528,11 @@ def test_fulfilment_ratio_log_scale_target_line_and_counts(tmp_path):
 
 
 def test_fulfilment_ratio_from_minutes_and_given_ax():
-    frame = targets_frame().drop(columns="elapsed_ratio").assign(
-        elapsed_minutes=[30, 120, 15, 48, np.nan], target_minutes=[60, 60, 60, 60, 60])
+    frame = (
+        targets_frame()
+        .drop(columns="elapsed_ratio")
+        .assign(elapsed_minutes=[30, 120, 15, 48, np.nan], target_minutes=[60, 60, 60, 60, 60])
+    )
     fig, ax = plt.subplots()
     assert plot_fulfilment_ratio(frame, ax=ax) is ax
     assert "50% over target" in [t.get_text() for t in ax.texts]

@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "zdevents", *args],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=240,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
 
 
@@ -126,10 +130,18 @@ def test_after_the_demo_status_report_and_load_frame_find_the_sample_in_the_same
     html = (tmp_path / "out" / "index.html").read_text()
     # the sample's account and its group names, as the demo's own report shows them
     assert "Account: sample." in html and "<td>Tier 1</td>" in html
-    code = ("import zdevents as zd; print(len(zd.load_frame(refresh='never'))); "
-            "print(zd.load_names().groups[360001001])")
-    loaded = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    code = (
+        "import zdevents as zd; print(len(zd.load_frame(refresh='never'))); "
+        "print(zd.load_names().groups[360001001])"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert loaded.returncode == 0, loaded.stderr
     rows, group = loaded.stdout.split("\n")[:2]
     assert int(rows) == int(line.split()[2].replace(",", ""))
@@ -168,23 +180,32 @@ def test_an_unreachable_account_fails_in_seconds_and_leaves_nothing_behind(where
     import time
 
     if where == "unresolvable":
-        url, expected = "https://zdevents-no-such-host.invalid", (
-            "cannot resolve zdevents-no-such-host.invalid: check ZENDESK_BASE_URL")
+        url, expected = (
+            "https://zdevents-no-such-host.invalid",
+            ("cannot resolve zdevents-no-such-host.invalid: check ZENDESK_BASE_URL"),
+        )
     else:
         listener = socket.create_server(("127.0.0.1", 0))
         port = listener.getsockname()[1]
         listener.close()
-        url, expected = f"http://127.0.0.1:{port}", (
-            f"cannot connect to 127.0.0.1:{port} (connection refused)")
+        url, expected = (
+            f"http://127.0.0.1:{port}",
+            (f"cannot connect to 127.0.0.1:{port} (connection refused)"),
+        )
     cache = tmp_path / "cache"
-    env = bare_env(ZENDESK_BASE_URL=url, ZENDESK_EMAIL="a@x.test", ZENDESK_API_TOKEN="t",
-                   ZDEVENTS_DATA_DIR=str(cache))
+    env = bare_env(
+        ZENDESK_BASE_URL=url,
+        ZENDESK_EMAIL="a@x.test",
+        ZENDESK_API_TOKEN="t",
+        ZDEVENTS_DATA_DIR=str(cache),
+    )
     started = time.monotonic()
     out = run_cli("fetch", "--quiet", env=env, cwd=tmp_path)
     assert time.monotonic() - started < 20  # was 25-50 s of retries
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [f"zdevents fetch: error: {expected}"] or (
-        expected in out.stderr and len(out.stderr.strip().splitlines()) == 1)
+        expected in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    )
     assert "try again later" not in out.stderr
     assert not cache.exists() or list(cache.iterdir()) == []  # no account folder, no lock
 
@@ -205,15 +226,25 @@ def test_sigterm_and_sighup_keep_what_was_fetched(signame, command, tmp_path):
     from zdevents.cache import Cache
 
     number = getattr(signal, signame)
-    with LocalZendesk(SampleAccount(tickets=120, seed=3), page_size=100,
-                      metric_end_of_stream=True) as srv:
+    with LocalZendesk(
+        SampleAccount(tickets=120, seed=3), page_size=100, metric_end_of_stream=True
+    ) as srv:
         srv.slow_next(0.15, times=None, stream="metric_events")  # a paced export
-        env = bare_env(ZENDESK_BASE_URL=srv.url, ZENDESK_SUBDOMAIN="sample",
-                       ZENDESK_EMAIL=srv.email, ZENDESK_API_TOKEN=srv.api_token,
-                       ZDEVENTS_DATA_DIR=str(tmp_path / "cache"))
+        env = bare_env(
+            ZENDESK_BASE_URL=srv.url,
+            ZENDESK_SUBDOMAIN="sample",
+            ZENDESK_EMAIL=srv.email,
+            ZENDESK_API_TOKEN=srv.api_token,
+            ZDEVENTS_DATA_DIR=str(tmp_path / "cache"),
+        )
         argv = ["-m", "zdevents", "fetch"] if command == "cli" else ["-c", LIBRARY_FETCH]
-        proc = subprocess.Popen([sys.executable, *argv], env=env, cwd=tmp_path,
-                                stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, *argv],
+            env=env,
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         seen = bytearray()
 
         def pump() -> None:  # the bar's redraws, as they come

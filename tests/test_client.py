@@ -488,7 +488,8 @@ def test_429_waits_retry_after_seconds_then_succeeds(caplog):
         pages = list(client.pages("metric_events", START))
     # said once, without "(Retry-After of a 429 (7 s))"
     assert "waiting 7.0 s before the next request (Retry-After of a 429)" in [
-        r.getMessage() for r in caplog.records]
+        r.getMessage() for r in caplog.records
+    ]
     assert len(pages) == 1
     assert ft.sleeps == [7.0]
     assert client.stats.rate_limited == 1
@@ -519,7 +520,8 @@ def test_429_without_retry_after_waits_one_slot_then_doubles(caplog):
         client.get("/api/v2/x")
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("waiting")] == [
         "waiting 6.0 s before the next request (a 429 with no usable Retry-After)",
-        "waiting 12.0 s before the next request (a 429 with no usable Retry-After)"]
+        "waiting 12.0 s before the next request (a 429 with no usable Retry-After)",
+    ]
     assert client.stats.rate_waits == 2
     assert ft.sleeps == [6.0, 12.0]  # 60/10 s, then doubled
     assert client.stats.rate_limited == 2

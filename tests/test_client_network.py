@@ -63,26 +63,38 @@ def gzip_of_zeros(mib: int) -> bytes:
     crc = 0
     for _ in range(mib):
         crc = zlib.crc32(chunk, crc)
-    return (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + block * mib
-            + deflate.flush(zlib.Z_FINISH) + struct.pack("<II", crc, (mib << 20) & 0xFFFFFFFF))
+    return (
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+        + block * mib
+        + deflate.flush(zlib.Z_FINISH)
+        + struct.pack("<II", crc, (mib << 20) & 0xFFFFFFFF)
+    )
 
 
 def settings(url: str, **overrides) -> Settings:
-    values = dict(base_url=url, subdomain=None, email="a@x.test", api_token="tok",
-                  data_dir="/nonexistent/zd", requests_per_minute=10_000, max_retries=0)
+    values = dict(
+        base_url=url,
+        subdomain=None,
+        email="a@x.test",
+        api_token="tok",
+        data_dir="/nonexistent/zd",
+        requests_per_minute=10_000,
+        max_retries=0,
+    )
     values.update(overrides)
     return Settings(**values)
 
 
 @pytest.mark.parametrize("trickled", ["body", "everything"])
 def test_a_server_trickling_one_byte_at_a_time_cannot_beat_the_overall_timeout(trickled):
-    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(PAGE))
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
+        PAGE
+    )
 
     def trickle(conn: socket.socket) -> None:
         if trickled == "body":
             conn.sendall(head)
-        for byte in (PAGE if trickled == "body" else head + PAGE):
+        for byte in PAGE if trickled == "body" else head + PAGE:
             conn.sendall(bytes([byte]))
             time.sleep(0.25)  # each read comes well within the per-read timeout
 
@@ -97,8 +109,10 @@ def test_a_server_trickling_one_byte_at_a_time_cannot_beat_the_overall_timeout(t
 
 def test_the_deadline_does_not_cut_a_normal_answer():
     def answer(conn: socket.socket) -> None:
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(PAGE) + PAGE)
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(PAGE) + PAGE
+        )
 
     with raw_server(answer) as url, Client(settings(url, timeout=1.0)) as client:
         for _ in range(3):  # well past one timeout in all: each request has its own deadline
@@ -111,8 +125,10 @@ def test_a_gzip_bomb_is_a_page_error_and_memory_stays_bounded():
     assert len(bomb) < 2 * 1024 * 1024
 
     def answer(conn: socket.socket) -> None:
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb) + bomb)
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb) + bomb
+        )
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     with raw_server(answer) as url:
@@ -142,8 +158,11 @@ def test_a_refused_first_connection_fails_at_once():
     listener.close()  # nothing listens there now
     client = Client(settings(f"http://127.0.0.1:{port}", max_retries=6))
     started = time.monotonic()
-    with pytest.raises(ServerError, match=rf"cannot connect to 127.0.0.1:{port} \(connection "
-                                          r"refused\): check ZENDESK_BASE_URL"):
+    with pytest.raises(
+        ServerError,
+        match=rf"cannot connect to 127.0.0.1:{port} \(connection "
+        r"refused\): check ZENDESK_BASE_URL",
+    ):
         client.get("/api/v2/incremental/ticket_metric_events")
     assert time.monotonic() - started < 5
     assert client.stats.requests == 1

@@ -32,8 +32,14 @@ def test_dotenv_does_not_touch_os_environ(tmp_path, monkeypatch):
 
 
 def test_secrets_never_in_repr_or_str():
-    s = Settings(subdomain="acme", email="a@acme.test", api_token=TOKEN, password=TOKEN + "p",
-                 oauth_token=TOKEN + "o", data_dir=Path("/tmp/x"))
+    s = Settings(
+        subdomain="acme",
+        email="a@acme.test",
+        api_token=TOKEN,
+        password=TOKEN + "p",
+        oauth_token=TOKEN + "o",
+        data_dir=Path("/tmp/x"),
+    )
     for text in (repr(s), str(s)):
         assert TOKEN not in text
         assert "api_token='***'" in text
@@ -45,8 +51,16 @@ def test_base_url_defaults_to_subdomain_and_names_the_account():
     assert s.account == "acme"
 
 
-@pytest.mark.parametrize("url", ["http://acme.zendesk.com", "ftp://x", "not a url",
-                                 "https://u:p@acme.zendesk.com", "https://a.test/?q=1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://acme.zendesk.com",
+        "ftp://x",
+        "not a url",
+        "https://u:p@acme.zendesk.com",
+        "https://a.test/?q=1",
+    ],
+)
 def test_bad_base_urls_are_refused(url):
     with pytest.raises(ConfigError, match="ZENDESK_BASE_URL"):
         Settings(base_url=url, data_dir=Path("/tmp/x"))
@@ -107,7 +121,9 @@ def test_credentials_and_base_url_from_different_places_are_refused(tmp_path):
 
 def test_one_place_for_everything_is_accepted(tmp_path):
     dotenv = tmp_path / ".env"
-    dotenv.write_text(f"ZENDESK_SUBDOMAIN=acme\nZENDESK_EMAIL=a@acme.test\nZENDESK_API_TOKEN={TOKEN}\n")
+    dotenv.write_text(
+        f"ZENDESK_SUBDOMAIN=acme\nZENDESK_EMAIL=a@acme.test\nZENDESK_API_TOKEN={TOKEN}\n"
+    )
     assert Settings.from_env({}, dotenv=dotenv, data_dir=tmp_path).url == "https://acme.zendesk.com"
     env = {"ZENDESK_SUBDOMAIN": "acme", "ZENDESK_API_TOKEN": TOKEN, "ZENDESK_EMAIL": "a@acme.test"}
     assert Settings.from_env(env, dotenv=False).has_credentials
@@ -135,15 +151,23 @@ def test_every_numeric_setting_is_a_one_line_config_error(variable, value):
 
 
 def test_new_limits_read_from_the_environment():
-    s = Settings.from_env({"ZDEVENTS_MAX_RETRY_AFTER": "120", "ZDEVENTS_MAX_PAGE_BYTES": "1048576"},
-                          dotenv=False, data_dir="/tmp/x")
+    s = Settings.from_env(
+        {"ZDEVENTS_MAX_RETRY_AFTER": "120", "ZDEVENTS_MAX_PAGE_BYTES": "1048576"},
+        dotenv=False,
+        data_dir="/tmp/x",
+    )
     assert (s.max_retry_after, s.max_page_bytes) == (120.0, 1048576)
 
 
 @pytest.mark.parametrize(
     ("url", "account"),
-    [("http://[::1]:8080", "ipv6-0-1"), ("https://[fe80::1:2]", "ipv6-fe80-0-1-2"), ("http://127.0.0.1:9", "127.0.0.1"),
-     ("http://localhost:1", "localhost"), ("https://Support.Example.com", "support.example.com")],
+    [
+        ("http://[::1]:8080", "ipv6-0-1"),
+        ("https://[fe80::1:2]", "ipv6-fe80-0-1-2"),
+        ("http://127.0.0.1:9", "127.0.0.1"),
+        ("http://localhost:1", "localhost"),
+        ("https://Support.Example.com", "support.example.com"),
+    ],
 )
 def test_base_url_hosts_give_sensible_account_names(url, account):
     assert Settings(base_url=url, data_dir=Path("/tmp/x")).account == account

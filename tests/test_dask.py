@@ -64,7 +64,6 @@ def _by_id(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("id", kind="stable").reset_index(drop=True)
 
 
-
 # --------------------------------------------------------------------------- scan itself
 def test_scan_reads_every_listed_file_with_load_frames_dtypes(client, settings, events):
     files = Cache(settings.data_dir, settings.account, "metric_events").state().files

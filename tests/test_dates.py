@@ -57,12 +57,17 @@ def test_epoch_seconds_mean_seconds_in_sla_targets_as_of():
     from zdevents.sla import sla_targets
 
     t = pd.Timestamp("2023-12-31 23:00", tz="UTC")
-    events = pd.DataFrame({
-        "id": [1, 2, 3], "ticket_id": 7, "metric": "reply_time", "instance_id": 1,
-        "type": ["activate", "apply_sla", "fulfill"],
-        "time": [t, t, t + pd.Timedelta(hours=2)],  # fulfilled at 01:00, after the as-of
-        "sla_target_minutes": [None, 60, None],
-    })
+    events = pd.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "ticket_id": 7,
+            "metric": "reply_time",
+            "instance_id": 1,
+            "type": ["activate", "apply_sla", "fulfill"],
+            "time": [t, t, t + pd.Timedelta(hours=2)],  # fulfilled at 01:00, after the as-of
+            "sla_target_minutes": [None, 60, None],
+        }
+    )
     for as_of in (1704067200, 1704067200.0, "1704067200", "2024-01-01", JAN1):
         targets = sla_targets(events, as_of=as_of)
         assert targets["outcome"].tolist() == ["active"], as_of
@@ -77,8 +82,13 @@ def test_every_entry_point_reads_a_time_the_same_way(tmp_path, value):
     from zdevents.normalize import METRIC_EVENTS_SCHEMA
     from zdevents.sla import applied_between
 
-    targets = pd.DataFrame({"applied_at": pd.to_datetime(
-        ["2023-12-31T23:59:59.999Z", "2024-01-01T00:00:00.000Z"]).astype("datetime64[ms, UTC]")})
+    targets = pd.DataFrame(
+        {
+            "applied_at": pd.to_datetime(
+                ["2023-12-31T23:59:59.999Z", "2024-01-01T00:00:00.000Z"]
+            ).astype("datetime64[ms, UTC]")
+        }
+    )
     assert applied_between(targets, since=value)["applied_at"].tolist() == [JAN1]
     assert time_range(value, value) == (JAN1, JAN1)
     cache = Cache(tmp_path, "acme", "metric_events")

@@ -41,14 +41,33 @@ def small_targets() -> pd.DataFrame:
     def add(ticket, minute, kind, **extra):
         nonlocal i
         i += 1
-        rows.append({"id": i, "ticket_id": ticket, "metric": "reply_time", "instance_id": 1,
-                     "type": kind, "time": T0 + pd.Timedelta(minutes=minute), **extra})
+        rows.append(
+            {
+                "id": i,
+                "ticket_id": ticket,
+                "metric": "reply_time",
+                "instance_id": 1,
+                "type": kind,
+                "time": T0 + pd.Timedelta(minutes=minute),
+                **extra,
+            }
+        )
 
-    for ticket, start, breach in ((1, 0, True), (2, 0, False), (3, 7 * 1440, False),
-                                  (4, 14 * 1440, False)):
+    for ticket, start, breach in (
+        (1, 0, True),
+        (2, 0, False),
+        (3, 7 * 1440, False),
+        (4, 14 * 1440, False),
+    ):
         add(ticket, start, "activate")
-        add(ticket, start, "apply_sla", sla_target_minutes=60, sla_business_hours=False,
-            policy_title="Standard")
+        add(
+            ticket,
+            start,
+            "apply_sla",
+            sla_target_minutes=60,
+            sla_business_hours=False,
+            policy_title="Standard",
+        )
         if breach:
             add(ticket, start + 60, "breach")
         add(ticket, start + (60 if breach else 30), "fulfill")
@@ -64,23 +83,33 @@ def test_takeaways_are_computed_from_the_data():
     takeaways = {s.title: s.takeaway for s in slides}
     # the breach at the fulfilment's timestamp counts: 1 of 4
     assert takeaways["Breach rate by metric"].startswith(
-        "First reply breaches most often: 25.0% of 4 completed targets")
+        "First reply breaches most often: 25.0% of 4 completed targets"
+    )
     # one metric breached: no "latest" vs "least late" comparison of it with itself
     assert takeaways["How late are breaches?"] == (
-        "Breached First reply targets end up a median 0 min past the target (p90 0 min).")
+        "Breached First reply targets end up a median 0 min past the target (p90 0 min)."
+    )
     assert takeaways["Periodic vs pausable update"] == "No periodic update target has breached."
-    assert "within the 99.8% limits around the overall 25.0%" in takeaways[
-        "Fair league table: groups"]
+    assert (
+        "within the 99.8% limits around the overall 25.0%" in takeaways["Fair league table: groups"]
+    )
     assert tables["verdicts"]["verdict"].tolist() == ["no significant change"]
 
 
 def test_appendix_lists_metrics_in_their_usual_order():
     from zdevents.deck import _appendix_rows
 
-    rates = pd.DataFrame({"metric_label": ["Agent work", "Resolution", "First reply"],
-                          "breached": [1, 2, 3], "achieved": [3, 2, 1], "active": [0, 0, 0],
-                          "breach_rate": [0.25, 0.5, 0.75], "ci_low": [0.1, 0.2, 0.3],
-                          "ci_high": [0.5, 0.8, 0.9]})
+    rates = pd.DataFrame(
+        {
+            "metric_label": ["Agent work", "Resolution", "First reply"],
+            "breached": [1, 2, 3],
+            "achieved": [3, 2, 1],
+            "active": [0, 0, 0],
+            "breach_rate": [0.25, 0.5, 0.75],
+            "ci_low": [0.1, 0.2, 0.3],
+            "ci_high": [0.5, 0.8, 0.9],
+        }
+    )
     empty = pd.DataFrame({"metric_label": [], "verdict": [], "median_minutes": []})
     rows = _appendix_rows({"by_metric": rates, "verdicts": empty, "lateness": empty})
     assert [r[0] for r in rows[1:]] == ["First reply", "Agent work", "Resolution"]
@@ -98,11 +127,13 @@ def picture_parts(slide):
         if shape.shape_type != MSO_SHAPE_TYPE.PICTURE:
             continue
         blip = shape._element.blipFill.find(
-            "{http://schemas.openxmlformats.org/drawingml/2006/main}blip")
+            "{http://schemas.openxmlformats.org/drawingml/2006/main}blip"
+        )
         svg_blip = blip.find(f".//{{{SVG_NS}}}svgBlip")
         assert svg_blip is not None, "the picture has no SVG"
         rid = svg_blip.get(
-            "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}embed")
+            "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}embed"
+        )
         svg_part = slide.part.related_part(rid)
         assert svg_part.content_type == "image/svg+xml"
         out.append((shape.image.blob, svg_part.blob, shape))
@@ -117,7 +148,7 @@ def check_deck(path: Path, *, charts: int) -> list[str]:
     assert titles[1 : 1 + charts] == list(DECK_TITLES[:charts])
     assert titles[-2:] == ["Definitions", "Appendix: breach rates by metric"]
     for slide in slides[1 : 1 + charts]:
-        (png, svg, shape), = picture_parts(slide)
+        ((png, svg, shape),) = picture_parts(slide)
         assert png.startswith(b"\x89PNG") and b"<svg" in svg[:500]
         with Image.open(io.BytesIO(png)) as image:
             width_px = image.size[0]
@@ -130,8 +161,7 @@ def check_deck(path: Path, *, charts: int) -> list[str]:
         assert term in definitions
     table = next(s for s in slides[-1].shapes if s.has_table).table
     assert table.cell(0, 0).text == "Metric"
-    return [s.shapes.title.text for s in slides] + [
-        slides[0].placeholders[1].text_frame.text]
+    return [s.shapes.title.text for s in slides] + [slides[0].placeholders[1].text_frame.text]
 
 
 def test_build_deck_from_targets_title_slide_and_images(tmp_path):
@@ -151,7 +181,7 @@ def test_build_deck_from_targets_title_slide_and_images(tmp_path):
     line = "acme · SLAs applied 2024-01-01 to 2024-01-15 · data as of 2024-01-29 09:00 UTC"
     charts = list(Presentation(str(path)).slides)[1:6]
     for slide in charts:
-        (_, svg, _), = picture_parts(slide)
+        ((_, svg, _),) = picture_parts(slide)
         assert line.encode() in svg, slide.shapes.title.text
 
 
@@ -165,8 +195,9 @@ def test_deck_slides_pass_the_subtitle_to_every_chart():
 
 
 def test_build_deck_keeps_targets_applied_in_since_until(tmp_path):
-    path = zd.build_deck(tmp_path / "d.pptx", small_targets(), since="2024-01-08",
-                         until="2024-01-15")
+    path = zd.build_deck(
+        tmp_path / "d.pptx", small_targets(), since="2024-01-08", until="2024-01-15"
+    )
     deck = Presentation(str(path))
     subtitle = list(deck.slides)[0].placeholders[1].text_frame.text
     assert "Targets applied 08 Jan 2024 - 14 Jan 2024" in subtitle
@@ -188,8 +219,9 @@ def sample_cache(tmp_path_factory):
 @pytest.mark.e2e
 def test_build_deck_from_the_cache_names_groups(sample_cache, tmp_path):
     _, settings = sample_cache
-    path = zd.build_deck(tmp_path / "sla.pptx", settings=settings,
-                         groups={360001001: "Tier 1", 360001003: "Billing"})
+    path = zd.build_deck(
+        tmp_path / "sla.pptx", settings=settings, groups={360001001: "Tier 1", 360001003: "Billing"}
+    )
     check_deck(path, charts=5)
     deck = Presentation(str(path))
     assert list(deck.slides)[0].shapes.title.text == "SLA breaches: sample"

@@ -122,7 +122,8 @@ def test_sigkill_mid_fetch_then_resume_gives_exactly_the_served_events(
 
     rng = random.Random(SEED)
     plan = [("delay", 0)] * DELAY_TRIALS + [
-        (point, rng.randint(1, commits - 2)) for point in DELTA_KILL_POINTS
+        (point, rng.randint(1, commits - 2))
+        for point in DELTA_KILL_POINTS
         for _ in range(POINT_TRIALS)
     ]
     outcomes: Counter[str] = Counter()

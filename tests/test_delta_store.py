@@ -92,10 +92,20 @@ def conform(table: pa.Table) -> pa.Table:
 # ------------------------------------------------------------------ the store itself
 def test_commits_dedupe_keep_last_against_the_table_and_time_travel(location):
     cache = DeltaCache(location, ACCOUNT, STREAM)
-    first = conform(rows((1, "2024-01-05", "activate"), (2, "2024-01-06", "activate"),
-                         (3, "2024-02-01", "activate")))
-    again = conform(rows((2, "2024-01-06", "fulfill"), (3, "2024-02-01", "activate"),
-                         (4, "2024-02-02", "activate")))
+    first = conform(
+        rows(
+            (1, "2024-01-05", "activate"),
+            (2, "2024-01-06", "activate"),
+            (3, "2024-02-01", "activate"),
+        )
+    )
+    again = conform(
+        rows(
+            (2, "2024-01-06", "fulfill"),
+            (3, "2024-02-01", "activate"),
+            (4, "2024-02-02", "activate"),
+        )
+    )
     with cache.lock():
         one = cache.commit(first, cursor=1706745600)
         two = cache.commit(again, cursor=1706832000)
@@ -104,8 +114,12 @@ def test_commits_dedupe_keep_last_against_the_table_and_time_travel(location):
     assert (two.new_rows, two.replaced_rows, two.rows_total) == (1, 2, 4)
     now = cache.read()
     assert now["id"].to_pylist() == [1, 2, 3, 4]
-    assert now["type"].cast(pa.string()).to_pylist() == ["activate", "fulfill", "activate",
-                                                        "activate"]
+    assert now["type"].cast(pa.string()).to_pylist() == [
+        "activate",
+        "fulfill",
+        "activate",
+        "activate",
+    ]
     assert now.schema == METRIC_EVENTS_SCHEMA.remove_metadata()
     state = cache.state()
     assert (state.version, state.rows, state.cursor) == (2, 4, 1706832000)
@@ -139,27 +153,52 @@ def test_a_reader_reads_its_version_while_a_writer_holds_the_lock_and_commits(tm
 def test_the_state_rides_in_the_commit_metadata_and_lost_state_is_an_error(tmp_path):
     cache = DeltaCache(tmp_path, ACCOUNT, STREAM)
     with cache.lock():
-        cache.commit(conform(rows((1, "2024-01-05", "activate"))), cursor=1704500000,
-                     covered_since=1704000000)
+        cache.commit(
+            conform(rows((1, "2024-01-05", "activate"))),
+            cursor=1704500000,
+            covered_since=1704000000,
+        )
     log = sorted((Path(cache.uri) / "_delta_log").glob("*.json"))
     info = [json.loads(line) for line in log[-1].read_text().splitlines()]
     meta = json.loads(next(a["commitInfo"] for a in info if "commitInfo" in a)["zdevents"])
     assert meta["cursor"] == 1704500000
     assert meta["coverage"] == [[1704000000, 1704500000]]
-    assert set(meta) == {"schema_version", "stream", "cursor", "covered_since", "covered_until",
-                         "coverage", "horizon", "support_type_scope", "after_cursor",
-                         "updated_at", "footers"}
+    assert set(meta) == {
+        "schema_version",
+        "stream",
+        "cursor",
+        "covered_since",
+        "covered_until",
+        "coverage",
+        "horizon",
+        "support_type_scope",
+        "after_cursor",
+        "updated_at",
+        "footers",
+    }
     # a commit by another tool, without zdevents' metadata, keeps the state of the last one
     from deltalake import write_deltalake
 
     extra = conform(rows((9, "2024-01-07", "activate")))
-    delta_types = pa.schema([
-        pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else
-                 (pa.timestamp("us", "UTC") if pa.types.is_timestamp(f.type) else f.type),
-                 f.nullable) for f in extra.schema
-    ])
-    write_deltalake(cache.uri, extra.cast(delta_types).append_column(
-        pa.field("month", pa.string(), False), pa.array(["2024-01"])), mode="append")
+    delta_types = pa.schema(
+        [
+            pa.field(
+                f.name,
+                f.type.value_type
+                if pa.types.is_dictionary(f.type)
+                else (pa.timestamp("us", "UTC") if pa.types.is_timestamp(f.type) else f.type),
+                f.nullable,
+            )
+            for f in extra.schema
+        ]
+    )
+    write_deltalake(
+        cache.uri,
+        extra.cast(delta_types).append_column(
+            pa.field("month", pa.string(), False), pa.array(["2024-01"])
+        ),
+        mode="append",
+    )
     assert cache.state().cursor == 1704500000
     assert sorted(cache.read()["id"].to_pylist()) == [1, 9]
     # every commit without it (the log's zdevents entries gone): an error naming the rebuild
@@ -304,17 +343,25 @@ def test_sla_on_a_two_worker_dask_cluster_reading_s3_equals_pandas(shared):
 
     cache, _, events, _ = shared
     state = cache.state()
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=logging.ERROR,
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         assert len(client.scheduler_info()["workers"]) == 2
         import pyarrow.fs as pafs
 
         fs, _ = pafs.FileSystem.from_uri(cache.uri)  # S3FileSystem, pickled to the workers
         frame = dd.read_parquet(
             [uri.removeprefix("s3://") for uri in cache.files(version=state.version)],
-            filesystem=fs, dtype_backend="numpy_nullable", dataset={"partitioning": None},
+            filesystem=fs,
+            dtype_backend="numpy_nullable",
+            dataset={"partitioning": None},
         )
         targets = zd.sla_targets(frame, as_of=state.as_of)
         got = dask.compute(targets)[0]
@@ -427,16 +474,17 @@ def test_zd_scan_reads_a_local_delta_table(server, tmp_path, engine):
     events = zd.load_frame(refresh="never", settings=settings)
     frame = zd.scan(settings=settings, engine=engine)
     targets = zd.sla_targets(frame, as_of=zd.scan_as_of(settings=settings))
-    got = {"polars": lambda t: t.collect().to_pandas(), "duckdb": lambda t: t.df(),
-           "dask": lambda t: t.compute()}[engine](targets)
+    got = {
+        "polars": lambda t: t.collect().to_pandas(),
+        "duckdb": lambda t: t.df(),
+        "dask": lambda t: t.compute(),
+    }[engine](targets)
     want = zd.sla_targets(events)
     assert len(got) == len(want) > 0
     assert got["outcome"].value_counts().to_dict() == want["outcome"].value_counts().to_dict()
 
 
-def test_migrate_converts_a_parquet_cache_once_with_the_same_rows_ids_and_state(
-    server, tmp_path
-):
+def test_migrate_converts_a_parquet_cache_once_with_the_same_rows_ids_and_state(server, tmp_path):
     from zdevents.store import migrate
 
     settings = server.settings(data_dir=tmp_path / "data")
@@ -451,7 +499,10 @@ def test_migrate_converts_a_parquet_cache_once_with_the_same_rows_ids_and_state(
     assert plain(cache.read()).equals(rows_before)
     state = cache.state()
     assert (state.cursor, state.coverage, state.horizon, state.as_of) == (
-        before.cursor, before.coverage, before.horizon, before.as_of
+        before.cursor,
+        before.coverage,
+        before.horizon,
+        before.as_of,
     )
     parked = old.dir.with_name(f"{STREAM}.parquet-old")
     assert sorted(p.name for p in parked.iterdir()) == ["my-notes.txt"]
@@ -466,8 +517,10 @@ def test_fetch_keeps_the_file_count_bounded_and_optimize_vacuum_keep_the_state(t
     with cache.lock():
         for i in range(20):  # twenty small incremental commits into one month
             when = (day + pd.Timedelta(hours=i)).isoformat()
-            cache.commit(conform(rows((i + 1, when, "activate"))),
-                         cursor=int((day + pd.Timedelta(hours=i + 1)).timestamp()))
+            cache.commit(
+                conform(rows((i + 1, when, "activate"))),
+                cursor=int((day + pd.Timedelta(hours=i + 1)).timestamp()),
+            )
     state = cache.state()
     assert state.rows == 20
     assert len(state.files) <= 9  # compacted by the commits themselves
@@ -530,7 +583,10 @@ def test_status_shows_the_table_version_rows_and_file_count(server, location, tm
     assert state.version >= 2 and len(state.files) > 1
     [status] = [s for s in zd.cache_status(settings=settings) if s.stream == STREAM]
     assert (status.version, status.rows, status.files) == (
-        state.version, state.rows, len(state.files))
+        state.version,
+        state.rows,
+        len(state.files),
+    )
     assert status.bytes == sum(p.size for p in state.files)
     line = next(ln for ln in format_status([status]).splitlines() if STREAM in ln)
     assert line.split()[-2:] == [str(len(state.files)), str(state.version)]
@@ -560,9 +616,12 @@ def test_the_report_records_the_table_version_it_read(server, tmp_path):
     from zdevents.report import write_report
 
     events = zd.load_frame(refresh="never", settings=settings, version=1)
-    result = write_report(zd.sla_targets(events), tmp_path / "v1",
-                          as_of=events.attrs["zdevents_as_of"],
-                          table_version=events.attrs["zdevents_table_version"])
+    result = write_report(
+        zd.sla_targets(events),
+        tmp_path / "v1",
+        as_of=events.attrs["zdevents_as_of"],
+        table_version=events.attrs["zdevents_table_version"],
+    )
     assert result.table_version == 1
     assert "(Delta table version 1)." in result.index.read_text(encoding="utf-8")
     # a Parquet cache has no version: none is shown
@@ -582,8 +641,11 @@ def test_zd_scan_reads_an_s3_table(shared, engine, caplog):
     frame = zd.scan(settings=settings, engine=engine)
     assert env["AWS_SECRET_ACCESS_KEY"] not in repr(frame) + caplog.text
     rates = zd.breach_rates(zd.sla_targets(frame, as_of=as_of))
-    got = {"polars": lambda t: t.collect().to_pandas(), "duckdb": lambda t: t.df(),
-           "dask": lambda t: t.compute()}[engine](rates)
+    got = {
+        "polars": lambda t: t.collect().to_pandas(),
+        "duckdb": lambda t: t.df(),
+        "dask": lambda t: t.compute(),
+    }[engine](rates)
     want = zd.breach_rates(zd.sla_targets(events, as_of=as_of))
     assert len(want) > 0
     assert sorted(got["breached"].astype(int)) == sorted(want["breached"].astype(int))
@@ -591,9 +653,11 @@ def test_zd_scan_reads_an_s3_table(shared, engine, caplog):
     # a range and a projection on the object store
     since = events["time"].quantile(0.5)
     frame = zd.scan(since=since, settings=settings, engine=engine, columns=["id"])
-    ids = {"polars": lambda t: t.collect()["id"].to_list(),
-           "duckdb": lambda t: t.df()["id"].tolist(),
-           "dask": lambda t: t.compute()["id"].tolist()}[engine](frame)
+    ids = {
+        "polars": lambda t: t.collect()["id"].to_list(),
+        "duckdb": lambda t: t.df()["id"].tolist(),
+        "dask": lambda t: t.compute()["id"].tolist(),
+    }[engine](frame)
     assert sorted(ids) == sorted(events.loc[events["time"] >= since, "id"].tolist())
 
 

@@ -164,7 +164,12 @@ def test_wrong_base_url_gets_not_found(server, settings):
 
 
 def test_oauth_bearer_token_works(server, settings):
-    bearer = zd.Settings(base_url=server.url, subdomain="sample", oauth_token=server.oauth_token,
-                         data_dir=settings.data_dir, requests_per_minute=10_000)
+    bearer = zd.Settings(
+        base_url=server.url,
+        subdomain="sample",
+        oauth_token=server.oauth_token,
+        data_dir=settings.data_dir,
+        requests_per_minute=10_000,
+    )
     result = zd.fetch("metric_events", settings=bearer, progress=False)
     assert result.rows == len(server.unique_ids("metric_events"))

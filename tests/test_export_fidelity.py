@@ -28,8 +28,14 @@ def _iso(seconds: int) -> str:
 
 
 def _event(event_id: int, seconds: int, ticket_id: int = 1) -> dict:
-    return {"id": event_id, "ticket_id": ticket_id, "metric": "reply_time", "instance_id": 1,
-            "type": "activate", "time": _iso(seconds)}
+    return {
+        "id": event_id,
+        "ticket_id": ticket_id,
+        "metric": "reply_time",
+        "instance_id": 1,
+        "type": "activate",
+        "time": _iso(seconds),
+    }
 
 
 def _cached_ids(settings, stream: str = "metric_events") -> list[int]:
@@ -38,8 +44,12 @@ def _cached_ids(settings, stream: str = "metric_events") -> list[int]:
 
 
 def _get(server: LocalZendesk, path: str = METRICS, **params) -> requests.Response:
-    return requests.get(f"{server.url}{path}", params=params, timeout=10,
-                        auth=(f"{server.email}/token", server.api_token))
+    return requests.get(
+        f"{server.url}{path}",
+        params=params,
+        timeout=10,
+        auth=(f"{server.email}/token", server.api_token),
+    )
 
 
 def _metric_params(server: LocalZendesk) -> list[dict[str, str]]:
@@ -85,8 +95,10 @@ def _matrix_events(layout: str, now: float) -> list[dict]:
 def matrix_report():
     yield MATRIX_FIGURES
     print("\npage-size matrix (zdevents, time-based pagination)")
-    print(f"{'page size':>22} {'end_of_stream':>13} {'data':>11} {'served':>7} "
-          f"{'cached':>7} {'requests':>8} {'pages w/ new ids':>16} {'extra at end':>12}")
+    print(
+        f"{'page size':>22} {'end_of_stream':>13} {'data':>11} {'served':>7} "
+        f"{'cached':>7} {'requests':>8} {'pages w/ new ids':>16} {'extra at end':>12}"
+    )
     for line in MATRIX_FIGURES:
         print(line)
 
@@ -187,8 +199,9 @@ def test_cursor_pages_follow_zendesks_envelope_capped_at_100():
         body = _get(srv, start_time=0, **{"page[size]": 500}).json()
         assert len(body["ticket_metric_events"]) == 100
         assert body["meta"]["has_more"] is True and body["links"]["next"].startswith(srv.url)
-        follow = requests.get(body["links"]["next"], timeout=10,
-                              auth=(f"{srv.email}/token", srv.api_token)).json()
+        follow = requests.get(
+            body["links"]["next"], timeout=10, auth=(f"{srv.email}/token", srv.api_token)
+        ).json()
         bad = _get(srv, **{"page[after]": "not-a-cursor"})
     assert [e["id"] for e in follow["ticket_metric_events"]] == list(range(101, 151))
     assert follow["meta"]["has_more"] is False and follow["links"]["next"] is None
@@ -208,8 +221,7 @@ def test_a_cursor_that_does_not_move_while_has_more_is_an_error_and_the_next_run
         state = Cache(settings.data_dir, settings.account, "metric_events").state()
         assert state.rows == 100 and state.after_cursor is not None  # page 1 kept
         before = srv.requests
-        again = zd.fetch("metric_events", settings=settings, progress=False,
-                         pagination="cursor")
+        again = zd.fetch("metric_events", settings=settings, progress=False, pagination="cursor")
         assert _metric_params(srv)[before]["page[after]"] == state.after_cursor
     assert again.new_events == 150 and sorted(_cached_ids(settings)) == list(range(1, 251))
 
@@ -241,8 +253,9 @@ def test_support_type_scope_defaults_to_agent_is_stored_and_reused(scoped, tmp_p
         zd.fetch("ticket_events", settings=settings, progress=False, support_type_scope="all")
     assert "holds support_type_scope 'agent', not 'all'" in str(info.value)
     assert "\n" not in str(info.value)
-    zd.fetch("ticket_events", settings=settings, progress=False, support_type_scope="all",
-             force=True)
+    zd.fetch(
+        "ticket_events", settings=settings, progress=False, support_type_scope="all", force=True
+    )
     assert set(_cached_ids(settings, "ticket_events")) == {a["id"] for a in audits}
     assert cache.state().support_type_scope == "all"
     before = scoped.requests
@@ -253,8 +266,11 @@ def test_support_type_scope_defaults_to_agent_is_stored_and_reused(scoped, tmp_p
 def test_support_type_scope_ai_agent_and_unknown_values(scoped, tmp_path):
     settings = scoped.settings(data_dir=tmp_path)
     zd.fetch("ticket_events", settings=settings, progress=False, support_type_scope="ai_agent")
-    tickets = {a["ticket_id"] for a in scoped.account.ticket_events()
-               if a["id"] in set(_cached_ids(settings, "ticket_events"))}
+    tickets = {
+        a["ticket_id"]
+        for a in scoped.account.ticket_events()
+        if a["id"] in set(_cached_ids(settings, "ticket_events"))
+    }
     assert tickets == {2, 3, 5, 7}
     response = _get(scoped, TICKETS, start_time=0, support_type_scope="bots")
     assert response.status_code == 400 and "support_type_scope" in response.text
@@ -270,9 +286,12 @@ def test_support_type_scope_ai_agent_and_unknown_values(scoped, tmp_path):
 def _cli(server: LocalZendesk, tmp_path, monkeypatch, *args: str) -> int:
     monkeypatch.chdir(tmp_path)
     for name, value in {
-        "ZENDESK_BASE_URL": server.url, "ZENDESK_SUBDOMAIN": "sample",
-        "ZENDESK_EMAIL": server.email, "ZENDESK_API_TOKEN": server.api_token,
-        "ZDEVENTS_DATA_DIR": str(tmp_path / "cache"), "ZDEVENTS_REQUESTS_PER_MINUTE": "10000",
+        "ZENDESK_BASE_URL": server.url,
+        "ZENDESK_SUBDOMAIN": "sample",
+        "ZENDESK_EMAIL": server.email,
+        "ZENDESK_API_TOKEN": server.api_token,
+        "ZDEVENTS_DATA_DIR": str(tmp_path / "cache"),
+        "ZDEVENTS_REQUESTS_PER_MINUTE": "10000",
     }.items():
         monkeypatch.setenv(name, value)
     return cli_main(["fetch", "-q", *args])
@@ -284,24 +303,48 @@ def test_cli_exclude_deleted_and_pagination_reach_the_metric_events_requests(
     account = SampleAccount(tickets=200, seed=7)
     assert account.deleted_ticket_ids  # the sample deletes a few tickets as spam
     with LocalZendesk(account) as srv:
-        assert _cli(srv, tmp_path, monkeypatch, "--exclude-deleted", "--pagination", "cursor",
-                    "--support-type-scope", "all", "--stream", "all") == 0
+        assert (
+            _cli(
+                srv,
+                tmp_path,
+                monkeypatch,
+                "--exclude-deleted",
+                "--pagination",
+                "cursor",
+                "--support-type-scope",
+                "all",
+                "--stream",
+                "all",
+            )
+            == 0
+        )
         metric = _metric_params(srv)
         tickets = [r.params for r in srv.request_log if r.stream == "ticket_events"]
         settings = srv.settings(data_dir=tmp_path / "cache")
     assert all(p["exclude_deleted"] == "true" and p["page[size]"] == "100" for p in metric)
     assert all(p["support_type_scope"] == "all" and "page[size]" not in p for p in tickets)
     cached = set(_cached_ids(settings))
-    kept = {e["id"] for e in account.metric_events()
-            if e["ticket_id"] not in account.deleted_ticket_ids}
+    kept = {
+        e["id"] for e in account.metric_events() if e["ticket_id"] not in account.deleted_ticket_ids
+    }
     assert cached == kept
     assert "metric_events:" in capsys.readouterr().out
 
 
 def test_cli_refuses_another_scope_in_one_line(scoped, tmp_path, monkeypatch, capsys):
     assert _cli(scoped, tmp_path, monkeypatch, "--stream", "ticket_events") == 0
-    assert _cli(scoped, tmp_path, monkeypatch, "--stream", "ticket_events",
-                "--support-type-scope", "ai_agent") == 2
+    assert (
+        _cli(
+            scoped,
+            tmp_path,
+            monkeypatch,
+            "--stream",
+            "ticket_events",
+            "--support-type-scope",
+            "ai_agent",
+        )
+        == 2
+    )
     err = [line for line in capsys.readouterr().err.splitlines() if line]
     assert len(err) == 1 and "holds support_type_scope 'agent', not 'ai_agent'" in err[0]
 
@@ -322,7 +365,8 @@ def test_server_follows_the_documented_envelopes():
     assert "end_of_stream" not in bare
     assert too_recent.status_code == 422
     assert too_recent.json()["description"] == (
-        "Too recent start_time. Use a start_time older than 1 minute")
+        "Too recent start_time. Use a start_time older than 1 minute"
+    )
     applied = next(e for e in metric["ticket_metric_events"] if e["type"] == "apply_sla")
     assert applied["sla"]["policy"]["description"]  # kept as Zendesk sends it
 
@@ -338,6 +382,8 @@ def test_summary_counts_metric_events_arriving_under_ticket_events(tmp_path):
         settings = srv.settings(data_dir=tmp_path)
         result = zd.fetch("ticket_events", settings=settings, progress=False)
     assert (result.new_events, result.other_stream_events, result.rows) == (0, 4, 0)
-    assert "0 new (+4 new metric events that arrived in this export, stored with " \
-           "metric_events)" in str(result)
+    assert (
+        "0 new (+4 new metric events that arrived in this export, stored with "
+        "metric_events)" in str(result)
+    )
     assert sorted(_cached_ids(settings)) == [1, 2, 3, 4]

@@ -56,9 +56,9 @@ def write_mixed_files(pages: list[dict], folder: Path) -> list[Path]:
     second = folder / "page-2.json.gz"
     second.write_bytes(gzip.compress(json.dumps(pages[1]).encode()))
     lines = folder / "pages.jsonl"
-    lines.write_text("\n".join(json.dumps(p) for p in pages[2:third + 1]) + "\n")
+    lines.write_text("\n".join(json.dumps(p) for p in pages[2 : third + 1]) + "\n")
     rest = folder / "rest.json"
-    rest.write_text(json.dumps(pages[third + 1:]))
+    rest.write_text(json.dumps(pages[third + 1 :]))
     return [first, second, lines, rest]
 
 
@@ -92,8 +92,9 @@ def test_saved_pages_load_as_the_frame_load_frame_returns(server, tmp_path, stre
     # already-parsed dicts give the same frame, and the pages' horizon is the as-of
     from_dicts = zd.read_export(pages)
     pd.testing.assert_frame_equal(from_dicts, loaded)
-    assert from_dicts.attrs["zdevents_as_of"] == pd.Timestamp(pages[-1]["end_time"], unit="s",
-                                                              tz="UTC")
+    assert from_dicts.attrs["zdevents_as_of"] == pd.Timestamp(
+        pages[-1]["end_time"], unit="s", tz="UTC"
+    )
 
 
 def test_the_seed_response_with_its_placeholders_filled_loads_as_metric_events():
@@ -123,15 +124,18 @@ def test_the_seed_response_as_saved_is_a_page_error_naming_file_page_and_field(t
     page = json.loads(SEED_BODY.read_text())
     page.update(count=2, end_of_stream=True, end_time=1704070800, next_page="x")
     path.write_text(json.dumps(page))
-    with pytest.raises(zd.PageError, match=rf"page 1 of {path}: field 'ticket_events\[\]\.id' "
-                                           r"\(record #1\) holds the placeholder '<integer>'"):
+    with pytest.raises(
+        zd.PageError,
+        match=rf"page 1 of {path}: field 'ticket_events\[\]\.id' "
+        r"\(record #1\) holds the placeholder '<integer>'",
+    ):
         zd.read_export(path)
 
 
 @pytest.mark.skipif(not SEED_FILE.exists(), reason="the shared seed folder is not beside the repo")
 def test_the_seed_fixture_is_the_saved_request_s_sample_response():
     text = SEED_FILE.read_text()
-    item = json.loads(text[text.index("{", text.index("Postman Collection Item JSON")):])
+    item = json.loads(text[text.index("{", text.index("Postman Collection Item JSON")) :])
     assert json.loads(item["response"][0]["body"]) == json.loads(SEED_BODY.read_text())
 
 
@@ -141,14 +145,20 @@ def test_a_wrongly_typed_value_names_the_file_the_page_and_the_field(tmp_path):
     bad["ticket_events"][1]["ticket_id"] = "42"  # a string where Zendesk sends an integer
     path = tmp_path / "pages.jsonl"
     path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
-    with pytest.raises(zd.PageError, match=rf"page 2 of {path} .*field 'ticket_events\[\]\."
-                                           r"ticket_id'"):
+    with pytest.raises(
+        zd.PageError,
+        match=rf"page 2 of {path} .*field 'ticket_events\[\]\."
+        r"ticket_id'",
+    ):
         zd.read_export(path)
     text = {"ticket_events": [dict(good["ticket_events"][0], id=1, metric="custom\u2028time")]}
     path.write_text(json.dumps(text, ensure_ascii=False) + "\n" + json.dumps(good) + "\n")
     loaded = zd.read_export(path)  # a raw line separator (JSON allows it) splits no line
     assert loaded.set_index("id")["metric"].astype(str).to_dict() == {
-        1: "custom\u2028time", 9001: "periodic_update_time", 9002: "pausable_update_time"}
+        1: "custom\u2028time",
+        9001: "periodic_update_time",
+        9002: "pausable_update_time",
+    }
     envelope = copy.deepcopy(good)
     envelope["end_time"] = "1704070800"
     with pytest.raises(zd.PageError, match=r"page 1 of the pages given: field 'end_time'"):

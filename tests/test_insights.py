@@ -35,8 +35,14 @@ def events(rows: list[tuple]) -> pd.DataFrame:
     out = []
     for i, row in enumerate(rows, start=1):
         ticket, metric, instance, kind, minute, *extra = row
-        record = {"id": i, "ticket_id": ticket, "metric": metric, "instance_id": instance,
-                  "type": kind, "time": at(minute)}
+        record = {
+            "id": i,
+            "ticket_id": ticket,
+            "metric": metric,
+            "instance_id": instance,
+            "type": kind,
+            "time": at(minute),
+        }
         if extra:
             record.update(extra[0])
         out.append(record)
@@ -52,23 +58,34 @@ def events(rows: list[tuple]) -> pd.DataFrame:
 
 
 def apply(ticket, metric, instance, minute, target=60, business=False, policy="P"):
-    return (ticket, metric, instance, "apply_sla", minute,
-            {"sla_target_minutes": target, "sla_business_hours": business,
-             "policy_title": policy})
+    return (
+        ticket,
+        metric,
+        instance,
+        "apply_sla",
+        minute,
+        {"sla_target_minutes": target, "sla_business_hours": business, "policy_title": policy},
+    )
 
 
 # ---------------------------------------------------------------- lateness
 
 
 def test_lateness_measures_fulfilled_to_fulfilment_and_open_to_as_of():
-    ev = events([
-        (1, "reply_time", 1, "activate", 0), apply(1, "reply_time", 1, 0),
-        (1, "reply_time", 1, "breach", 60), (1, "reply_time", 1, "fulfill", 105),
-        (2, "reply_time", 1, "activate", 0), apply(2, "reply_time", 1, 0),
-        (2, "reply_time", 1, "breach", 60),                      # still open at as_of
-        (3, "reply_time", 1, "activate", 0), apply(3, "reply_time", 1, 0),
-        (3, "reply_time", 1, "fulfill", 30),                     # achieved: not late
-    ])
+    ev = events(
+        [
+            (1, "reply_time", 1, "activate", 0),
+            apply(1, "reply_time", 1, 0),
+            (1, "reply_time", 1, "breach", 60),
+            (1, "reply_time", 1, "fulfill", 105),
+            (2, "reply_time", 1, "activate", 0),
+            apply(2, "reply_time", 1, 0),
+            (2, "reply_time", 1, "breach", 60),  # still open at as_of
+            (3, "reply_time", 1, "activate", 0),
+            apply(3, "reply_time", 1, 0),
+            (3, "reply_time", 1, "fulfill", 30),  # achieved: not late
+        ]
+    )
     targets = zd.sla_targets(ev, as_of=at(300))
     late = lateness(targets)
     assert late["ticket_id"].tolist() == [1, 2]
@@ -79,10 +96,14 @@ def test_lateness_measures_fulfilled_to_fulfilment_and_open_to_as_of():
 
 
 def test_lateness_of_a_breach_exactly_at_fulfilment_is_zero_not_dropped():
-    ev = events([
-        (1, "reply_time", 1, "activate", 0), apply(1, "reply_time", 1, 0),
-        (1, "reply_time", 1, "breach", 60), (1, "reply_time", 1, "fulfill", 60),
-    ])
+    ev = events(
+        [
+            (1, "reply_time", 1, "activate", 0),
+            apply(1, "reply_time", 1, 0),
+            (1, "reply_time", 1, "breach", 60),
+            (1, "reply_time", 1, "fulfill", 60),
+        ]
+    )
     late = lateness(zd.sla_targets(ev, as_of=at(600)))
     assert len(late) == 1
     assert late["late_minutes"].tolist() == [0.0]
@@ -90,36 +111,47 @@ def test_lateness_of_a_breach_exactly_at_fulfilment_is_zero_not_dropped():
 
 
 def test_lateness_treats_a_fulfilment_after_as_of_as_open_and_one_at_as_of_as_closed():
-    targets = pd.DataFrame({
-        "outcome": ["breached", "breached"], "breached_at": [at(10), at(10)],
-        "fulfilled_at": [at(100), at(99)],
-    })
+    targets = pd.DataFrame(
+        {
+            "outcome": ["breached", "breached"],
+            "breached_at": [at(10), at(10)],
+            "fulfilled_at": [at(100), at(99)],
+        }
+    )
     late = lateness(targets, as_of=at(99))
     assert late["late_minutes"].tolist() == [89.0, 89.0]
     assert late["open"].tolist() == [True, False]
 
 
 def test_lateness_at_an_earlier_as_of_leaves_out_later_breaches():
-    targets = pd.DataFrame({"outcome": ["breached", "breached"],
-                            "breached_at": [at(10), at(50)], "fulfilled_at": [pd.NaT, pd.NaT]})
+    targets = pd.DataFrame(
+        {
+            "outcome": ["breached", "breached"],
+            "breached_at": [at(10), at(50)],
+            "fulfilled_at": [pd.NaT, pd.NaT],
+        }
+    )
     late = lateness(targets, as_of=at(50))
     assert late["late_minutes"].tolist() == [40.0, 0.0]  # a breach at as_of is 0 min late
     assert lateness(targets, as_of=at(49))["late_minutes"].tolist() == [39.0]
 
 
 def test_lateness_needs_an_as_of():
-    targets = pd.DataFrame({"outcome": ["breached"], "breached_at": [at(0)],
-                            "fulfilled_at": [pd.NaT]})
+    targets = pd.DataFrame(
+        {"outcome": ["breached"], "breached_at": [at(0)], "fulfilled_at": [pd.NaT]}
+    )
     with pytest.raises(ValueError, match="as_of is unknown"):
         lateness(targets)
 
 
 def test_lateness_summary_median_and_linear_p90():
-    late = pd.DataFrame({
-        "metric_label": ["A"] * 5 + ["B"],
-        "late_minutes": [40.0, 0.0, 30.0, 10.0, 20.0, 7.0],
-        "open": [True, False, False, False, False, False],
-    })
+    late = pd.DataFrame(
+        {
+            "metric_label": ["A"] * 5 + ["B"],
+            "late_minutes": [40.0, 0.0, 30.0, 10.0, 20.0, 7.0],
+            "open": [True, False, False, False, False, False],
+        }
+    )
     out = lateness_summary(late)
     assert out["metric_label"].tolist() == ["A", "B"]
     assert out["breached"].tolist() == [5, 1]
@@ -134,34 +166,46 @@ def test_lateness_summary_median_and_linear_p90():
 
 
 def test_due_time_from_scheduled_breach_then_calendar_target_then_unknown():
-    ev = events([
-        # 1: a breach scheduled ahead (and a deleted one earlier): due at its time
-        (1, "reply_time", 1, "activate", 0), apply(1, "reply_time", 1, 0, target=480),
-        (1, "reply_time", 1, "breach", 90, {"deleted": True}),
-        (1, "reply_time", 1, "breach", 150),
-        # 2: calendar target, nothing scheduled: applied + target
-        (2, "reply_time", 1, "activate", 10), apply(2, "reply_time", 1, 10, target=120),
-        # 3: business-hour target: unknown
-        (3, "reply_time", 1, "activate", 0), apply(3, "reply_time", 1, 0, business=True),
-        # 4: fulfilled: not in the queue
-        (4, "reply_time", 1, "activate", 0), apply(4, "reply_time", 1, 0),
-        (4, "reply_time", 1, "fulfill", 5),
-    ])
+    ev = events(
+        [
+            # 1: a breach scheduled ahead (and a deleted one earlier): due at its time
+            (1, "reply_time", 1, "activate", 0),
+            apply(1, "reply_time", 1, 0, target=480),
+            (1, "reply_time", 1, "breach", 90, {"deleted": True}),
+            (1, "reply_time", 1, "breach", 150),
+            # 2: calendar target, nothing scheduled: applied + target
+            (2, "reply_time", 1, "activate", 10),
+            apply(2, "reply_time", 1, 10, target=120),
+            # 3: business-hour target: unknown
+            (3, "reply_time", 1, "activate", 0),
+            apply(3, "reply_time", 1, 0, business=True),
+            # 4: fulfilled: not in the queue
+            (4, "reply_time", 1, "activate", 0),
+            apply(4, "reply_time", 1, 0),
+            (4, "reply_time", 1, "fulfill", 5),
+        ]
+    )
     due = due_targets(ev, as_of=at(100))
     assert due["ticket_id"].tolist() == [2, 1, 3]
     assert due["due_at"].tolist()[:2] == [at(130), at(150)]
     assert pd.isna(due["due_at"].iloc[2])
     assert due["due_source"].tolist() == [
-        "applied + target", "scheduled breach", "unknown (business hours)"]
+        "applied + target",
+        "scheduled breach",
+        "unknown (business hours)",
+    ]
     assert due["minutes_to_due"].tolist()[:2] == [30.0, 50.0]
     assert (due["as_of"] == at(100)).all()
 
 
 def test_a_breach_exactly_at_as_of_has_happened_one_just_after_is_due():
-    ev = events([
-        (1, "reply_time", 1, "activate", 0), apply(1, "reply_time", 1, 0),
-        (1, "reply_time", 1, "breach", 60),
-    ])
+    ev = events(
+        [
+            (1, "reply_time", 1, "activate", 0),
+            apply(1, "reply_time", 1, 0),
+            (1, "reply_time", 1, "breach", 60),
+        ]
+    )
     assert due_targets(ev, as_of=at(60)).empty  # breached at as_of: not "about to breach"
     just_before = due_targets(ev, as_of=at(60) - pd.Timedelta(seconds=1))
     assert just_before["due_at"].tolist() == [at(60)]
@@ -170,10 +214,13 @@ def test_a_breach_exactly_at_as_of_has_happened_one_just_after_is_due():
 
 
 def test_due_targets_ignore_events_without_a_key_and_keep_extra_target_columns():
-    ev = events([
-        (1, "reply_time", 1, "activate", 0), apply(1, "reply_time", 1, 0),
-        (1, "reply_time", 1, "breach", 200),
-    ])
+    ev = events(
+        [
+            (1, "reply_time", 1, "activate", 0),
+            apply(1, "reply_time", 1, 0),
+            (1, "reply_time", 1, "breach", 200),
+        ]
+    )
     stray = ev.iloc[[2]].assign(id=99, ticket_id=None, time=at(150))
     ev = pd.concat([ev, stray], ignore_index=True)
     ev["ticket_id"] = ev["ticket_id"].astype("Int64")
@@ -184,14 +231,17 @@ def test_due_targets_ignore_events_without_a_key_and_keep_extra_target_columns()
 
 
 def test_a_paused_clock_has_no_due_time():
-    ev = events([
-        (1, "requester_wait_time", 1, "activate", 0),
-        apply(1, "requester_wait_time", 1, 0, target=60),
-        (1, "requester_wait_time", 1, "pause", 20),
-        (2, "requester_wait_time", 1, "activate", 0),
-        apply(2, "requester_wait_time", 1, 0, target=60),
-        (2, "requester_wait_time", 1, "pause", 20), (2, "requester_wait_time", 1, "activate", 30),
-    ])
+    ev = events(
+        [
+            (1, "requester_wait_time", 1, "activate", 0),
+            apply(1, "requester_wait_time", 1, 0, target=60),
+            (1, "requester_wait_time", 1, "pause", 20),
+            (2, "requester_wait_time", 1, "activate", 0),
+            apply(2, "requester_wait_time", 1, 0, target=60),
+            (2, "requester_wait_time", 1, "pause", 20),
+            (2, "requester_wait_time", 1, "activate", 30),
+        ]
+    )
     due = due_targets(ev, as_of=at(40)).set_index("ticket_id")
     assert due.loc[1, "due_source"] == "paused" and pd.isna(due.loc[1, "due_at"])
     assert due.loc[2, "due_source"] == "applied + target" and due.loc[2, "due_at"] == at(60)
@@ -199,45 +249,68 @@ def test_a_paused_clock_has_no_due_time():
 
 def test_due_summary_counts_the_horizon_inclusively_by_group_and_assignee():
     as_of = at(0)
-    due = pd.DataFrame({
-        "group_id": pd.array([1, 1, 1, 2, 2, 2], dtype="Int64"),
-        "assignee_id": pd.array([10, 10, 11, 20, None, 20], dtype="Int64"),
-        "due_at": [as_of, at(240), at(241), at(-5), at(60), pd.NaT],
-        "as_of": [as_of] * 6,
-    })
-    out = due_summary(due, "4h", groups={1: "Tier 1", 2: "Billing"},
-                      assignees={10: "Ada", 11: "Alan"})
+    due = pd.DataFrame(
+        {
+            "group_id": pd.array([1, 1, 1, 2, 2, 2], dtype="Int64"),
+            "assignee_id": pd.array([10, 10, 11, 20, None, 20], dtype="Int64"),
+            "due_at": [as_of, at(240), at(241), at(-5), at(60), pd.NaT],
+            "as_of": [as_of] * 6,
+        }
+    )
+    out = due_summary(
+        due, "4h", groups={1: "Tier 1", 2: "Billing"}, assignees={10: "Ada", 11: "Alan"}
+    )
     rows = {(r.group_name, r.assignee_name): r for r in out.itertuples()}
-    assert rows[("Tier 1", "Ada")].due == 2               # at as_of and at as_of + 4h
+    assert rows[("Tier 1", "Ada")].due == 2  # at as_of and at as_of + 4h
     assert rows[("Tier 1", "Ada")].next_due_at == as_of
-    assert ("Tier 1", "Alan") not in rows                 # 1 minute past the horizon
+    assert ("Tier 1", "Alan") not in rows  # 1 minute past the horizon
     assert rows[("Billing", "20")].overdue_estimate == 1  # unknown id: shown as the id
     assert rows[("Billing", "20")].unknown_due == 1
     assert rows[("Billing", "(none)")].due == 1
-    assert out.iloc[0]["group_name"] == "Tier 1"          # soonest first
+    assert out.iloc[0]["group_name"] == "Tier 1"  # soonest first
 
 
 def test_format_due_headline_table_and_soonest_list():
     as_of = at(0)
-    due = pd.DataFrame({
-        "ticket_id": [1, 2, 3, 4, 5],
-        "metric_label": ["First reply", "Next reply", "Resolution", "Agent work", "Resolution"],
-        "group_id": pd.array([1, 1, 2, 2, 2], dtype="Int64"),
-        "due_at": [as_of, at(90), at(-30), pd.NaT, at(300)],
-        "minutes_to_due": [0.0, 90.0, -30.0, float("nan"), 300.0],
-        "due_source": ["scheduled breach", "applied + target", "applied + target",
-                       "unknown (business hours)", "applied + target"],
-        "as_of": [as_of] * 5,
-    })
+    due = pd.DataFrame(
+        {
+            "ticket_id": [1, 2, 3, 4, 5],
+            "metric_label": ["First reply", "Next reply", "Resolution", "Agent work", "Resolution"],
+            "group_id": pd.array([1, 1, 2, 2, 2], dtype="Int64"),
+            "due_at": [as_of, at(90), at(-30), pd.NaT, at(300)],
+            "minutes_to_due": [0.0, 90.0, -30.0, float("nan"), 300.0],
+            "due_source": [
+                "scheduled breach",
+                "applied + target",
+                "applied + target",
+                "unknown (business hours)",
+                "applied + target",
+            ],
+            "as_of": [as_of] * 5,
+        }
+    )
     due.attrs["zdevents_as_of"] = as_of
     text = format_due(due, "90min")
     lines = text.splitlines()
     assert lines[0] == (
         "2 SLA targets due within 90 min of 2024-01-01 09:00 UTC (5 active: 1 past their "
         "estimated due time, 1 due later, 1 business-hour targets with no scheduled breach, "
-        "0 paused)")  # 2 + 1 + 1 + 1 + 0: every active target is counted once
-    assert lines[2].split() == ["group", "id", "due", "within", "90", "min", "past", "estimated",
-                                "due", "next", "due", "(UTC)"]
+        "0 paused)"
+    )  # 2 + 1 + 1 + 1 + 0: every active target is counted once
+    assert lines[2].split() == [
+        "group",
+        "id",
+        "due",
+        "within",
+        "90",
+        "min",
+        "past",
+        "estimated",
+        "due",
+        "next",
+        "due",
+        "(UTC)",
+    ]
     assert lines[3].split() == ["1", "2", "0", "01-01", "09:00"]
     assert lines[5] == "soonest:"
     assert lines[7].split()[:5] == ["01-01", "09:00", "0", "min", "1"]
@@ -262,8 +335,13 @@ def weekly_targets(counts: list[tuple[int, int, int]], metric="reply_time") -> p
         applied = T0 + pd.Timedelta(weeks=week, hours=1)
         rows += [("breached", applied)] * b + [("achieved", applied)] * a
         rows += [("active", applied)] * o
-    return pd.DataFrame({"metric_label": metric, "outcome": [r[0] for r in rows],
-                         "applied_at": [r[1] for r in rows]})
+    return pd.DataFrame(
+        {
+            "metric_label": metric,
+            "outcome": [r[0] for r in rows],
+            "applied_at": [r[1] for r in rows],
+        }
+    )
 
 
 def test_trend_verdict_two_proportion_test_by_hand():
@@ -285,11 +363,11 @@ def test_trend_verdict_two_proportion_test_by_hand():
     assert row["p_value"] == pytest.approx(0.028459, abs=1e-5)
     assert row["cohens_h"] == pytest.approx(2 * math.asin(0.1**0.5) - 2 * math.asin(0.2**0.5))
     assert row["verdict"] == "better"
-    worse = trend_verdicts(weekly_targets([(10, 90, 0), (10, 90, 0), (25, 75, 0)]), k=2,
-                           as_of=week3)
+    worse = trend_verdicts(
+        weekly_targets([(10, 90, 0), (10, 90, 0), (25, 75, 0)]), k=2, as_of=week3
+    )
     assert worse["verdict"].iloc[0] == "worse"
-    same = trend_verdicts(weekly_targets([(20, 80, 0), (20, 80, 0), (18, 82, 0)]), k=2,
-                          as_of=week3)
+    same = trend_verdicts(weekly_targets([(20, 80, 0), (20, 80, 0), (18, 82, 0)]), k=2, as_of=week3)
     assert same["verdict"].iloc[0] == "no significant change"
 
 
@@ -320,15 +398,20 @@ def test_trend_without_a_baseline_says_not_enough_data():
 
 
 def test_monthly_periods_and_one_verdict_per_group():
-    targets = pd.concat([
-        weekly_targets([(1, 1, 0)], metric="A"),
-        weekly_targets([(1, 3, 0)], metric="B").assign(
-            applied_at=pd.Timestamp("2024-02-10", tz="UTC")),
-    ])
+    targets = pd.concat(
+        [
+            weekly_targets([(1, 1, 0)], metric="A"),
+            weekly_targets([(1, 3, 0)], metric="B").assign(
+                applied_at=pd.Timestamp("2024-02-10", tz="UTC")
+            ),
+        ]
+    )
     out = trend_verdicts(targets, freq="M", as_of="2024-03-01")
     assert out["metric_label"].tolist() == ["A", "B"]
-    assert out["latest_period"].tolist() == [pd.Timestamp("2024-01-01", tz="UTC"),
-                                             pd.Timestamp("2024-02-01", tz="UTC")]
+    assert out["latest_period"].tolist() == [
+        pd.Timestamp("2024-01-01", tz="UTC"),
+        pd.Timestamp("2024-02-01", tz="UTC"),
+    ]
     assert out["latest_rate"].tolist() == [0.5, 0.25]
 
 
@@ -337,27 +420,50 @@ def test_monthly_periods_and_one_verdict_per_group():
 
 def test_update_pairs_per_ticket_instance_from_events():
     P, Q = "periodic_update_time", "pausable_update_time"
-    ev = events([
-        # ticket 1 instance 1: periodic breached exactly at fulfilment, pausable achieved
-        (1, P, 1, "activate", 0), apply(1, P, 1, 0), (1, P, 1, "breach", 60),
-        (1, P, 1, "fulfill", 60),
-        (1, Q, 1, "activate", 0), apply(1, Q, 1, 0), (1, Q, 1, "fulfill", 60),
-        # ticket 1 instance 2: both breached
-        (1, P, 2, "activate", 60), apply(1, P, 2, 60), (1, P, 2, "breach", 120),
-        (1, Q, 2, "activate", 60), apply(1, Q, 2, 60), (1, Q, 2, "breach", 130),
-        (1, P, 2, "fulfill", 200), (1, Q, 2, "fulfill", 200),
-        # ticket 2: pausable breached only; ticket 3: open; ticket 4: periodic alone
-        (2, P, 1, "activate", 0), apply(2, P, 1, 0, policy="Q"), (2, P, 1, "fulfill", 50),
-        (2, Q, 1, "activate", 0), apply(2, Q, 1, 0, policy="Q"), (2, Q, 1, "breach", 40),
-        (2, Q, 1, "fulfill", 50),
-        (3, P, 1, "activate", 0), apply(3, P, 1, 0), (3, Q, 1, "activate", 0),
-        apply(3, Q, 1, 0),
-        (4, P, 1, "activate", 0), apply(4, P, 1, 0), (4, P, 1, "fulfill", 5),
-    ])
+    ev = events(
+        [
+            # ticket 1 instance 1: periodic breached exactly at fulfilment, pausable achieved
+            (1, P, 1, "activate", 0),
+            apply(1, P, 1, 0),
+            (1, P, 1, "breach", 60),
+            (1, P, 1, "fulfill", 60),
+            (1, Q, 1, "activate", 0),
+            apply(1, Q, 1, 0),
+            (1, Q, 1, "fulfill", 60),
+            # ticket 1 instance 2: both breached
+            (1, P, 2, "activate", 60),
+            apply(1, P, 2, 60),
+            (1, P, 2, "breach", 120),
+            (1, Q, 2, "activate", 60),
+            apply(1, Q, 2, 60),
+            (1, Q, 2, "breach", 130),
+            (1, P, 2, "fulfill", 200),
+            (1, Q, 2, "fulfill", 200),
+            # ticket 2: pausable breached only; ticket 3: open; ticket 4: periodic alone
+            (2, P, 1, "activate", 0),
+            apply(2, P, 1, 0, policy="Q"),
+            (2, P, 1, "fulfill", 50),
+            (2, Q, 1, "activate", 0),
+            apply(2, Q, 1, 0, policy="Q"),
+            (2, Q, 1, "breach", 40),
+            (2, Q, 1, "fulfill", 50),
+            (3, P, 1, "activate", 0),
+            apply(3, P, 1, 0),
+            (3, Q, 1, "activate", 0),
+            apply(3, Q, 1, 0),
+            (4, P, 1, "activate", 0),
+            apply(4, P, 1, 0),
+            (4, P, 1, "fulfill", 5),
+        ]
+    )
     pairs = update_pairs(zd.sla_targets(ev, as_of=at(300)))
     got = {(r.ticket_id, r.instance_id): r.pairing for r in pairs.itertuples()}
-    assert got == {(1, 1): "periodic only", (1, 2): "both breached",
-                   (2, 1): "pausable only", (3, 1): "open"}
+    assert got == {
+        (1, 1): "periodic only",
+        (1, 2): "both breached",
+        (2, 1): "pausable only",
+        (3, 1): "open",
+    }
     assert pairs.loc[pairs["ticket_id"] == 1, "periodic_breached_at"].tolist() == [at(60), at(120)]
 
     by_policy = update_pairing_summary(pairs, by="policy_title").set_index("policy_title")
@@ -373,12 +479,17 @@ def test_update_pairs_per_ticket_instance_from_events():
 
 
 def test_update_pairs_ignore_group_slas_and_keep_attribute_columns():
-    targets = pd.DataFrame({
-        "ticket_id": [1, 1, 1], "instance_id": [1, 1, 1],
-        "metric": ["periodic_update_time", "pausable_update_time", "pausable_update_time"],
-        "sla_kind": ["sla", "sla", "group_sla"], "group_name": ["Billing", "Billing", "X"],
-        "outcome": ["achieved", "breached", "achieved"], "breached_at": [pd.NaT] * 3,
-    })
+    targets = pd.DataFrame(
+        {
+            "ticket_id": [1, 1, 1],
+            "instance_id": [1, 1, 1],
+            "metric": ["periodic_update_time", "pausable_update_time", "pausable_update_time"],
+            "sla_kind": ["sla", "sla", "group_sla"],
+            "group_name": ["Billing", "Billing", "X"],
+            "outcome": ["achieved", "breached", "achieved"],
+            "breached_at": [pd.NaT] * 3,
+        }
+    )
     pairs = update_pairs(targets)
     assert pairs["pairing"].tolist() == ["pausable only"]
     assert update_pairing_summary(pairs, by="group_name")["group_name"].tolist() == ["Billing"]
@@ -388,11 +499,13 @@ def test_update_pairs_ignore_group_slas_and_keep_attribute_columns():
 
 
 def test_funnel_limits_positions_and_ranks_by_hand():
-    rates = pd.DataFrame({
-        "group": ["A", "B", "C", "D"],
-        "breached": [30, 10, 20, 1],
-        "achieved": [70, 90, 80, 2],
-    })
+    rates = pd.DataFrame(
+        {
+            "group": ["A", "B", "C", "D"],
+            "breached": [30, 10, 20, 1],
+            "achieved": [70, 90, 80, 2],
+        }
+    )
     out = funnel_table(rates, by="group", min_targets=10, shrink=False).set_index("group")
     p0 = 61 / 303
     se = math.sqrt(p0 * (1 - p0) / 100)
@@ -411,14 +524,20 @@ def test_funnel_limits_positions_and_ranks_by_hand():
 
 
 def test_funnel_min_targets_is_inclusive_and_a_breach_at_fulfilment_counts():
-    ev = events([
-        (1, "reply_time", 1, "activate", 0), apply(1, "reply_time", 1, 0),
-        (1, "reply_time", 1, "breach", 60), (1, "reply_time", 1, "fulfill", 60),
-        (2, "reply_time", 1, "activate", 0), apply(2, "reply_time", 1, 0),
-        (2, "reply_time", 1, "fulfill", 59),
-        (3, "reply_time", 1, "activate", 0), apply(3, "reply_time", 1, 0),
-        (3, "reply_time", 1, "fulfill", 1),
-    ])
+    ev = events(
+        [
+            (1, "reply_time", 1, "activate", 0),
+            apply(1, "reply_time", 1, 0),
+            (1, "reply_time", 1, "breach", 60),
+            (1, "reply_time", 1, "fulfill", 60),
+            (2, "reply_time", 1, "activate", 0),
+            apply(2, "reply_time", 1, 0),
+            (2, "reply_time", 1, "fulfill", 59),
+            (3, "reply_time", 1, "activate", 0),
+            apply(3, "reply_time", 1, 0),
+            (3, "reply_time", 1, "fulfill", 1),
+        ]
+    )
     targets = zd.sla_targets(ev, as_of=at(100)).assign(group=["X", "X", "Y"])
     out = funnel_table(targets, by="group", min_targets=2).set_index("group")
     assert out.loc["X", "breached"] == 1 and out.loc["X", "completed"] == 2
@@ -428,8 +547,9 @@ def test_funnel_min_targets_is_inclusive_and_a_breach_at_fulfilment_counts():
 
 
 def test_funnel_shrinks_towards_the_overall_rate_by_the_method_of_moments():
-    rates = pd.DataFrame({"unit": ["a", "b", "c"], "breached": [10, 30, 50],
-                          "achieved": [90, 70, 50]})
+    rates = pd.DataFrame(
+        {"unit": ["a", "b", "c"], "breached": [10, 30, 50], "achieved": [90, 70, 50]}
+    )
     out = funnel_table(rates, by="unit", min_targets=1).set_index("unit")
     p0 = 0.3
     tau2 = 0.04 - p0 * (1 - p0) / 100  # sample variance of 0.1, 0.3, 0.5 is 0.04
@@ -442,8 +562,12 @@ def test_funnel_shrinks_towards_the_overall_rate_by_the_method_of_moments():
 
 
 def test_funnel_leaves_out_rows_without_a_unit():
-    targets = pd.DataFrame({"assignee_id": pd.array([1, None, 1], dtype="Int64"),
-                            "outcome": ["breached", "breached", "achieved"]})
+    targets = pd.DataFrame(
+        {
+            "assignee_id": pd.array([1, None, 1], dtype="Int64"),
+            "outcome": ["breached", "breached", "achieved"],
+        }
+    )
     out = funnel_table(targets, by="assignee_id", min_targets=1)
     assert out["assignee_id"].tolist() == [1]
     assert out["overall_rate"].tolist() == [0.5]
@@ -453,16 +577,20 @@ def test_trend_takeaway_names_the_week_of_each_metric_when_they_differ():
     from zdevents.takeaways import trend_takeaway
 
     week = pd.Timestamp("2024-06-17", tz="UTC")
-    verdicts = pd.DataFrame({
-        # Agent work's newest week still has open targets: its latest complete week is earlier
-        "metric_label": ["Agent work", "Next reply", "First reply"],
-        "verdict": ["no significant change", "better", "no significant change"],
-        "latest_period": [week - pd.Timedelta(weeks=1), week, week],
-        "latest_rate": [0.1, 0.05, 0.2], "baseline_rate": [0.1, 0.15, 0.2],
-        "p_value": [0.9, 0.048, 0.7],
-    })
+    verdicts = pd.DataFrame(
+        {
+            # Agent work's newest week still has open targets: its latest complete week is earlier
+            "metric_label": ["Agent work", "Next reply", "First reply"],
+            "verdict": ["no significant change", "better", "no significant change"],
+            "latest_period": [week - pd.Timedelta(weeks=1), week, week],
+            "latest_rate": [0.1, 0.05, 0.2],
+            "baseline_rate": [0.1, 0.15, 0.2],
+            "p_value": [0.9, 0.048, 0.7],
+        }
+    )
     assert trend_takeaway(verdicts) == (
         "Week of 17 Jun 2024 (week of 10 Jun 2024 for Agent work) vs the weeks before: "
-        "Next reply better (5.0% vs 15.0%, p=0.048); no significant change on 2 other metrics.")
+        "Next reply better (5.0% vs 15.0%, p=0.048); no significant change on 2 other metrics."
+    )
     same = verdicts.assign(latest_period=week)
     assert trend_takeaway(same).startswith("Week of 17 Jun 2024 vs the weeks before: ")

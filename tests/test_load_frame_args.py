@@ -27,7 +27,10 @@ def test_load_frame_shows_the_fetch_progress_by_default(server, tmp_path, capsys
 
 def test_an_unknown_column_is_a_value_error_naming_it_and_the_available_ones(tmp_path):
     settings = zd.Settings(subdomain="acme", data_dir=tmp_path)
-    with pytest.raises(ValueError, match=r"metric_events has no column 'nope'; available: id, "
-                                         r"ticket_id, metric, .*deleted") as info:
+    with pytest.raises(
+        ValueError,
+        match=r"metric_events has no column 'nope'; available: id, "
+        r"ticket_id, metric, .*deleted",
+    ) as info:
         zd.load_frame(columns=["id", "nope"], refresh="never", settings=settings)
     assert not isinstance(info.value, zd.CacheError)

@@ -27,8 +27,14 @@ def iso(t: int) -> str:
 
 
 def metric(rid: int, t: int) -> dict:
-    return {"id": rid, "ticket_id": 1, "metric": "reply_time", "instance_id": 1,
-            "type": "activate", "time": iso(t)}
+    return {
+        "id": rid,
+        "ticket_id": 1,
+        "metric": "reply_time",
+        "instance_id": 1,
+        "type": "activate",
+        "time": iso(t),
+    }
 
 
 # five hand-made records: three share t=100
@@ -100,8 +106,10 @@ def test_newest_minute_withheld_and_too_recent_is_422(hand_server: LocalZendesk)
     assert [r["id"] for r in page["ticket_metric_events"]] == [4]
     response = get(hand_server, start_time=280)
     assert response.status_code == 422
-    assert response.json() == {"error": "InvalidValue",
-                               "description": "Too recent start_time. Use a start_time older than 1 minute"}
+    assert response.json() == {
+        "error": "InvalidValue",
+        "description": "Too recent start_time. Use a start_time older than 1 minute",
+    }
 
 
 def test_end_of_stream_only_when_asked_for_metric_events() -> None:
@@ -138,7 +146,10 @@ def test_ticket_events_envelope_and_options(server: LocalZendesk, account: Sampl
     assert list(body) == ["ticket_events", "next_page", "count", "end_of_stream", "end_time"]
     assert body["count"] >= 7
     assert parse_qs(urlsplit(body["next_page"]).query) == {
-        "start_time": [str(body["end_time"])], "per_page": ["7"], "include": ["comment_events"]}
+        "start_time": [str(body["end_time"])],
+        "per_page": ["7"],
+        "include": ["comment_events"],
+    }
     full = follow(server, TICKETS, include="comment_events")
     assert any(c["event_type"] == "Comment" for a in full for c in a["child_events"])
 
@@ -159,9 +170,18 @@ def test_auth_variants() -> None:
         bearer = {"Authorization": "Bearer sample-oauth-token"}
         assert get(server, auth=None, headers=bearer, start_time=0).status_code == 200
         missing = get(server, auth=None, start_time=0)
-        assert missing.status_code == 401 and missing.json() == {"error": "Couldn't authenticate you"}
-        assert get(server, auth=("admin@sample.test/token", "nope"), start_time=0).status_code == 401
-        assert get(server, auth=None, headers={"Authorization": "Bearer nope"}, start_time=0).status_code == 401
+        assert missing.status_code == 401 and missing.json() == {
+            "error": "Couldn't authenticate you"
+        }
+        assert (
+            get(server, auth=("admin@sample.test/token", "nope"), start_time=0).status_code == 401
+        )
+        assert (
+            get(
+                server, auth=None, headers={"Authorization": "Bearer nope"}, start_time=0
+            ).status_code
+            == 401
+        )
         assert get(server, "/api/v2/tickets", start_time=0).status_code == 404
         log = server.request_log
     assert [r.has_auth for r in log] == [True, True, True, False, True, True, True]
@@ -170,7 +190,10 @@ def test_auth_variants() -> None:
 
 
 def test_password_refused_unless_configured(hand_server: LocalZendesk) -> None:
-    assert get(hand_server, auth=("admin@sample.test", "sample-api-token"), start_time=0).status_code == 401
+    assert (
+        get(hand_server, auth=("admin@sample.test", "sample-api-token"), start_time=0).status_code
+        == 401
+    )
 
 
 def test_non_admin_gets_403() -> None:

@@ -37,9 +37,17 @@ def test_fetch_reads_every_page_of_both_lists_and_caches_them(server, settings, 
     assert names.groups == server.groups
     assert names.brands == BRANDS
     assert [path for path, _ in list_requests(server)] == [
-        "/api/v2/groups", "/api/v2/groups.json", "/api/v2/groups.json", "/api/v2/brands"]
+        "/api/v2/groups",
+        "/api/v2/groups.json",
+        "/api/v2/groups.json",
+        "/api/v2/brands",
+    ]
     assert [params.get("page[after]") for _, params in list_requests(server)] == [
-        None, "100", "200", None]
+        None,
+        "100",
+        "200",
+        None,
+    ]
     cached = json.loads((tmp_path / "sample" / NAMES_FILE).read_text())
     assert cached["groups"]["1204"] == "Group 204" and cached["brands"]["360000502"] == "Sample Pay"
 

@@ -64,8 +64,14 @@ def test_sla_breach_rates_notebook(sample_dir, tmp_path):
     assert re.search(r"tickets; data as of \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC\n", text)
     assert warnings_printed(nb) == []
     assert "sample · SLAs applied" in text  # the subtitle every chart carries
-    for name in ("breach_rate_by_metric", "breach_heatmap_metric_policy", "breach_rate_by_group",
-                 "breach_trend_weekly", "breach_trend_monthly", "fulfilment_vs_target"):
+    for name in (
+        "breach_rate_by_metric",
+        "breach_heatmap_metric_policy",
+        "breach_rate_by_group",
+        "breach_trend_weekly",
+        "breach_trend_monthly",
+        "fulfilment_vs_target",
+    ):
         assert (out / f"{name}.png").stat().st_size > 10_000
         assert "sample · SLAs applied" in (out / f"{name}.svg").read_text()
     assert "Monthly SLA breach rate by metric" in (out / "breach_trend_monthly.svg").read_text()
@@ -130,24 +136,24 @@ def test_charts_stay_inline_after_a_zdevents_chart_on_a_real_kernel():
         "    'ci_low': [0.05], 'ci_high': [0.7]})\n"
         "zd.plot_breach_rates(rates);"
     )
-    plain_chart = (
-        "import matplotlib.pyplot as plt\n"
-        "fig, ax = plt.subplots()\n"
-        "ax.plot([1, 2, 3]);"
-    )
+    plain_chart = "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2, 3]);"
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(zdevents_chart),
-                      nbformat.v4.new_code_cell(plain_chart),
-                      nbformat.v4.new_code_cell(zdevents_chart),
-                      nbformat.v4.new_code_cell("print(matplotlib.is_interactive())")]
+    notebook.cells = [
+        nbformat.v4.new_code_cell(zdevents_chart),
+        nbformat.v4.new_code_cell(plain_chart),
+        nbformat.v4.new_code_cell(zdevents_chart),
+        nbformat.v4.new_code_cell("print(matplotlib.is_interactive())"),
+    ]
     nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
     assert [images(cell) for cell in notebook.cells] == [1, 1, 1, 0]
     assert notebook.cells[-1].outputs[0]["text"] == "True\n"
 
 
 def cells(notebook) -> list[tuple[str, str, list[str]]]:
-    return [(c.cell_type, c.source.strip(), c.get("metadata", {}).get("tags", []))
-            for c in notebook.cells]
+    return [
+        (c.cell_type, c.source.strip(), c.get("metadata", {}).get("tags", []))
+        for c in notebook.cells
+    ]
 
 
 def test_notebooks_ship_as_ipynb_paired_with_their_py_and_without_outputs():
@@ -165,7 +171,8 @@ def test_notebooks_ship_as_ipynb_paired_with_their_py_and_without_outputs():
         for cell in notebook.cells:
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None, (
-                    f"{stem}.ipynb is committed with outputs")
+                    f"{stem}.ipynb is committed with outputs"
+                )
 
 
 def test_one_command_installs_jupyter_and_opens_the_notebooks():

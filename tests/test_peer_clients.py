@@ -75,8 +75,11 @@ def server(live):
 def cached(server, tmp_path_factory):
     """Ids zdevents cached, per stream and pagination mode."""
     ids: dict[str, set[int]] = {}
-    for stream, pagination in (("metric_events", "time"), ("metric_events", "cursor"),
-                               ("ticket_events", "time")):
+    for stream, pagination in (
+        ("metric_events", "time"),
+        ("metric_events", "cursor"),
+        ("ticket_events", "time"),
+    ):
         settings = server.settings(data_dir=tmp_path_factory.mktemp(f"{stream}-{pagination}"))
         result = zd.fetch(stream, settings=settings, progress=False, pagination=pagination)
         rows = Cache(settings.data_dir, settings.account, stream).read(columns=["id"])
@@ -89,10 +92,14 @@ def cached(server, tmp_path_factory):
 @pytest.fixture(scope="module", autouse=True)
 def report():
     yield
-    print("\npeer clients against LocalZendesk (documented envelopes, pages of "
-          f"{PAGE_SIZE}, cursor pages of 100)")
-    print(f"{'client':>16} {'stream':>14} {'requests':>8} {'rows':>6} {'unique':>6} "
-          f"{'zdevents':>8} {'equal':>5}")
+    print(
+        "\npeer clients against LocalZendesk (documented envelopes, pages of "
+        f"{PAGE_SIZE}, cursor pages of 100)"
+    )
+    print(
+        f"{'client':>16} {'stream':>14} {'requests':>8} {'rows':>6} {'unique':>6} "
+        f"{'zdevents':>8} {'equal':>5}"
+    )
     for line in FIGURES:
         print(line)
 
@@ -102,8 +109,10 @@ def _auth(server: LocalZendesk) -> tuple[str, str]:
 
 
 def _record(client: str, stream: str, requests_sent: int, rows: list[int], cached: set[int]):
-    FIGURES.append(f"{client:>16} {stream:>14} {requests_sent:>8} {len(rows):>6} "
-                   f"{len(set(rows)):>6} {len(cached):>8} {str(set(rows) == cached):>5}")
+    FIGURES.append(
+        f"{client:>16} {stream:>14} {requests_sent:>8} {len(rows):>6} "
+        f"{len(set(rows)):>6} {len(cached):>8} {str(set(rows) == cached):>5}"
+    )
 
 
 @pytest.fixture
@@ -131,8 +140,11 @@ def test_zenpy_ends_and_receives_the_ids_zdevents_caches(stream, server, cached,
 
 @pytest.mark.parametrize("stream", ["metric_events", "ticket_events"])
 def test_plain_requests_following_next_page_ends_and_matches(stream, server, cached):
-    path, key = (METRICS, "ticket_metric_events") if stream == "metric_events" else (
-        TICKETS, "ticket_events")
+    path, key = (
+        (METRICS, "ticket_metric_events")
+        if stream == "metric_events"
+        else (TICKETS, "ticket_events")
+    )
     url = f"{server.url}{path}?start_time=0"
     rows: list[int] = []
     sent = 0

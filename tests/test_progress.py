@@ -20,8 +20,9 @@ def frames(text: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def server():
-    with LocalZendesk(SampleAccount(tickets=120, seed=3), page_size=200,
-                      metric_end_of_stream=True) as srv:
+    with LocalZendesk(
+        SampleAccount(tickets=120, seed=3), page_size=200, metric_end_of_stream=True
+    ) as srv:
         yield srv
 
 
@@ -35,14 +36,20 @@ def test_bar_redraws_at_every_page_with_counts_caught_up_waits_and_eta(server, t
     assert result.pages >= 8
 
     # one redraw per page, in order: "1 page", "2 pages", ... up to the last
-    counts = [int(m.group(1).replace(",", "")) for f in shown
-              if (m := re.search(r"\| ([\d,]+) pages?, ", f))]
+    counts = [
+        int(m.group(1).replace(",", ""))
+        for f in shown
+        if (m := re.search(r"\| ([\d,]+) pages?, ", f))
+    ]
     assert sorted(set(counts)) == list(range(1, result.pages + 1))
     assert counts == sorted(counts)
     page_frames = [f for f in shown if re.search(r"\| [\d,]+ pages?, ", f) and "; waiting" not in f]
     for frame in page_frames:
-        assert re.search(r"[\d,]+ events, caught up to \d{4}-\d{2}-\d{2}, ETA \S+, [\d,]+ "
-                         r"waited on the rate limit$", frame), frame
+        assert re.search(
+            r"[\d,]+ events, caught up to \d{4}-\d{2}-\d{2}, ETA \S+, [\d,]+ "
+            r"waited on the rate limit$",
+            frame,
+        ), frame
     # the percentage moves between the first and the last page (not 0% then 100%)
     percents = [int(re.search(r"(\d+)%", f).group(1)) for f in page_frames]
     assert percents[-1] == 100 and any(0 < p < 100 for p in percents), percents
@@ -91,7 +98,9 @@ def test_in_jupyter_load_frame_shows_the_progress_as_a_widget(tmp_path):
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
     outputs = notebook.cells[0].outputs
-    widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    widgets = [
+        o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
     assert len(widgets) == 1, outputs  # one bar, drawn as a notebook widget
     assert "fetch metric_events" in widgets[0]["data"]["text/plain"]
     assert not any("\r" in o.get("text", "") for o in outputs)  # no text bar in the cell

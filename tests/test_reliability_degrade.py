@@ -61,7 +61,8 @@ def recorded() -> list[warnings.WarningMessage]:
 def part_files(cache) -> list[Path]:
     """The part files zdevents wrote (``month=YYYY-MM/part-<32 hex>.parquet``)."""
     return sorted(
-        p for p in cache.dir.glob("month=*/part-*.parquet")
+        p
+        for p in cache.dir.glob("month=*/part-*.parquet")
         if re.fullmatch(r"part-[0-9a-f]{32}\.parquet", p.name)
     )
 

@@ -80,7 +80,9 @@ RECOVERED = {
     "HTML maintenance page": dict(kind="html", times=2),
     "answer slower than the timeout": dict(kind="slow", times=1, seconds=1.0),
     "429 with Retry-After seconds": dict(kind="rate_limit", times=MAX_RETRIES, retry_after=0.2),
-    "429 with Retry-After HTTP date": dict(kind="rate_limit", times=2, retry_after=1, http_date=True),
+    "429 with Retry-After HTTP date": dict(
+        kind="rate_limit", times=2, retry_after=1, http_date=True
+    ),
     "429 without Retry-After": dict(kind="rate_limit", times=MAX_RETRIES, retry_after=None),
 }
 

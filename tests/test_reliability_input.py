@@ -81,7 +81,9 @@ SLA = st.fixed_dictionaries(
             {}, optional={"id": nullable(INT64), "title": nullable(TEXT), "description": TEXT})),
     },
 )  # fmt: skip
-STATUS = st.fixed_dictionaries({}, optional={"calendar": nullable(INT32), "business": nullable(INT32)})
+STATUS = st.fixed_dictionaries(
+    {}, optional={"calendar": nullable(INT32), "business": nullable(INT32)}
+)
 OFFSETS = [dt.timedelta(0), dt.timedelta(hours=2), dt.timedelta(hours=-11, minutes=-45),
            dt.timedelta(hours=5, minutes=30), dt.timedelta(hours=14)]  # fmt: skip
 TIMES = st.builds(
@@ -274,10 +276,19 @@ def test_generated_pages_are_stored_exactly_or_rejected_by_page_and_field(data, 
         if bad is not None and bad[0] == i:
             mutate, _ = BAD[bad[1]]
             spot = data.draw(st.integers(0, len(records)))
-            victim = records[spot] if spot < len(records) else {
-                "id": 1, "ticket_id": 1, "metric": "m", "type": "t", "time": "2024-01-01T00:00:00Z"}
+            victim = (
+                records[spot]
+                if spot < len(records)
+                else {
+                    "id": 1,
+                    "ticket_id": 1,
+                    "metric": "m",
+                    "type": "t",
+                    "time": "2024-01-01T00:00:00Z",
+                }
+            )
             victim = {**victim, "echo": TOKEN}  # a hostile page repeating our credentials
-            records = records[:spot] + [mutate(victim)] + records[spot + 1:]
+            records = records[:spot] + [mutate(victim)] + records[spot + 1 :]
         body = page_body(records, i, i == n_pages - 1, keys[i], ascii_only)
         if bad is not None and bad[0] == i and bad[1] == "invalid UTF-8":
             body = body.replace(b'"note": "caf"', b'"note": "caf\xe9"')

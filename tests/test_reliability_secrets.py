@@ -51,16 +51,16 @@ def needles(secret: str, user: str | None) -> list[bytes]:
     return forms
 
 
-ALL_NEEDLES = (
-    needles(TOKEN, f"{EMAIL}/token") + needles(PASSWORD, EMAIL) + needles(OAUTH, None)
-)
+ALL_NEEDLES = needles(TOKEN, f"{EMAIL}/token") + needles(PASSWORD, EMAIL) + needles(OAUTH, None)
 
 
 def assert_clean(texts: list[str | bytes], where: str) -> None:
     for text in texts:
         data = text.encode("utf-8", "replace") if isinstance(text, str) else text
         for needle in ALL_NEEDLES:
-            assert needle not in data, f"{needle!r} leaked in {where}: ...{_around(data, needle)}..."
+            assert needle not in data, (
+                f"{needle!r} leaked in {where}: ...{_around(data, needle)}..."
+            )
 
 
 def _around(data: bytes, needle: bytes) -> bytes:
@@ -143,7 +143,9 @@ def run_both(
     except zd.ZdEventsError as exc:
         error = exc
     setup()
-    for name in [k for k in list(__import__("os").environ) if k.startswith(("ZENDESK_", "ZDEVENTS_"))]:
+    for name in [
+        k for k in list(__import__("os").environ) if k.startswith(("ZENDESK_", "ZDEVENTS_"))
+    ]:
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

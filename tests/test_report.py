@@ -46,60 +46,159 @@ def reference_breach_rates(targets, by="metric", *, freq=None):
         achieved = int((group["outcome"] == "achieved").sum())
         n = breached + achieved
         low, high = wilson(breached, n)
-        rows.append({**dict(zip(keys, key, strict=True)), "breached": breached,
-                     "achieved": achieved, "active": int((group["outcome"] == "active").sum()),
-                     "targets": len(group), "breach_rate": breached / n if n else np.nan,
-                     "achievement_rate": achieved / n if n else np.nan,
-                     "ci_low": low, "ci_high": high})
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "breached": breached,
+                "achieved": achieved,
+                "active": int((group["outcome"] == "active").sum()),
+                "targets": len(group),
+                "breach_rate": breached / n if n else np.nan,
+                "achievement_rate": achieved / n if n else np.nan,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def target(ticket, metric, instance, outcome, policy, applied, ratio, **extra):
     applied = pd.Timestamp(applied, tz="UTC")
     done = outcome != "active"
-    return {"ticket_id": ticket, "metric": metric, "instance_id": instance, "sla_kind": "sla",
-            "policy_id": 1, "policy_title": policy, "target_minutes": 60,
-            "business_hours": False, "applied_at": applied,
-            "fulfilled_at": applied + pd.Timedelta(minutes=60 * ratio) if done else pd.NaT,
-            "breached_at": applied + pd.Timedelta(hours=1) if outcome == "breached" else pd.NaT,
-            "outcome": outcome, "elapsed_minutes": 60 * ratio if done else np.nan,
-            "elapsed_ratio": ratio if done else np.nan, **extra}
+    return {
+        "ticket_id": ticket,
+        "metric": metric,
+        "instance_id": instance,
+        "sla_kind": "sla",
+        "policy_id": 1,
+        "policy_title": policy,
+        "target_minutes": 60,
+        "business_hours": False,
+        "applied_at": applied,
+        "fulfilled_at": applied + pd.Timedelta(minutes=60 * ratio) if done else pd.NaT,
+        "breached_at": applied + pd.Timedelta(hours=1) if outcome == "breached" else pd.NaT,
+        "outcome": outcome,
+        "elapsed_minutes": 60 * ratio if done else np.nan,
+        "elapsed_ratio": ratio if done else np.nan,
+        **extra,
+    }
 
 
 @pytest.fixture
 def targets():
     gold = "<Gold & Co>"
-    return pd.DataFrame([
-        # First reply: 1 breached of 4 completed = 25.0%, Wilson 4.6-69.9%.
-        target(1, "reply_time", 1, "breached", gold, "2024-01-02 09:00", 1.5, priority="high",
-               group_name="Tier 1"),
-        target(2, "reply_time", 1, "achieved", gold, "2024-01-03 09:00", 0.5, priority="high",
-               group_name="Tier 1"),
-        target(3, "reply_time", 1, "achieved", "Silver", "2024-01-09 09:00", 0.2,
-               priority="normal", group_name="Tier 2"),
-        target(4, "reply_time", 1, "achieved", "Silver", "2024-01-10 09:00", 0.8,
-               priority="normal", group_name=None),
-        # Next reply: 1 breached of 1 = 100.0%.
-        target(1, "reply_time", 2, "breached", gold, "2024-01-02 12:00", 2.0, priority="high",
-               group_name="Tier 1"),
-        # Periodic update: 1 of 2 = 50.0% (Wilson 9.5-90.5%), one still open.
-        target(2, "periodic_update_time", 1, "breached", gold, "2024-01-03 10:00", 3.0,
-               priority="high", group_name="Tier 1"),
-        target(3, "periodic_update_time", 1, "achieved", "Silver", "2024-01-09 10:00", 0.9,
-               priority="normal", group_name="Tier 2"),
-        target(5, "periodic_update_time", 1, "active", "Silver", "2024-01-16 10:00", 0.0,
-               priority="normal", group_name="Tier 2"),
-    ])
+    return pd.DataFrame(
+        [
+            # First reply: 1 breached of 4 completed = 25.0%, Wilson 4.6-69.9%.
+            target(
+                1,
+                "reply_time",
+                1,
+                "breached",
+                gold,
+                "2024-01-02 09:00",
+                1.5,
+                priority="high",
+                group_name="Tier 1",
+            ),
+            target(
+                2,
+                "reply_time",
+                1,
+                "achieved",
+                gold,
+                "2024-01-03 09:00",
+                0.5,
+                priority="high",
+                group_name="Tier 1",
+            ),
+            target(
+                3,
+                "reply_time",
+                1,
+                "achieved",
+                "Silver",
+                "2024-01-09 09:00",
+                0.2,
+                priority="normal",
+                group_name="Tier 2",
+            ),
+            target(
+                4,
+                "reply_time",
+                1,
+                "achieved",
+                "Silver",
+                "2024-01-10 09:00",
+                0.8,
+                priority="normal",
+                group_name=None,
+            ),
+            # Next reply: 1 breached of 1 = 100.0%.
+            target(
+                1,
+                "reply_time",
+                2,
+                "breached",
+                gold,
+                "2024-01-02 12:00",
+                2.0,
+                priority="high",
+                group_name="Tier 1",
+            ),
+            # Periodic update: 1 of 2 = 50.0% (Wilson 9.5-90.5%), one still open.
+            target(
+                2,
+                "periodic_update_time",
+                1,
+                "breached",
+                gold,
+                "2024-01-03 10:00",
+                3.0,
+                priority="high",
+                group_name="Tier 1",
+            ),
+            target(
+                3,
+                "periodic_update_time",
+                1,
+                "achieved",
+                "Silver",
+                "2024-01-09 10:00",
+                0.9,
+                priority="normal",
+                group_name="Tier 2",
+            ),
+            target(
+                5,
+                "periodic_update_time",
+                1,
+                "active",
+                "Silver",
+                "2024-01-16 10:00",
+                0.0,
+                priority="normal",
+                group_name="Tier 2",
+            ),
+        ]
+    )
 
 
 def test_write_report_writes_charts_and_self_contained_html(targets, tmp_path):
     before = set(plt.get_fignums())
-    result = write_report(targets, tmp_path / "out", as_of="2024-01-20T06:30:00Z",
-                          breach_rates=reference_breach_rates)
+    result = write_report(
+        targets, tmp_path / "out", as_of="2024-01-20T06:30:00Z", breach_rates=reference_breach_rates
+    )
     assert set(plt.get_fignums()) == before  # every figure closed
     # no ticket has both update metrics here: no periodic-vs-pausable chart
-    written = ["breach_rate_by_metric", "breach_trend_weekly", "lateness_by_metric",
-               "breach_heatmap_metric_policy", "funnel_by_group", "fulfilment_vs_target"]
+    written = [
+        "breach_rate_by_metric",
+        "breach_trend_weekly",
+        "lateness_by_metric",
+        "breach_heatmap_metric_policy",
+        "funnel_by_group",
+        "fulfilment_vs_target",
+    ]
     assert [n for n in CHART_NAMES if n in written] == written  # the page's order
     expected = [tmp_path / "out" / f"{name}.{ext}" for name in written for ext in ("png", "svg")]
     assert result.files == [*expected, tmp_path / "out" / "index.html"]
@@ -118,15 +217,29 @@ def test_write_report_writes_charts_and_self_contained_html(targets, tmp_path):
 
 
 def test_report_tables_hold_hand_computed_rates(targets, tmp_path):
-    result = write_report(targets, tmp_path, as_of="2024-01-20",
-                          breach_rates=reference_breach_rates)
+    result = write_report(
+        targets, tmp_path, as_of="2024-01-20", breach_rates=reference_breach_rates
+    )
     page = result.index.read_text(encoding="utf-8")
     cells = "<td class='num'>{}</td>"
-    first_reply = ("<tr><td>First reply</td>" + cells.format("25.0%") + cells.format("4.6-69.9%")
-                   + cells.format(1) + cells.format(3) + cells.format(0) + "</tr>")
-    periodic = ("<tr><td>Periodic update</td>" + cells.format("50.0%")
-                + cells.format("9.5-90.5%") + cells.format(1) + cells.format(1)
-                + cells.format(1) + "</tr>")
+    first_reply = (
+        "<tr><td>First reply</td>"
+        + cells.format("25.0%")
+        + cells.format("4.6-69.9%")
+        + cells.format(1)
+        + cells.format(3)
+        + cells.format(0)
+        + "</tr>"
+    )
+    periodic = (
+        "<tr><td>Periodic update</td>"
+        + cells.format("50.0%")
+        + cells.format("9.5-90.5%")
+        + cells.format(1)
+        + cells.format(1)
+        + cells.format(1)
+        + "</tr>"
+    )
     assert first_reply in page
     assert periodic in page
     assert "<tr><td>Next reply</td>" + cells.format("100.0%") in page
@@ -140,14 +253,29 @@ def test_report_tables_hold_hand_computed_rates(targets, tmp_path):
     assert "<tr><td>(none)</td>" + cells.format("0.0%") in page
     by_metric = result.by_metric.set_index("metric_label")
     assert by_metric.loc["First reply", "breach_rate"] == 0.25
-    assert set(result.tables) == {"by_metric", "by_policy", "by_priority", "weekly", "by_group",
-                                  "verdicts", "lateness", "funnel"}
+    assert set(result.tables) == {
+        "by_metric",
+        "by_policy",
+        "by_priority",
+        "weekly",
+        "by_group",
+        "verdicts",
+        "lateness",
+        "funnel",
+    }
 
 
 def test_report_filters_by_since_until_and_escapes_title(targets, tmp_path):
-    result = write_report(targets, tmp_path, as_of="2024-01-20", since="2024-01-09",
-                          until="2024-01-16", title="Q1 <draft> & notes",
-                          breach_rates=reference_breach_rates, formats=("svg",))
+    result = write_report(
+        targets,
+        tmp_path,
+        as_of="2024-01-20",
+        since="2024-01-09",
+        until="2024-01-16",
+        title="Q1 <draft> & notes",
+        breach_rates=reference_breach_rates,
+        formats=("svg",),
+    )
     page = result.index.read_text(encoding="utf-8")
     assert "<title>Q1 &lt;draft&gt; &amp; notes</title>" in page
     assert "from 2024-01-09 00:00 UTC until 2024-01-16 00:00 UTC (exclusive)" in page
@@ -157,8 +285,12 @@ def test_report_filters_by_since_until_and_escapes_title(targets, tmp_path):
 
 
 def test_report_without_priority_or_group_columns(targets, tmp_path):
-    result = write_report(targets.drop(columns=["priority", "group_name"]), tmp_path,
-                          as_of=None, breach_rates=reference_breach_rates)
+    result = write_report(
+        targets.drop(columns=["priority", "group_name"]),
+        tmp_path,
+        as_of=None,
+        breach_rates=reference_breach_rates,
+    )
     page = result.index.read_text(encoding="utf-8")
     assert "By priority" not in page and "By group" not in page
     assert "Data as of: not recorded." in page
@@ -172,8 +304,9 @@ def test_report_without_priority_or_group_columns(targets, tmp_path):
 
 
 def test_report_with_no_targets(targets, tmp_path):
-    result = write_report(targets.iloc[0:0], tmp_path, as_of="2024-01-20",
-                          breach_rates=reference_breach_rates)
+    result = write_report(
+        targets.iloc[0:0], tmp_path, as_of="2024-01-20", breach_rates=reference_breach_rates
+    )
     page = result.index.read_text(encoding="utf-8")
     assert "0 SLA targets" in page and "no SLA targets" in page
     assert len(result.files) == 6 * 2 + 1
@@ -183,8 +316,14 @@ def test_report_with_no_targets(targets, tmp_path):
 
 def test_report_rejects_since_after_until(targets, tmp_path):
     with pytest.raises(ValueError, match="after until"):
-        write_report(targets, tmp_path, as_of=None, since="2024-02-01", until="2024-01-01",
-                     breach_rates=reference_breach_rates)
+        write_report(
+            targets,
+            tmp_path,
+            as_of=None,
+            since="2024-02-01",
+            until="2024-01-01",
+            breach_rates=reference_breach_rates,
+        )
 
 
 def test_report_with_the_real_breach_rates(targets, tmp_path):
@@ -196,17 +335,23 @@ def test_report_with_the_real_breach_rates(targets, tmp_path):
     assert by_metric.loc["First reply", "ci_low"] == pytest.approx(0.0456, abs=1e-4)
     assert by_metric.loc["Periodic update", "active"] == 1
     page = result.index.read_text(encoding="utf-8")
-    assert ("<tr><td>First reply</td><td class='num'>25.0%</td>"
-            "<td class='num'>4.6-69.9%</td>") in page
+    assert (
+        "<tr><td>First reply</td><td class='num'>25.0%</td><td class='num'>4.6-69.9%</td>"
+    ) in page
     assert "&lt;Gold &amp; Co&gt;" in page
 
 
 def test_format_rates_table_exact():
-    rates = reference_breach_rates(pd.DataFrame({
-        "metric": ["reply_time"] * 4 + ["pausable_update_time"],
-        "instance_id": [1, 1, 1, 1, 1],
-        "outcome": ["breached", "achieved", "achieved", "achieved", "active"],
-    }), by=["metric", "instance_id"])
+    rates = reference_breach_rates(
+        pd.DataFrame(
+            {
+                "metric": ["reply_time"] * 4 + ["pausable_update_time"],
+                "instance_id": [1, 1, 1, 1, 1],
+                "outcome": ["breached", "achieved", "achieved", "achieved", "active"],
+            }
+        ),
+        by=["metric", "instance_id"],
+    )
     assert format_rates_table(rates) == (
         "metric           breach rate     95% CI  breached  achieved  active\n"
         "First reply            25.0%  4.6-69.9%         1         3       0\n"
@@ -216,22 +361,40 @@ def test_format_rates_table_exact():
 
 
 def test_format_rates_table_other_keys_and_periods():
-    rates = reference_breach_rates(pd.DataFrame({
-        "priority": ["urgent", "low", "low"],
-        "applied_at": pd.to_datetime(["2024-01-07 23:59", "2024-01-08 00:00", "2024-01-08 00:00"], utc=True),
-        "outcome": ["breached", "achieved", "breached"],
-    }), by="priority", freq="W")
+    rates = reference_breach_rates(
+        pd.DataFrame(
+            {
+                "priority": ["urgent", "low", "low"],
+                "applied_at": pd.to_datetime(
+                    ["2024-01-07 23:59", "2024-01-08 00:00", "2024-01-08 00:00"], utc=True
+                ),
+                "outcome": ["breached", "achieved", "breached"],
+            }
+        ),
+        by="priority",
+        freq="W",
+    )
     lines = format_rates_table(rates).splitlines()
-    assert lines[0].split() == ["priority", "period", "breach", "rate", "95%", "CI", "breached",
-                                "achieved", "active"]
+    assert lines[0].split() == [
+        "priority",
+        "period",
+        "breach",
+        "rate",
+        "95%",
+        "CI",
+        "breached",
+        "achieved",
+        "active",
+    ]
     assert lines[1].split()[:3] == ["low", "2024-01-08", "50.0%"]
     assert lines[2].split()[:3] == ["urgent", "2024-01-01", "100.0%"]
 
 
 def test_report_names_the_account_and_has_brand_tables(targets, tmp_path):
     frame = targets.assign(brand_name=["Acme"] * 5 + ["Acme Pay"] * 3)
-    result = write_report(frame, tmp_path, as_of="2024-01-20", account="acme",
-                          breach_rates=reference_breach_rates)
+    result = write_report(
+        frame, tmp_path, as_of="2024-01-20", account="acme", breach_rates=reference_breach_rates
+    )
     page = result.index.read_text(encoding="utf-8")
     assert "Account: acme." in page
     # By brand: Acme = the first five rows (2 breached of 5 completed), Acme Pay = the last
@@ -259,8 +422,13 @@ def test_build_report_shows_group_and_brand_names_fetched_from_zendesk(tmp_path)
     svg = (tmp_path / "report" / "breach_trend_weekly.svg").read_text()
     assert "sample · SLAs applied" in svg and "data as of" in svg
     # the insight sections, each with its takeaway; the due-next queue from the events
-    for heading in ("Is it getting better?", "How late are breaches?",
-                    "Periodic vs pausable update", "Fair league table", "Due next"):
+    for heading in (
+        "Is it getting better?",
+        "How late are breaches?",
+        "Periodic vs pausable update",
+        "Fair league table",
+        "Due next",
+    ):
         assert heading in page
     assert page.count("<p class='takeaway'>") == 5
     assert "SLA targets fall due within 4h" in page or "No SLA target falls due" in page
@@ -287,29 +455,74 @@ def insight_targets():
         for i in range(5):
             ticket += 1
             breached = i == 0
-            rows.append(target(ticket, "reply_time", 1, "breached" if breached else "achieved",
-                               "Gold", pd.Timestamp("2024-01-01 09:00") + pd.Timedelta(weeks=week),
-                               1.0 if breached else 0.5, group_name="Tier 1"))
+            rows.append(
+                target(
+                    ticket,
+                    "reply_time",
+                    1,
+                    "breached" if breached else "achieved",
+                    "Gold",
+                    pd.Timestamp("2024-01-01 09:00") + pd.Timedelta(weeks=week),
+                    1.0 if breached else 0.5,
+                    group_name="Tier 1",
+                )
+            )
     for i in range(10):
         ticket += 1
         breached = i < 8
-        rows.append(target(ticket, "reply_time", 1, "breached" if breached else "achieved",
-                           "Gold", "2024-01-29 09:00", 2.0 if breached else 0.5,
-                           group_name="Tier 2"))
-    rows.append(target(90, "reply_time", 1, "achieved", "Gold", "2024-02-05 01:00", 0.5,
-                       group_name="Tier 2"))
-    rows.append(target(91, "reply_time", 1, "active", "Gold", "2024-02-05 02:00", 0.0,
-                       group_name="Tier 2"))
-    for tkt, periodic, pausable, policy in ((100, "breached", "achieved", "Gold"),
-                                            (101, "breached", "breached", "Gold"),
-                                            (102, "breached", "achieved", "Silver"),
-                                            (103, "achieved", "achieved", "Silver")):
-        rows.append(target(tkt, "periodic_update_time", 1, periodic, policy, "2024-01-30 10:00",
-                           3.0 if periodic == "breached" else 0.5, group_name=None))
-        rows.append(target(tkt, "pausable_update_time", 1, pausable, policy, "2024-01-30 10:00",
-                           1.5 if pausable == "breached" else 0.5, group_name=None))
-    open_breach = target(200, "resolution_time", 1, "breached", "Gold", "2024-02-05 01:00", 0.0,
-                         group_name=None)
+        rows.append(
+            target(
+                ticket,
+                "reply_time",
+                1,
+                "breached" if breached else "achieved",
+                "Gold",
+                "2024-01-29 09:00",
+                2.0 if breached else 0.5,
+                group_name="Tier 2",
+            )
+        )
+    rows.append(
+        target(
+            90, "reply_time", 1, "achieved", "Gold", "2024-02-05 01:00", 0.5, group_name="Tier 2"
+        )
+    )
+    rows.append(
+        target(91, "reply_time", 1, "active", "Gold", "2024-02-05 02:00", 0.0, group_name="Tier 2")
+    )
+    for tkt, periodic, pausable, policy in (
+        (100, "breached", "achieved", "Gold"),
+        (101, "breached", "breached", "Gold"),
+        (102, "breached", "achieved", "Silver"),
+        (103, "achieved", "achieved", "Silver"),
+    ):
+        rows.append(
+            target(
+                tkt,
+                "periodic_update_time",
+                1,
+                periodic,
+                policy,
+                "2024-01-30 10:00",
+                3.0 if periodic == "breached" else 0.5,
+                group_name=None,
+            )
+        )
+        rows.append(
+            target(
+                tkt,
+                "pausable_update_time",
+                1,
+                pausable,
+                policy,
+                "2024-01-30 10:00",
+                1.5 if pausable == "breached" else 0.5,
+                group_name=None,
+            )
+        )
+    open_breach = target(
+        200, "resolution_time", 1, "breached", "Gold", "2024-02-05 01:00", 0.0, group_name=None
+    )
     open_breach.update(fulfilled_at=pd.NaT, elapsed_minutes=np.nan, elapsed_ratio=np.nan)
     rows.append(open_breach)
     return pd.DataFrame(rows)
@@ -320,20 +533,24 @@ def due_queue():
     estimate; Tier 2 / Bo has one due exactly at the 4h edge (counts), one after it (does not)
     and one with no due time."""
     offsets = [30, 180, -10, 240, 300, None]
-    return pd.DataFrame({
-        "ticket_id": range(1, 7), "metric": "reply_time",
-        "group_name": ["Tier 1"] * 3 + ["Tier 2"] * 3,
-        "assignee_name": ["Ann"] * 3 + ["Bo"] * 3,
-        "due_at": [AS_OF + pd.Timedelta(minutes=m) if m is not None else pd.NaT
-                   for m in offsets],
-        "as_of": AS_OF,
-    })
+    return pd.DataFrame(
+        {
+            "ticket_id": range(1, 7),
+            "metric": "reply_time",
+            "group_name": ["Tier 1"] * 3 + ["Tier 2"] * 3,
+            "assignee_name": ["Ann"] * 3 + ["Bo"] * 3,
+            "due_at": [
+                AS_OF + pd.Timedelta(minutes=m) if m is not None else pd.NaT for m in offsets
+            ],
+            "as_of": AS_OF,
+        }
+    )
 
 
-def test_report_states_trend_verdicts_in_words_from_complete_weeks_only(insight_targets,
-                                                                        tmp_path):
-    result = write_report(insight_targets, tmp_path, as_of=AS_OF,
-                          breach_rates=reference_breach_rates)
+def test_report_states_trend_verdicts_in_words_from_complete_weeks_only(insight_targets, tmp_path):
+    result = write_report(
+        insight_targets, tmp_path, as_of=AS_OF, breach_rates=reference_breach_rates
+    )
     page = result.index.read_text(encoding="utf-8")
     # Week of 29 Jan (8 of 10) against the 4 weeks before (4 of 20); the week of 5 Feb is not
     # over at the as-of time and is never used. Pooled 12/30: z = 0.6 / sqrt(.4 .6 (1/10 +
@@ -344,48 +561,88 @@ def test_report_states_trend_verdicts_in_words_from_complete_weeks_only(insight_
     assert verdicts.loc["First reply", "latest_period"] == pd.Timestamp("2024-01-29", tz="UTC")
     assert verdicts.loc["First reply", "p_value"] == pytest.approx(p)
     assert verdicts.loc["First reply", "verdict"] == "worse"
-    sentence = ("First reply: worse. 80.0% breached (8 of 10) in the week of 29 Jan 2024, "
-                "against 20.0% (4 of 20) in the 4 complete weeks before: 60.0 points more, "
-                f"p = {p:.3f}.")
+    sentence = (
+        "First reply: worse. 80.0% breached (8 of 10) in the week of 29 Jan 2024, "
+        "against 20.0% (4 of 20) in the 4 complete weeks before: 60.0 points more, "
+        f"p = {p:.3f}."
+    )
     assert f"<li>{sentence}</li>" in page
     assert result.takeaways["trend"] == (
-        f"Week of 29 Jan 2024 vs the weeks before: First reply worse (80.0% vs 20.0%, p={p:.3f}).")
+        f"Week of 29 Jan 2024 vs the weeks before: First reply worse (80.0% vs 20.0%, p={p:.3f})."
+    )
     assert f"<p class='takeaway'>{result.takeaways['trend']}</p>" in page
     # the update metrics have one complete week and nothing before it
-    assert ("<li>Periodic update: not enough data to compare the week of 29 Jan 2024 with the "
-            "ones before.</li>") in page
+    assert (
+        "<li>Periodic update: not enough data to compare the week of 29 Jan 2024 with the "
+        "ones before.</li>"
+    ) in page
     # Resolution's only week (5 Feb) is not complete
     assert "<li>Resolution: not enough data, no complete week yet.</li>" in page
 
 
 def test_report_lateness_pairing_funnel_and_due_sections(insight_targets, tmp_path):
-    result = write_report(insight_targets, tmp_path, as_of=AS_OF, account="acme",
-                          breach_rates=reference_breach_rates, due=due_queue(), min_targets=5)
+    result = write_report(
+        insight_targets,
+        tmp_path,
+        as_of=AS_OF,
+        account="acme",
+        breach_rates=reference_breach_rates,
+        due=due_queue(),
+        min_targets=5,
+    )
     page = result.index.read_text(encoding="utf-8")
     cells = "".join
     # How late: first reply 4 x 0 min and 8 x 60 min (median of 12 = 60 min); periodic 3 x
     # 120 min; pausable 30 min; the open resolution breach 02:00 -> 06:00 = 4 h.
     late = result.tables["lateness"].set_index("metric_label")
-    assert late["median_minutes"].to_dict() == {"First reply": 60.0, "Periodic update": 120.0,
-                                                "Pausable update": 30.0, "Resolution": 240.0}
+    assert late["median_minutes"].to_dict() == {
+        "First reply": 60.0,
+        "Periodic update": 120.0,
+        "Pausable update": 30.0,
+        "Resolution": 240.0,
+    }
     assert late.loc["Resolution", "open"] == 1
-    assert list(late.index) == ["First reply", "Periodic update", "Pausable update",
-                                "Resolution"]  # the metrics' usual order
-    assert cells(["<tr><td>Resolution</td>", "<td class='num'>1</td>", "<td class='num'>1</td>",
-                  "<td class='num'>4.0 h</td>"]) in page
+    assert list(late.index) == [
+        "First reply",
+        "Periodic update",
+        "Pausable update",
+        "Resolution",
+    ]  # the metrics' usual order
+    assert (
+        cells(
+            [
+                "<tr><td>Resolution</td>",
+                "<td class='num'>1</td>",
+                "<td class='num'>1</td>",
+                "<td class='num'>4.0 h</td>",
+            ]
+        )
+        in page
+    )
     assert result.takeaways["lateness"] == (
         "Breached Resolution targets end up latest: median 4.0 h past the target (p90 4.0 h); "
-        "Pausable update the least late (median 30 min).")
+        "Pausable update the least late (median 30 min)."
+    )
 
     # Periodic vs pausable: 3 periodic breaches, 2 with the pausable achieved.
     assert result.takeaways["pairing"] == (
         "Waiting on the customer explains 2 of 3 periodic-update breaches (67%): the pausable "
-        "update was achieved on them.")
+        "update was achieved on them."
+    )
     by_policy = result.tables["pairing_by_policy"].set_index("policy_title")
     assert by_policy["explained_by_waiting"].to_dict() == {"Gold": 0.5, "Silver": 1.0}
     num = "<td class='num'>{}</td>"
-    assert ("<tr><td>Gold</td>" + num.format(2) + num.format(0) + num.format(1) + num.format(0)
-            + num.format(1) + num.format(0) + num.format("50.0%") + "</tr>") in page
+    assert (
+        "<tr><td>Gold</td>"
+        + num.format(2)
+        + num.format(0)
+        + num.format(1)
+        + num.format(0)
+        + num.format(1)
+        + num.format(0)
+        + num.format("50.0%")
+        + "</tr>"
+    ) in page
     assert "update_pairing_by_policy" in result.charts
 
     # League table of groups (targets without a group are not a unit): Tier 1 4 of 20,
@@ -401,20 +658,29 @@ def test_report_lateness_pairing_funnel_and_due_sections(insight_targets, tmp_pa
     assert funnel.loc["Tier 1", "position"] == "within limits"
     assert result.takeaways["funnel"] == (
         "Every group is within the 99.8% limits around the overall 38.7%: differences are "
-        "what chance alone gives.")
+        "what chance alone gives."
+    )
     assert "<tr><td>Tier 2</td>" + num.format(11) + num.format(8) + num.format("72.7%") in page
 
     # Due next: Ann 2 due (+1 past its estimate), Bo 1 due at exactly 4 h, 1 unknown.
     queue = result.tables["due"].set_index("assignee_name")
     assert queue[["due", "overdue_estimate", "unknown_due"]].to_dict("index") == {
         "Ann": {"due": 2, "overdue_estimate": 1, "unknown_due": 0},
-        "Bo": {"due": 1, "overdue_estimate": 0, "unknown_due": 1}}
+        "Bo": {"due": 1, "overdue_estimate": 0, "unknown_due": 1},
+    }
     assert result.takeaways["due"] == (
         "3 SLA targets fall due within 4h, the first at 2024-02-05 06:30 UTC; most in "
         "Tier 1 / Ann (2); 1 past its estimated due time, 1 with no due time yet (business "
-        "hours or a paused clock).")
-    assert ("<tr><td>Tier 1</td><td>Ann</td>" + num.format(2) + num.format(1) + num.format(0)
-            + num.format("2024-02-05 06:30") + "</tr>") in page
+        "hours or a paused clock)."
+    )
+    assert (
+        "<tr><td>Tier 1</td><td>Ann</td>"
+        + num.format(2)
+        + num.format(1)
+        + num.format(0)
+        + num.format("2024-02-05 06:30")
+        + "</tr>"
+    ) in page
 
     # every section has its takeaway on the page, and every insight chart its subtitle
     for text in result.takeaways.values():

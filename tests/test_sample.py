@@ -74,9 +74,20 @@ def test_times_are_utc_z_strings_inside_the_period(account, metric_events, audit
 
 
 def test_metric_event_fields_have_zendesk_types(metric_events: list[dict]) -> None:
-    base = {"id": int, "ticket_id": int, "metric": str, "instance_id": int, "type": str, "time": str}
-    extra = {"apply_sla": "sla", "apply_group_sla": "group_sla", "update_status": "status",
-             "breach": "deleted"}
+    base = {
+        "id": int,
+        "ticket_id": int,
+        "metric": str,
+        "instance_id": int,
+        "type": str,
+        "time": str,
+    }
+    extra = {
+        "apply_sla": "sla",
+        "apply_group_sla": "group_sla",
+        "update_status": "status",
+        "breach": "deleted",
+    }
     for event in metric_events:
         for name, kind in base.items():
             assert type(event[name]) is kind, (name, event)
@@ -107,14 +118,27 @@ def test_audit_fields_have_zendesk_types(audits: list[dict]) -> None:
     assert sum(isinstance(v, dict) for v in vias) > 0.9 * len(vias)  # ...but objects dominate
     assert {v["channel"] for v in vias if isinstance(v, dict)} >= {"web", "email", "api", "rule"}
     for audit in audits:
-        assert set(audit) == {"id", "ticket_id", "timestamp", "created_at", "updater_id", "via",
-                              "system", "event_type", "child_events"}
+        assert set(audit) == {
+            "id",
+            "ticket_id",
+            "timestamp",
+            "created_at",
+            "updater_id",
+            "via",
+            "system",
+            "event_type",
+            "child_events",
+        }
         assert audit["event_type"] == "Audit"
         assert isinstance(audit["child_events"], list) and audit["child_events"]
         for child in audit["child_events"]:
             assert type(child["id"]) is int
             assert child["event_type"] in ("Create", "Change", "Comment", "Notification")
-            if child["event_type"] == "Change" and "tags" not in child and "added_tags" not in child:
+            if (
+                child["event_type"] == "Change"
+                and "tags" not in child
+                and "added_tags" not in child
+            ):
                 assert "previous_value" in child
 
 
@@ -126,8 +150,18 @@ def test_first_audit_creates_the_ticket(audits: list[dict]) -> None:
 
 
 def test_changes_cover_the_ticket_fields(audits: list[dict]) -> None:
-    changed = {k for a in audits for c in a["child_events"] if c["event_type"] == "Change" for k in c}
-    assert {"status", "priority", "group_id", "assignee_id", "tags", "added_tags", "previous_value"} <= changed
+    changed = {
+        k for a in audits for c in a["child_events"] if c["event_type"] == "Change" for k in c
+    }
+    assert {
+        "status",
+        "priority",
+        "group_id",
+        "assignee_id",
+        "tags",
+        "added_tags",
+        "previous_value",
+    } <= changed
     statuses = {c["status"] for a in audits for c in a["child_events"] if "status" in c}
     assert statuses == {"new", "open", "pending", "hold", "solved", "closed"}
 
@@ -138,7 +172,15 @@ def test_comments_only_with_include_comments(account: SampleAccount, audits: lis
     assert {c["public"] for c in comments} == {True, False}
     for comment in comments[:50]:
         assert comment["type"] == "Comment"
-        assert {"author_id", "body", "html_body", "attachments", "audit_id", "created_at", "via"} <= set(comment)
+        assert {
+            "author_id",
+            "body",
+            "html_body",
+            "attachments",
+            "audit_id",
+            "created_at",
+            "via",
+        } <= set(comment)
     plain = list(account.ticket_events())
     assert not any(c["event_type"] == "Comment" for a in plain for c in a["child_events"])
     assert any(c["comment_present"] for a in plain for c in a["child_events"])
@@ -155,16 +197,25 @@ def test_group_lookup_names_every_group_used(audits: list[dict], account: Sample
 def test_policies_are_zendesk_objects(account: SampleAccount) -> None:
     titles = [p["title"] for p in account.policies]
     assert titles == ["Enterprise", "Urgent escalations", "Standard"]
-    business = {p["title"]: {m["business_hours"] for m in p["policy_metrics"]} for p in account.policies}
+    business = {
+        p["title"]: {m["business_hours"] for m in p["policy_metrics"]} for p in account.policies
+    }
     assert business == {"Enterprise": {False}, "Urgent escalations": {False}, "Standard": {True}}
     assert account.group_policies[0]["policy_metrics"][0]["metric"] == "group_ownership_time"
 
 
 def test_streams_agree_status_pending_pauses_requester_wait(metric_events, audits) -> None:
-    pending = {(a["ticket_id"], a["timestamp"]) for a in audits for c in a["child_events"]
-               if c.get("status") == "pending"}
-    pauses = {(e["ticket_id"], epoch(e["time"])) for e in metric_events
-              if e["metric"] == "requester_wait_time" and e["type"] == "pause"}
+    pending = {
+        (a["ticket_id"], a["timestamp"])
+        for a in audits
+        for c in a["child_events"]
+        if c.get("status") == "pending"
+    }
+    pauses = {
+        (e["ticket_id"], epoch(e["time"]))
+        for e in metric_events
+        if e["metric"] == "requester_wait_time" and e["type"] == "pause"
+    }
     assert pauses and pauses <= pending
 
 
@@ -198,9 +249,19 @@ def test_contains_every_sla_scenario(instances) -> None:
             found["periodic instances"] += 1
         if instance == 0:
             found["measure"] += 1
-    expected = {"deleted breach", "breach then fulfil", "re-applied policy", "fulfilled before applied",
-                "group sla", "update_status", "pause", "reopened", "next replies",
-                "periodic instances", "measure"}
+    expected = {
+        "deleted breach",
+        "breach then fulfil",
+        "re-applied policy",
+        "fulfilled before applied",
+        "group sla",
+        "update_status",
+        "pause",
+        "reopened",
+        "next replies",
+        "periodic instances",
+        "measure",
+    }
     assert expected <= {name for name, count in found.items() if count >= 3}, dict(found)
 
 
@@ -212,15 +273,21 @@ def _outcomes(instances) -> dict[tuple[str, int], list[bool]]:
             continue
         fulfil = None
         for i, event in enumerate(events):
-            if event["type"] == "fulfill" and not any(e["type"] == "activate" for e in events[i + 1:]):
+            if event["type"] == "fulfill" and not any(
+                e["type"] == "activate" for e in events[i + 1 :]
+            ):
                 fulfil = epoch(event["time"])
         if fulfil is None:
             continue
-        applied = [e for e in events if e["type"].startswith("apply") and epoch(e["time"]) <= fulfil]
+        applied = [
+            e for e in events if e["type"].startswith("apply") and epoch(e["time"]) <= fulfil
+        ]
         if not applied:
             continue
-        breached = any(e["type"] == "breach" and not e["deleted"] and epoch(e["time"]) <= fulfil
-                       for e in events)
+        breached = any(
+            e["type"] == "breach" and not e["deleted"] and epoch(e["time"]) <= fulfil
+            for e in events
+        )
         half = int(epoch(events[0]["time"]) >= 1_711_929_600)  # 2024-04-01
         result[(metric, half)].append(breached)
     return result

@@ -28,16 +28,39 @@ def at(minutes: float) -> pd.Timestamp:
     return T0 + pd.Timedelta(minutes=minutes)
 
 
-def ev(type_, minute, *, ticket=1, metric="reply_time", inst=1, target=None, bh=None,
-       policy=None, title=None, kind=None, cal=None, bus=None, deleted=None):
+def ev(
+    type_,
+    minute,
+    *,
+    ticket=1,
+    metric="reply_time",
+    inst=1,
+    target=None,
+    bh=None,
+    policy=None,
+    title=None,
+    kind=None,
+    cal=None,
+    bus=None,
+    deleted=None,
+):
     """One metric event as a dict (the id is assigned by `events`)."""
     if type_ in ("apply_sla", "apply_group_sla") and kind is None:
         kind = "group_sla" if type_ == "apply_group_sla" else "sla"
     return {
-        "ticket_id": ticket, "metric": metric, "instance_id": inst, "type": type_,
-        "minute": minute, "sla_kind": kind, "sla_target_minutes": target,
-        "sla_business_hours": bh, "policy_id": policy, "policy_title": title,
-        "status_calendar_minutes": cal, "status_business_minutes": bus, "deleted": deleted,
+        "ticket_id": ticket,
+        "metric": metric,
+        "instance_id": inst,
+        "type": type_,
+        "minute": minute,
+        "sla_kind": kind,
+        "sla_target_minutes": target,
+        "sla_business_hours": bh,
+        "policy_id": policy,
+        "policy_title": title,
+        "status_calendar_minutes": cal,
+        "status_business_minutes": bus,
+        "deleted": deleted,
     }
 
 
@@ -50,13 +73,24 @@ def events(*rows: dict) -> pd.DataFrame:
     df = pd.DataFrame(list(rows))
     df.insert(0, "id", range(1, len(df) + 1))
     df.insert(5, "time", T0 + pd.to_timedelta(df.pop("minute"), unit="min"))
-    return df.astype({
-        "id": "Int64", "ticket_id": "Int64", "metric": "category", "instance_id": "Int32",
-        "type": "category", "time": "datetime64[ms, UTC]", "sla_kind": "category",
-        "sla_target_minutes": "Int32", "sla_business_hours": "boolean", "policy_id": "Int64",
-        "policy_title": "string", "status_calendar_minutes": "Int32",
-        "status_business_minutes": "Int32", "deleted": "boolean",
-    })
+    return df.astype(
+        {
+            "id": "Int64",
+            "ticket_id": "Int64",
+            "metric": "category",
+            "instance_id": "Int32",
+            "type": "category",
+            "time": "datetime64[ms, UTC]",
+            "sla_kind": "category",
+            "sla_target_minutes": "Int32",
+            "sla_business_hours": "boolean",
+            "policy_id": "Int64",
+            "policy_title": "string",
+            "status_calendar_minutes": "Int32",
+            "status_business_minutes": "Int32",
+            "deleted": "boolean",
+        }
+    )
 
 
 def one(df: pd.DataFrame, **match) -> pd.Series:
@@ -72,10 +106,15 @@ def one(df: pd.DataFrame, **match) -> pd.Series:
 
 
 def test_achieved_target_has_policy_fulfilment_status_and_elapsed():
-    df = sla_targets(events(
-        ev("activate", 0), apply(0, target=60, policy=11, title="Gold"),
-        ev("fulfill", 30), ev("update_status", 30, cal=30, bus=20),
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            ev("activate", 0),
+            apply(0, target=60, policy=11, title="Gold"),
+            ev("fulfill", 30),
+            ev("update_status", 30, cal=30, bus=20),
+        ),
+        as_of=AS_OF,
+    )
     assert list(df.columns) == list(TARGET_COLUMNS)
     assert len(df) == 1
     row = df.iloc[0]
@@ -92,18 +131,30 @@ def test_achieved_target_has_policy_fulfilment_status_and_elapsed():
 
 
 def test_deleted_breach_does_not_count():
-    df = sla_targets(events(
-        ev("activate", 0), apply(0), ev("breach", 60, deleted=True), ev("fulfill", 90),
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            ev("activate", 0),
+            apply(0),
+            ev("breach", 60, deleted=True),
+            ev("fulfill", 90),
+        ),
+        as_of=AS_OF,
+    )
     assert df.loc[0, "outcome"] == "achieved"
     assert pd.isna(df.loc[0, "breached_at"])
 
 
 def test_deleted_breach_is_ignored_and_a_later_live_breach_still_counts():
-    df = sla_targets(events(
-        ev("activate", 0), apply(0), ev("breach", 40, deleted=True), ev("breach", 60),
-        ev("fulfill", 90),
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            ev("activate", 0),
+            apply(0),
+            ev("breach", 40, deleted=True),
+            ev("breach", 60),
+            ev("fulfill", 90),
+        ),
+        as_of=AS_OF,
+    )
     assert df.loc[0, "outcome"] == "breached"
     assert df.loc[0, "breached_at"] == at(60)  # not 40: the deleted one is not the earliest
 
@@ -111,10 +162,15 @@ def test_deleted_breach_is_ignored_and_a_later_live_breach_still_counts():
 def test_deleted_apply_sla_is_ignored():
     # A re-apply at minute 10 (120-minute target, policy 2) is deleted: policy 1 stays in
     # force, so fulfilling at 90 against a 60-minute target gives an elapsed ratio of 1.5.
-    df = sla_targets(events(
-        ev("activate", 0), apply(0, target=60, policy=1, title="Standard"),
-        apply(10, target=120, policy=2, title="Deleted", deleted=True), ev("fulfill", 90),
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            ev("activate", 0),
+            apply(0, target=60, policy=1, title="Standard"),
+            apply(10, target=120, policy=2, title="Deleted", deleted=True),
+            ev("fulfill", 90),
+        ),
+        as_of=AS_OF,
+    )
     assert len(df) == 1
     row = df.iloc[0]
     assert (row.policy_id, row.policy_title, row.target_minutes) == (1, "Standard", 60)
@@ -123,10 +179,18 @@ def test_deleted_apply_sla_is_ignored():
 
 
 def test_target_whose_only_apply_is_deleted_is_not_a_target():
-    df = sla_targets(events(
-        ev("activate", 0), apply(0, deleted=True), ev("breach", 60), ev("fulfill", 90),
-        ev("activate", 0, ticket=2), apply(0, ticket=2), ev("fulfill", 30, ticket=2),
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            ev("activate", 0),
+            apply(0, deleted=True),
+            ev("breach", 60),
+            ev("fulfill", 90),
+            ev("activate", 0, ticket=2),
+            apply(0, ticket=2),
+            ev("fulfill", 30, ticket=2),
+        ),
+        as_of=AS_OF,
+    )
     assert df["ticket_id"].tolist() == [2]
     assert df["outcome"].tolist() == ["achieved"]
 
@@ -142,10 +206,16 @@ def test_deleted_fulfill_leaves_the_target_open_and_a_later_breach_counts():
 
 
 def test_deleted_activate_does_not_reopen_a_fulfilled_target():
-    df = sla_targets(events(
-        ev("activate", 0), apply(0), ev("fulfill", 30), ev("activate", 45, deleted=True),
-        ev("breach", 60),
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            ev("activate", 0),
+            apply(0),
+            ev("fulfill", 30),
+            ev("activate", 45, deleted=True),
+            ev("breach", 60),
+        ),
+        as_of=AS_OF,
+    )
     assert df.loc[0, "outcome"] == "achieved" and df.loc[0, "fulfilled_at"] == at(30)
 
 
@@ -165,29 +235,39 @@ def test_breach_after_fulfilment_is_ignored_but_one_at_fulfilment_counts():
 
 
 def test_breached_then_fulfilled_stays_breached():
-    df = sla_targets(events(
-        ev("activate", 0), apply(0), ev("breach", 60), ev("fulfill", 90),
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            ev("activate", 0),
+            apply(0),
+            ev("breach", 60),
+            ev("fulfill", 90),
+        ),
+        as_of=AS_OF,
+    )
     row = df.iloc[0]
     assert row.outcome == "breached"
     assert row.breached_at == at(60) and row.fulfilled_at == at(90)
 
 
 def test_target_in_force_is_last_apply_at_or_before_fulfilment():
-    df = sla_targets(events(
-        apply(0, target=60, policy=1, title="Old"),
-        apply(20, target=120, policy=2, title="New"),
-        ev("fulfill", 50),
-        apply(70, target=30, policy=3, title="After"),  # re-apply after fulfilment: ignored
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            apply(0, target=60, policy=1, title="Old"),
+            apply(20, target=120, policy=2, title="New"),
+            ev("fulfill", 50),
+            apply(70, target=30, policy=3, title="After"),  # re-apply after fulfilment: ignored
+        ),
+        as_of=AS_OF,
+    )
     row = df.iloc[0]
     assert (row.policy_id, row.policy_title, row.target_minutes) == (2, "New", 120)
     assert row.applied_at == at(20)
 
 
 def test_apply_at_the_fulfilment_instant_is_in_force():
-    df = sla_targets(events(apply(0, policy=1), apply(50, policy=2), ev("fulfill", 50)),
-                     as_of=AS_OF)
+    df = sla_targets(
+        events(apply(0, policy=1), apply(50, policy=2), ev("fulfill", 50)), as_of=AS_OF
+    )
     assert df.loc[0, "policy_id"] == 2
 
 
@@ -203,20 +283,32 @@ def test_open_target_uses_last_apply_up_to_as_of():
 
 
 def test_fulfilled_before_any_sla_applied_is_not_a_target():
-    df = sla_targets(events(
-        ev("activate", 0), ev("fulfill", 10), apply(20),  # ticket 1: applied too late
-        ev("activate", 0, ticket=2), ev("fulfill", 10, ticket=2),  # ticket 2: no SLA at all
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            ev("activate", 0),
+            ev("fulfill", 10),
+            apply(20),  # ticket 1: applied too late
+            ev("activate", 0, ticket=2),
+            ev("fulfill", 10, ticket=2),  # ticket 2: no SLA at all
+        ),
+        as_of=AS_OF,
+    )
     assert df.empty
     assert list(df.columns) == list(TARGET_COLUMNS)
 
 
 def test_reply_time_instances_split_first_and_next_replies():
-    df = sla_targets(events(
-        apply(0, inst=1), ev("fulfill", 10, inst=1),
-        apply(20, inst=2), ev("breach", 80, inst=2), ev("fulfill", 100, inst=2),
-        apply(120, inst=3),
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            apply(0, inst=1),
+            ev("fulfill", 10, inst=1),
+            apply(20, inst=2),
+            ev("breach", 80, inst=2),
+            ev("fulfill", 100, inst=2),
+            apply(120, inst=3),
+        ),
+        as_of=AS_OF,
+    )
     assert df["instance_id"].tolist() == [1, 2, 3]
     assert df["reply_kind"].tolist() == ["first_reply", "next_reply", "next_reply"]
     assert df["metric_label"].tolist() == ["First reply", "Next reply", "Next reply"]
@@ -224,16 +316,19 @@ def test_reply_time_instances_split_first_and_next_replies():
 
 
 def test_periodic_and_pausable_update_targets():
-    df = sla_targets(events(
-        apply(0, metric="periodic_update_time", inst=1),
-        ev("fulfill", 30, metric="periodic_update_time", inst=1),
-        apply(30, metric="periodic_update_time", inst=2),
-        ev("breach", 90, metric="periodic_update_time", inst=2),
-        apply(0, metric="pausable_update_time", inst=1, target=45),
-        ev("pause", 10, metric="pausable_update_time", inst=1),
-        ev("activate", 100, metric="pausable_update_time", inst=1),
-        ev("fulfill", 120, metric="pausable_update_time", inst=1),
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            apply(0, metric="periodic_update_time", inst=1),
+            ev("fulfill", 30, metric="periodic_update_time", inst=1),
+            apply(30, metric="periodic_update_time", inst=2),
+            ev("breach", 90, metric="periodic_update_time", inst=2),
+            apply(0, metric="pausable_update_time", inst=1, target=45),
+            ev("pause", 10, metric="pausable_update_time", inst=1),
+            ev("activate", 100, metric="pausable_update_time", inst=1),
+            ev("fulfill", 120, metric="pausable_update_time", inst=1),
+        ),
+        as_of=AS_OF,
+    )
     periodic = df[df["metric"] == "periodic_update_time"]
     assert periodic["outcome"].tolist() == ["achieved", "breached"]
     assert set(periodic["metric_label"]) == {"Periodic update"}
@@ -264,41 +359,63 @@ def test_activate_at_the_fulfilment_instant_does_not_reopen():
 
 def test_group_sla_is_a_separate_target():
     g = {"metric": "group_ownership_time"}
-    df = sla_targets(events(
-        ev("activate", 0, **g),
-        ev("apply_group_sla", 0, target=240, policy=7, title="Tier 2", bh=False, **g),
-        apply(0, target=480, policy=1, **g),
-        ev("breach", 240, kind="group_sla", **g),  # marked for the group SLA only
-        ev("breach", 300, **g),  # unmarked: counts for both
-        ev("fulfill", 600, **g),
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            ev("activate", 0, **g),
+            ev("apply_group_sla", 0, target=240, policy=7, title="Tier 2", bh=False, **g),
+            apply(0, target=480, policy=1, **g),
+            ev("breach", 240, kind="group_sla", **g),  # marked for the group SLA only
+            ev("breach", 300, **g),  # unmarked: counts for both
+            ev("fulfill", 600, **g),
+        ),
+        as_of=AS_OF,
+    )
     assert df["sla_kind"].tolist() == ["group_sla", "sla"]
     group, sla = df.iloc[0], df.iloc[1]
-    assert (group.policy_id, group.target_minutes, group.metric_label) == (7, 240, "Group ownership")
+    assert (group.policy_id, group.target_minutes, group.metric_label) == (
+        7,
+        240,
+        "Group ownership",
+    )
     assert group.breached_at == at(240) and sla.breached_at == at(300)
     assert (group.outcome, sla.outcome) == ("breached", "breached")
 
 
 def test_unknown_metric_and_type_pass_through():
-    df = sla_targets(events(
-        apply(0, metric="custom_wait_time"), ev("teleport", 5, metric="custom_wait_time"),
-        ev("fulfill", 10, metric="custom_wait_time"), ev("teleport", 5),
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            apply(0, metric="custom_wait_time"),
+            ev("teleport", 5, metric="custom_wait_time"),
+            ev("fulfill", 10, metric="custom_wait_time"),
+            ev("teleport", 5),
+        ),
+        as_of=AS_OF,
+    )
     row = df.iloc[0]
     assert len(df) == 1
-    assert (row.metric, row.metric_label, row.outcome) == ("custom_wait_time", "Custom Wait Time", "achieved")
+    assert (row.metric, row.metric_label, row.outcome) == (
+        "custom_wait_time",
+        "Custom Wait Time",
+        "achieved",
+    )
 
 
 def test_business_hours_target_uses_business_minutes():
-    df = sla_targets(events(
-        apply(0, target=40, bh=True), ev("fulfill", 90), ev("update_status", 90, cal=90, bus=10),
-    ), as_of=AS_OF)
+    df = sla_targets(
+        events(
+            apply(0, target=40, bh=True),
+            ev("fulfill", 90),
+            ev("update_status", 90, cal=90, bus=10),
+        ),
+        as_of=AS_OF,
+    )
     assert df.loc[0, "elapsed_minutes"] == 10.0 and df.loc[0, "elapsed_ratio"] == 0.25
 
 
 def test_as_of_comes_from_attrs_and_events_after_it_are_ignored():
-    frame = events(ev("activate", 0), apply(0), ev("breach", 60), ev("fulfill", 90),
-                   apply(40, ticket=2))
+    frame = events(
+        ev("activate", 0), apply(0), ev("breach", 60), ev("fulfill", 90), apply(40, ticket=2)
+    )
     frame.attrs["zdevents_as_of"] = at(30)
     df = sla_targets(frame)
     assert df["outcome"].tolist() == ["active"]  # ticket 2's apply is after as_of
@@ -311,8 +428,9 @@ def test_as_of_comes_from_attrs_and_events_after_it_are_ignored():
 def test_events_loaded_for_a_window_warn_that_targets_need_the_whole_history():
     frame = events(ev("activate", 0), apply(0))
     frame.attrs["zdevents_window"] = (T0, None)
-    with pytest.warns(WindowedEventsWarning,
-                      match=r"loaded with since='2024-03-04T09:00:00\+00:00', a window") as seen:
+    with pytest.warns(
+        WindowedEventsWarning, match=r"loaded with since='2024-03-04T09:00:00\+00:00', a window"
+    ) as seen:
         sla_targets(frame, as_of=AS_OF)
     assert seen[0].filename == __file__  # points at the caller
     with warnings.catch_warnings():
@@ -334,10 +452,16 @@ def test_missing_required_column_is_a_clear_error():
 
 
 def test_minimal_pandas_frame_without_optional_columns():
-    df = pd.DataFrame({
-        "id": [1, 2], "ticket_id": [5, 5], "metric": "resolution_time", "instance_id": 0,
-        "type": ["apply_sla", "breach"], "time": [at(0), at(5)],
-    })
+    df = pd.DataFrame(
+        {
+            "id": [1, 2],
+            "ticket_id": [5, 5],
+            "metric": "resolution_time",
+            "instance_id": 0,
+            "type": ["apply_sla", "breach"],
+            "time": [at(0), at(5)],
+        }
+    )
     out = sla_targets(df, as_of=AS_OF)
     assert out["outcome"].tolist() == ["breached"]
     assert out.loc[0, "metric_label"] == "Resolution"
@@ -365,14 +489,18 @@ def targets_frame(outcomes, *, metric="reply_time", applied_at=None, **cols):
 
 
 def test_breach_rates_counts_rates_and_nan_without_completed_targets():
-    t = pd.concat([
-        targets_frame(["breached", "achieved", "achieved", "achieved", "active"]),
-        targets_frame(["active", "active"], metric="resolution_time"),
-    ], ignore_index=True)
+    t = pd.concat(
+        [
+            targets_frame(["breached", "achieved", "achieved", "achieved", "active"]),
+            targets_frame(["active", "active"], metric="resolution_time"),
+        ],
+        ignore_index=True,
+    )
     r = breach_rates(t)
     assert r["metric"].tolist() == ["reply_time", "resolution_time"]
     assert r[["targets", "breached", "achieved", "active"]].values.tolist() == [
-        [5, 1, 3, 1], [2, 0, 0, 2],
+        [5, 1, 3, 1],
+        [2, 0, 0, 2],
     ]
     assert r.loc[0, "breach_rate"] == 0.25 and r.loc[0, "achievement_rate"] == 0.75
     for col in ("breach_rate", "achievement_rate", "ci_low", "ci_high"):
@@ -452,8 +580,10 @@ def _engines(df: pd.DataFrame) -> dict:
     ],
 )
 def test_freq_buckets_at_week_and_month_edges_in_utc(engine, freq, expected):
-    t = targets_frame(["breached", "achieved", "achieved", "achieved"],
-                      applied_at=pd.to_datetime(EDGES, utc=True, format="ISO8601"))
+    t = targets_frame(
+        ["breached", "achieved", "achieved", "achieved"],
+        applied_at=pd.to_datetime(EDGES, utc=True, format="ISO8601"),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # narwhals: dask moving out
         r = _to_pandas(breach_rates(_engines(t)[engine], freq=freq))
@@ -465,8 +595,15 @@ def test_freq_buckets_at_week_and_month_edges_in_utc(engine, freq, expected):
 
 # --- the same answers on every engine --------------------------------------------------
 
-METRICS = ["reply_time", "periodic_update_time", "pausable_update_time", "requester_wait_time",
-           "agent_work_time", "resolution_time", "custom_metric_time"]
+METRICS = [
+    "reply_time",
+    "periodic_update_time",
+    "pausable_update_time",
+    "requester_wait_time",
+    "agent_work_time",
+    "resolution_time",
+    "custom_metric_time",
+]
 RECURRING = {"reply_time", "periodic_update_time", "pausable_update_time"}
 
 
@@ -486,23 +623,43 @@ def synthetic_events(n_tickets: int = 2000, seed: int = 20240304) -> pd.DataFram
                 applied = rng.random() < 0.85
                 if applied:
                     policy = int(rng.integers(1, 4))
-                    rows.append(apply(t + int(rng.choice([0, 0, 5])), target=target,
-                                      policy=policy, title=f"Policy {policy}",
-                                      bh=bool(rng.random() < 0.3), **k))
+                    rows.append(
+                        apply(
+                            t + int(rng.choice([0, 0, 5])),
+                            target=target,
+                            policy=policy,
+                            title=f"Policy {policy}",
+                            bh=bool(rng.random() < 0.3),
+                            **k,
+                        )
+                    )
                     if rng.random() < 0.2:
-                        rows.append(apply(t + int(rng.integers(0, 120)), target=target * 2,
-                                          policy=9, title="Escalated", bh=False, **k))
+                        rows.append(
+                            apply(
+                                t + int(rng.integers(0, 120)),
+                                target=target * 2,
+                                policy=9,
+                                title="Escalated",
+                                bh=False,
+                                **k,
+                            )
+                        )
                 duration = int(rng.integers(0, 400))
                 fulfilled = rng.random() < 0.8
                 if applied:
-                    rows.append(ev("breach", t + target, deleted=bool(
-                        fulfilled and duration < target and rng.random() < 0.9), **k))
+                    rows.append(
+                        ev(
+                            "breach",
+                            t + target,
+                            deleted=bool(fulfilled and duration < target and rng.random() < 0.9),
+                            **k,
+                        )
+                    )
                 if fulfilled:
                     rows.append(ev("fulfill", t + duration, **k))
                     if rng.random() < 0.5:
                         cal = duration
-                        rows.append(ev("update_status", t + duration, cal=cal,
-                                       bus=cal // 2, **k))
+                        rows.append(ev("update_status", t + duration, cal=cal, bus=cal // 2, **k))
                     if rng.random() < 0.1:
                         rows.append(ev("activate", t + duration + 60, **k))
                         if rng.random() < 0.5:
@@ -513,13 +670,17 @@ def synthetic_events(n_tickets: int = 2000, seed: int = 20240304) -> pd.DataFram
             kind = str(rng.choice(["apply_sla", "fulfill", "activate", "update_status"]))
             k = {"ticket": ticket, "metric": str(metric), "inst": 1, "deleted": True}
             minute = start + int(rng.integers(0, 300))
-            rows.append(apply(minute, target=15, policy=7, title="Deleted", **k)
-                        if kind == "apply_sla" else ev(kind, minute, cal=1, bus=1, **k))
+            rows.append(
+                apply(minute, target=15, policy=7, title="Deleted", **k)
+                if kind == "apply_sla"
+                else ev(kind, minute, cal=1, bus=1, **k)
+            )
         if rng.random() < 0.2:
             g = {"ticket": ticket, "metric": "group_ownership_time", "inst": 1}
             rows.append(ev("activate", start, **g))
-            rows.append(ev("apply_group_sla", start, target=120, policy=50, title="Tier 2",
-                           bh=False, **g))
+            rows.append(
+                ev("apply_group_sla", start, target=120, policy=50, title="Tier 2", bh=False, **g)
+            )
             rows.append(ev("breach", start + 120, deleted=bool(rng.random() < 0.5), **g))
             if rng.random() < 0.7:
                 rows.append(ev("fulfill", start + int(rng.integers(0, 300)), **g))
@@ -532,8 +693,9 @@ def normalized(native) -> pd.DataFrame:
     for col in df.columns:
         if isinstance(df[col].dtype, pd.DatetimeTZDtype):
             df[col] = df[col].astype("datetime64[ms, UTC]")
-    df = df.sort_values([c for c in KEY if c in df.columns]
-                        or list(df.columns[:2])).reset_index(drop=True)
+    df = df.sort_values([c for c in KEY if c in df.columns] or list(df.columns[:2])).reset_index(
+        drop=True
+    )
     return df.astype(object).where(df.notna(), None)
 
 
@@ -581,7 +743,12 @@ def test_every_engine_matches_pandas_on_synthetic_events():
 
 def test_applied_between_is_half_open_in_utc():
     applied = pd.to_datetime(
-        ["2024-01-31T23:59:59Z", "2024-02-01T00:00:00Z", "2024-02-29T23:59:59Z", "2024-03-01T00:00:00Z"]
+        [
+            "2024-01-31T23:59:59Z",
+            "2024-02-01T00:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "2024-03-01T00:00:00Z",
+        ]
     ).astype("datetime64[ms, UTC]")
     targets = pd.DataFrame({"applied_at": applied, "n": [1, 2, 3, 4]})
     # naive bounds are UTC; the end is exclusive

@@ -44,7 +44,9 @@ from zdevents.sla import breach_rates, sla_targets  # noqa: E402
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.filterwarnings("ignore::FutureWarning"),  # pyspark 4.x: pandas 3 "not fully supported"
+    pytest.mark.filterwarnings(
+        "ignore::FutureWarning"
+    ),  # pyspark 4.x: pandas 3 "not fully supported"
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 
@@ -78,7 +80,6 @@ def spark():
         yield session
     finally:
         session.stop()
-
 
 
 def test_spark_scan_equals_load_frame_and_prunes_months(spark, settings, events):

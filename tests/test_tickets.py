@@ -17,12 +17,23 @@ def hours(h: float) -> pd.Timestamp:
 
 def changes(*rows: tuple) -> pd.DataFrame:
     """Long-form changes from (ticket_id, audit_id, time, via_channel, event_type, field, value)."""
-    df = pd.DataFrame(rows, columns=["ticket_id", "audit_id", "time", "via_channel",
-                                     "event_type", "field", "value"])
+    df = pd.DataFrame(
+        rows,
+        columns=["ticket_id", "audit_id", "time", "via_channel", "event_type", "field", "value"],
+    )
     df.insert(4, "event_id", range(100, 100 + len(df)))
-    return df.astype({"ticket_id": "Int64", "audit_id": "Int64", "event_id": "Int64",
-                      "time": "datetime64[ms, UTC]", "via_channel": "string",
-                      "event_type": "string", "field": "string", "value": "string"})
+    return df.astype(
+        {
+            "ticket_id": "Int64",
+            "audit_id": "Int64",
+            "event_id": "Int64",
+            "time": "datetime64[ms, UTC]",
+            "via_channel": "string",
+            "event_type": "string",
+            "field": "string",
+            "value": "string",
+        }
+    )
 
 
 TICKET_1 = (
@@ -55,21 +66,25 @@ def test_timeline_forward_fills_and_keeps_cleared_values_null():
 
 
 def test_same_timestamp_changes_last_event_wins():
-    att = ticket_attributes(changes(
-        (1, 10, hours(0), "web", "Create", "priority", "low"),
-        (1, 11, hours(0), "web", "Change", "priority", "urgent"),
-    ))
+    att = ticket_attributes(
+        changes(
+            (1, 10, hours(0), "web", "Create", "priority", "low"),
+            (1, 11, hours(0), "web", "Change", "priority", "urgent"),
+        )
+    )
     assert att["priority"].tolist() == ["urgent"]
 
 
 def test_channel_without_create_is_first_audits_and_untracked_ticket_gets_a_row():
-    att = ticket_attributes(changes(
-        (2, 20, hours(1), "api", "Change", "priority", "low"),
-        (2, 21, hours(2), "web", "Change", "priority", "high"),
-        (3, 30, hours(0), "mobile", "Change", "tags", "x"),
-        (4, 40, hours(0), "api", "Change", "status", "open"),  # older, not the creation
-        (4, 41, hours(1), "email", "Create", "status", "new"),
-    ))
+    att = ticket_attributes(
+        changes(
+            (2, 20, hours(1), "api", "Change", "priority", "low"),
+            (2, 21, hours(2), "web", "Change", "priority", "high"),
+            (3, 30, hours(0), "mobile", "Change", "tags", "x"),
+            (4, 40, hours(0), "api", "Change", "status", "open"),  # older, not the creation
+            (4, 41, hours(1), "email", "Create", "status", "new"),
+        )
+    )
     by_ticket = att.groupby("ticket_id")["channel"].agg(list).to_dict()
     assert by_ticket == {2: ["api", "api"], 3: ["mobile"], 4: ["email", "email"]}
     three = att[att["ticket_id"] == 3].iloc[0]
@@ -83,14 +98,16 @@ def test_empty_changes_give_empty_typed_timeline():
 
 
 def _targets() -> pd.DataFrame:
-    t = pd.DataFrame({
-        "ticket_id": pd.array([1, 1, 1, 99, 1, 1], dtype="Int64"),
-        "applied_at": pd.Series(
-            [hours(1) + MS, hours(1) - MS, hours(1), hours(1), pd.NaT, hours(-1)],
-            dtype="datetime64[ms, UTC]",
-        ),
-        "outcome": ["a", "b", "c", "d", "e", "f"],
-    })
+    t = pd.DataFrame(
+        {
+            "ticket_id": pd.array([1, 1, 1, 99, 1, 1], dtype="Int64"),
+            "applied_at": pd.Series(
+                [hours(1) + MS, hours(1) - MS, hours(1), hours(1), pd.NaT, hours(-1)],
+                dtype="datetime64[ms, UTC]",
+            ),
+            "outcome": ["a", "b", "c", "d", "e", "f"],
+        }
+    )
     return t.set_axis([50, 40, 30, 20, 10, 0])
 
 
@@ -115,13 +132,15 @@ def test_attach_accepts_a_prebuilt_timeline_and_chosen_fields():
     assert list(out.columns) == ["ticket_id", "applied_at", "outcome", "assignee_id"]
     later = _targets().assign(applied_at=hours(2.5))
     assert attach_ticket_attributes(later, timeline, fields=["assignee_id"])[
-        "assignee_id"].tolist()[:3] == [42, 42, 42]
+        "assignee_id"
+    ].tolist()[:3] == [42, 42, 42]
 
 
 def test_attach_at_another_time_column_and_bad_arguments():
     targets = _targets().assign(fulfilled_at=hours(3))
-    out = attach_ticket_attributes(targets, changes(*TICKET_1), at="fulfilled_at",
-                                   fields=["assignee_id"])
+    out = attach_ticket_attributes(
+        targets, changes(*TICKET_1), at="fulfilled_at", fields=["assignee_id"]
+    )
     assert out["assignee_id"].isna().tolist()[:3] == [True, True, True]  # cleared at hours(3)
     with pytest.raises(ValueError, match="unknown attribute"):
         attach_ticket_attributes(targets, changes(*TICKET_1), fields=["colour"])
@@ -132,27 +151,62 @@ def test_attach_at_another_time_column_and_bad_arguments():
 def test_channels_have_one_spelling_each():
     from zdevents.tickets import normalize_channels
 
-    raw = pd.Series(["Web form", "web", "Mail", "email", "Web service", "api", "Mobile SDK",
-                     "mobile_sdk", "Chat", " Voicemail ", "Something New", None],
-                    dtype="string")
+    raw = pd.Series(
+        [
+            "Web form",
+            "web",
+            "Mail",
+            "email",
+            "Web service",
+            "api",
+            "Mobile SDK",
+            "mobile_sdk",
+            "Chat",
+            " Voicemail ",
+            "Something New",
+            None,
+        ],
+        dtype="string",
+    )
     assert normalize_channels(raw).tolist() == [
-        "web", "web", "email", "email", "api", "api", "mobile_sdk", "mobile_sdk", "chat",
-        "voice", "something_new", pd.NA]
-    att = ticket_attributes(changes(
-        (1, 10, hours(0), "Web form", "Create", "status", "new"),
-        (2, 20, hours(0), "web", "Create", "status", "new"),
-        (3, 30, hours(0), "Mail", "Create", "status", "new"),
-    ))
+        "web",
+        "web",
+        "email",
+        "email",
+        "api",
+        "api",
+        "mobile_sdk",
+        "mobile_sdk",
+        "chat",
+        "voice",
+        "something_new",
+        pd.NA,
+    ]
+    att = ticket_attributes(
+        changes(
+            (1, 10, hours(0), "Web form", "Create", "status", "new"),
+            (2, 20, hours(0), "web", "Create", "status", "new"),
+            (3, 30, hours(0), "Mail", "Create", "status", "new"),
+        )
+    )
     assert att["channel"].tolist() == ["web", "web", "email"]
 
 
 def test_group_and_brand_names_from_mappings_unknown_ids_as_numbers():
-    rows = (*TICKET_1, (2, 20, hours(0), "web", "Create", "group_id", "7"),
-            (2, 20, hours(0), "web", "Create", "brand_id", "3"))
-    targets = pd.DataFrame({"ticket_id": pd.array([1, 2, 99], dtype="Int64"),
-                            "applied_at": pd.Series([hours(1)] * 3, dtype="datetime64[ms, UTC]")})
-    out = attach_ticket_attributes(targets, changes(*rows), groups={5: "Support"},
-                                   brands={1: "Acme", 2: "Acme Pay"})
+    rows = (
+        *TICKET_1,
+        (2, 20, hours(0), "web", "Create", "group_id", "7"),
+        (2, 20, hours(0), "web", "Create", "brand_id", "3"),
+    )
+    targets = pd.DataFrame(
+        {
+            "ticket_id": pd.array([1, 2, 99], dtype="Int64"),
+            "applied_at": pd.Series([hours(1)] * 3, dtype="datetime64[ms, UTC]"),
+        }
+    )
+    out = attach_ticket_attributes(
+        targets, changes(*rows), groups={5: "Support"}, brands={1: "Acme", 2: "Acme Pay"}
+    )
     assert out["group_name"].tolist() == ["Support", "7", pd.NA]  # 7 is not in the list
     assert out["brand_name"].tolist() == ["Acme", "3", pd.NA]
     assert out["brand_name"].dtype == "string"

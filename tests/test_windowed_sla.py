@@ -37,8 +37,11 @@ def resolution(targets: pd.DataFrame) -> pd.Series:
 def test_a_windowed_load_biases_sla_targets_and_says_so(settings):
     window = zd.load_frame(SINCE, UNTIL, refresh="never", settings=settings)
     assert window.attrs["zdevents_window"] == (zd.to_utc(SINCE), zd.to_utc(UNTIL))
-    with pytest.warns(WindowedEventsWarning, match=r"since='2024-02-01T00:00:00\+00:00', until="
-                                                   r".*zd\.applied_between"):
+    with pytest.warns(
+        WindowedEventsWarning,
+        match=r"since='2024-02-01T00:00:00\+00:00', until="
+        r".*zd\.applied_between",
+    ):
         biased = zd.sla_targets(window)
 
     with warnings.catch_warnings():
@@ -48,11 +51,13 @@ def test_a_windowed_load_biases_sla_targets_and_says_so(settings):
 
     # The bias: targets fulfilled or breached after 8 February look active in the window.
     got, truth = resolution(biased), resolution(honest)
-    print(f"\nresolution_time, SLAs applied {SINCE}..{UNTIL}: windowed load "
-          f"{got.breach_rate:.3f} ({got.breached:.0f}/{got.breached + got.achieved:.0f}, "
-          f"{got.active:.0f} active); whole history + applied_between {truth.breach_rate:.3f} "
-          f"({truth.breached:.0f}/{truth.breached + truth.achieved:.0f}, {truth.active:.0f} "
-          "active)")
+    print(
+        f"\nresolution_time, SLAs applied {SINCE}..{UNTIL}: windowed load "
+        f"{got.breach_rate:.3f} ({got.breached:.0f}/{got.breached + got.achieved:.0f}, "
+        f"{got.active:.0f} active); whole history + applied_between {truth.breach_rate:.3f} "
+        f"({truth.breached:.0f}/{truth.breached + truth.achieved:.0f}, {truth.active:.0f} "
+        "active)"
+    )
     assert got.active > truth.active
     assert got.breach_rate < truth.breach_rate - 0.02
     merged = biased.merge(honest, on=KEY, suffixes=("_window", "_full"))

@@ -53,8 +53,12 @@ _CHARTS = (
     "save_figure",
 )
 # The insight charts and the deck (matplotlib, python-pptx) load on first use too.
-_LAZY = {"plot_funnel": "insight_charts", "plot_lateness": "insight_charts",
-         "plot_update_pairing": "insight_charts", "build_deck": "deck"}
+_LAZY = {
+    "plot_funnel": "insight_charts",
+    "plot_lateness": "insight_charts",
+    "plot_update_pairing": "insight_charts",
+    "build_deck": "deck",
+}
 
 
 def __getattr__(name: str):
@@ -71,6 +75,7 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_CHARTS) | set(_LAZY))
+
 
 __all__ = [
     "ApiError",

@@ -562,7 +562,7 @@ class Cache:
         except OSError as exc:  # a read-only folder or file system: filelock cannot open .lock
             raise CacheError(
                 f"cannot write the cache folder {self.dir} ({exc.strerror or exc}): it is "
-                "read-only for this user; read it with refresh=\"never\" (or `zdevents "
+                'read-only for this user; read it with refresh="never" (or `zdevents '
                 "status`/`report`), or point ZDEVENTS_DATA_DIR at a writable folder to fetch",
                 path=str(self.dir),
             ) from None
@@ -681,8 +681,12 @@ class Cache:
                 removed += merged_in
             files.sort(key=lambda p: (p.min_time, p.max_time, p.path))
             new_state = _covering(
-                state, cursor, covered_since, tuple(files),
-                after_cursor=after_cursor, support_type_scope=support_type_scope,
+                state,
+                cursor,
+                covered_since,
+                tuple(files),
+                after_cursor=after_cursor,
+                support_type_scope=support_type_scope,
             )
             self._write_state(new_state)
         except BaseException:
@@ -966,7 +970,8 @@ class Cache:
         )
         log.warning(
             "dropped %d damaged cache files; %s no longer cached until fetched again",
-            len(damaged), spans,
+            len(damaged),
+            spans,
         )
         return damaged
 
@@ -1060,7 +1065,10 @@ class Cache:
         self._write_state(state)
         log.warning(
             "rebuilt %s from %d part files (%d rows); %d left unlisted",
-            self.state_path, len(files), state.rows, len(skipped),
+            self.state_path,
+            len(files),
+            state.rows,
+            len(skipped),
         )
         return RebuildResult(len(files), state.rows, tuple(sorted(skipped)), coverage)
 
@@ -1137,7 +1145,11 @@ class Cache:
         ]
 
     def warn_uncovered(
-        self, since: object = None, until: object = None, *, state: CacheState | None = None,
+        self,
+        since: object = None,
+        until: object = None,
+        *,
+        state: CacheState | None = None,
         stacklevel: int = 2,
     ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
         """Warn (once per call) when :meth:`uncovered` finds a part of the range not cached.
@@ -1153,7 +1165,7 @@ class Cache:
                 f"the {self.stream} cache in {self.dir} does not hold {spans} UTC{more} (never "
                 "fetched, or dropped as damaged): events of that time are missing from this "
                 f"read. `zdevents fetch --stream {self.stream}` fetches them (so does a "
-                "refresh=\"auto\" read with credentials)",
+                'refresh="auto" read with credentials)',
                 stacklevel=stacklevel + 1,
             )
         return gaps

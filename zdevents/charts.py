@@ -231,8 +231,12 @@ def _auto_subtitle(frame: pd.DataFrame, subtitle: str | None, **known: object) -
     as_of = known.get("as_of")
     if as_of is None:
         as_of = frame.attrs.get("zdevents_as_of")
-    return chart_subtitle(targets=frame if "applied_at" in frame else None, as_of=as_of,
-                          since=known.get("since"), until=known.get("until"))
+    return chart_subtitle(
+        targets=frame if "applied_at" in frame else None,
+        as_of=as_of,
+        since=known.get("since"),
+        until=known.get("until"),
+    )
 
 
 # Points above the axes: the subtitle's baseline, and the title's pad when there is one.
@@ -244,9 +248,18 @@ def _heading(ax: Axes, title: str, subtitle: str) -> None:
     """A bold title with a grey subtitle under it, both left-aligned on the axes."""
     ax.set_title(title, loc="left", pad=_TITLE_PAD_WITH_SUBTITLE if subtitle else None)
     if subtitle:
-        ax.annotate(subtitle, xy=(0, 1), xycoords="axes fraction",
-                    xytext=(0, _SUBTITLE_RAISE), textcoords="offset points", ha="left",
-                    va="bottom", fontsize=9, color=_SUBTITLE, annotation_clip=False)
+        ax.annotate(
+            subtitle,
+            xy=(0, 1),
+            xycoords="axes fraction",
+            xytext=(0, _SUBTITLE_RAISE),
+            textcoords="offset points",
+            ha="left",
+            va="bottom",
+            fontsize=9,
+            color=_SUBTITLE,
+            annotation_clip=False,
+        )
 
 
 # ---------------------------------------------------------------- labels
@@ -448,15 +461,21 @@ def plot_breach_rates(
         rate = _float(frame["breach_rate"]) if len(frame) else np.array([])
         order = sorted(
             range(len(frame)),
-            key=lambda i: (math.isnan(rate[i]), -rate[i] if not math.isnan(rate[i]) else 0.0,
-                           _order_key(labels.iloc[i])),
+            key=lambda i: (
+                math.isnan(rate[i]),
+                -rate[i] if not math.isnan(rate[i]) else 0.0,
+                _order_key(labels.iloc[i]),
+            ),
         )
         height = max(2.5, 0.45 * len(frame) + 1.4)
         ax = _new_axes(ax, (8.0, height))
         _tidy(ax)
         noun = by if isinstance(by, str) else " and ".join(by)
-        _heading(ax, title if title is not None else f"SLA breach rate by {noun.replace('_', ' ')}",
-                 _auto_subtitle(rates, subtitle))
+        _heading(
+            ax,
+            title if title is not None else f"SLA breach rate by {noun.replace('_', ' ')}",
+            _auto_subtitle(rates, subtitle),
+        )
         if not len(frame):
             _note(ax, "no SLA targets")
             return ax
@@ -479,10 +498,17 @@ def plot_breach_rates(
         has_ci = shown & ~np.isnan(low) & ~np.isnan(high)
         if has_ci.any():
             ax.errorbar(
-                rate[has_ci], y[has_ci],
-                xerr=[np.clip(rate[has_ci] - low[has_ci], 0, None),
-                      np.clip(high[has_ci] - rate[has_ci], 0, None)],
-                fmt="none", ecolor="#333333", elinewidth=1.1, capsize=3, zorder=3,
+                rate[has_ci],
+                y[has_ci],
+                xerr=[
+                    np.clip(rate[has_ci] - low[has_ci], 0, None),
+                    np.clip(high[has_ci] - rate[has_ci], 0, None),
+                ],
+                fmt="none",
+                ecolor="#333333",
+                elinewidth=1.1,
+                capsize=3,
+                zorder=3,
             )
         right = np.nanmax(np.where(np.isnan(high), rate, high)) if shown.any() else 0.0
         right = min(1.0, max(right, 0.05))
@@ -490,13 +516,24 @@ def plot_breach_rates(
             if shown[i]:
                 end = high[i] if not np.isnan(high[i]) else rate[i]
                 ax.annotate(
-                    f"{_pct(rate[i])} (n={n[i]:,})", (end, y[i]), xytext=(5, 0),
-                    textcoords="offset points", va="center", fontsize=9, color="#222222",
+                    f"{_pct(rate[i])} (n={n[i]:,})",
+                    (end, y[i]),
+                    xytext=(5, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=9,
+                    color="#222222",
                 )
             else:
                 ax.annotate(
-                    "no completed targets", (0, y[i]), xytext=(5, 0), textcoords="offset points",
-                    va="center", fontsize=9, color=_MUTED, style="italic",
+                    "no completed targets",
+                    (0, y[i]),
+                    xytext=(5, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=9,
+                    color=_MUTED,
+                    style="italic",
                 )
         ax.set_yticks(y, labels.tolist())
         ax.tick_params(axis="y", length=0)
@@ -532,7 +569,10 @@ def _period_step(freq: str) -> pd.DateOffset | pd.Timedelta:
 
 
 def _incomplete_from(
-    frame: pd.DataFrame, periods: pd.DatetimeIndex, step: Any, as_of: pd.Timestamp | None,
+    frame: pd.DataFrame,
+    periods: pd.DatetimeIndex,
+    step: Any,
+    as_of: pd.Timestamp | None,
     incomplete_weeks: int,
 ) -> pd.Timestamp | None:
     """First period of the trailing run of censored periods (None when none is)."""
@@ -628,8 +668,11 @@ def plot_breach_trend(
             ax = _new_axes(ax, (9.0, 4.8))
             _tidy(ax)
             word = _PERIODS[freq or "W"][0]
-            _heading(ax, title if title is not None else f"{word} SLA breach rate by metric",
-                     _auto_subtitle(rates, subtitle, as_of=as_of))
+            _heading(
+                ax,
+                title if title is not None else f"{word} SLA breach rate by metric",
+                _auto_subtitle(rates, subtitle, as_of=as_of),
+            )
             _note(ax, "no SLA targets")
             return ax
         frame["_period"] = (
@@ -641,7 +684,10 @@ def plot_breach_trend(
         step = _period_step(freq)
         cutoff = to_utc(as_of, name="as_of")  # type: ignore[arg-type]
         start = _incomplete_from(
-            frame, periods, step, cutoff.tz_localize(None) if cutoff is not None else None,
+            frame,
+            periods,
+            step,
+            cutoff.tz_localize(None) if cutoff is not None else None,
             incomplete_weeks,
         )
         labels = sorted(frame["_label"].unique(), key=_order_key)
@@ -649,8 +695,9 @@ def plot_breach_trend(
         heading = title if title is not None else f"{word} SLA breach rate by metric"
         if subtitle is None:
             last = periods[-1] + step
-            subtitle = chart_subtitle(since=periods[0].tz_localize("UTC"),
-                                      until=last.tz_localize("UTC"), as_of=cutoff)
+            subtitle = chart_subtitle(
+                since=periods[0].tz_localize("UTC"), until=last.tz_localize("UTC"), as_of=cutoff
+            )
 
         rows, cols = _grid(len(labels))
         container: Figure | SubFigure | None
@@ -661,12 +708,17 @@ def plot_breach_trend(
         else:
             spec = ax.get_subplotspec()
             if spec is None:
-                raise ValueError("ax must be a subplot (from plt.subplots) to hold one panel "
-                                 "per metric; or pass ax=None")
+                raise ValueError(
+                    "ax must be a subplot (from plt.subplots) to hold one panel "
+                    "per metric; or pass ax=None"
+                )
             container = ax.figure.add_subfigure(spec)
             ax.remove()
-        panels = (np.array([ax]) if container is None else
-                  container.subplots(rows, cols, sharex=True, sharey=True, squeeze=False).ravel())
+        panels = (
+            np.array([ax])
+            if container is None
+            else container.subplots(rows, cols, sharex=True, sharey=True, squeeze=False).ravel()
+        )
 
         top = 0.0
         for panel, label in zip(panels, labels, strict=False):
@@ -677,8 +729,9 @@ def plot_breach_trend(
             rate = _float(part["breach_rate"])
             colour = metric_colour(label)
             if start is not None:
-                panel.axvspan(mdates.date2num(start), mdates.date2num(periods[-1] + step),
-                              zorder=1, **_HATCH)
+                panel.axvspan(
+                    mdates.date2num(start), mdates.date2num(periods[-1] + step), zorder=1, **_HATCH
+                )
             if "ci_low" in part and "ci_high" in part:
                 low, high = _float(part["ci_low"]), _float(part["ci_high"])
                 panel.fill_between(x, low, high, color=colour, alpha=0.2, lw=0, zorder=2)
@@ -686,8 +739,9 @@ def plot_breach_trend(
             panel.plot(x, rate, color=colour, lw=2.0, marker="o", ms=3.2, label=label, zorder=3)
             top = max(top, np.nanmax(rate, initial=0.0))
             if container is not None:
-                panel.set_title(label, loc="left", fontsize=10.5, fontweight="bold", pad=4,
-                                color="#222222")
+                panel.set_title(
+                    label, loc="left", fontsize=10.5, fontweight="bold", pad=4, color="#222222"
+                )
             panel.yaxis.grid(True)
         for i, panel in enumerate(panels):
             if i >= len(labels):
@@ -700,8 +754,15 @@ def plot_breach_trend(
         _date_axis(first, periods, step, max_ticks=8 if cols == 1 else 4)
 
         handles = [
-            Line2D([], [], color="#555555", lw=2.0, marker="o", ms=3.2,
-                             label="breach rate (breached ÷ completed)"),
+            Line2D(
+                [],
+                [],
+                color="#555555",
+                lw=2.0,
+                marker="o",
+                ms=3.2,
+                label="breach rate (breached ÷ completed)",
+            ),
             Patch(facecolor="#555555", alpha=0.2, label="95% CI"),
         ]
         if start is not None:
@@ -715,21 +776,48 @@ def plot_breach_trend(
         return first
 
 
-def _panel_layout(container: Figure | SubFigure, title: str, subtitle: str, axis_text: str,
-                  handles: list[Any]) -> None:
+def _panel_layout(
+    container: Figure | SubFigure, title: str, subtitle: str, axis_text: str, handles: list[Any]
+) -> None:
     """Title, subtitle, axis label and legend around a grid of panels (sizes in inches)."""
     dpi = container.figure.dpi if isinstance(container, SubFigure) else container.dpi
     width, height = container.bbox.width / dpi, container.bbox.height / dpi
-    container.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, top=1 - 1.0 / height,
-                              bottom=1.3 / height, hspace=0.5, wspace=0.08)
-    container.text(0.55 / width, 1 - 0.12 / height, title, ha="left", va="top",
-                   fontsize=STYLE["axes.titlesize"], fontweight="bold")
-    container.text(0.55 / width, 1 - 0.45 / height, subtitle, ha="left", va="top", fontsize=9,
-                   color=_SUBTITLE)
-    container.text(0.5, 0.62 / height, axis_text, ha="center", va="top",
-                   fontsize=STYLE["axes.labelsize"], color="#333333")
-    container.legend(handles=handles, loc="lower center", ncol=len(handles),
-                     bbox_to_anchor=(0.5, 0.02 / height), frameon=False)
+    container.subplots_adjust(
+        left=0.7 / width,
+        right=1 - 0.15 / width,
+        top=1 - 1.0 / height,
+        bottom=1.3 / height,
+        hspace=0.5,
+        wspace=0.08,
+    )
+    container.text(
+        0.55 / width,
+        1 - 0.12 / height,
+        title,
+        ha="left",
+        va="top",
+        fontsize=STYLE["axes.titlesize"],
+        fontweight="bold",
+    )
+    container.text(
+        0.55 / width, 1 - 0.45 / height, subtitle, ha="left", va="top", fontsize=9, color=_SUBTITLE
+    )
+    container.text(
+        0.5,
+        0.62 / height,
+        axis_text,
+        ha="center",
+        va="top",
+        fontsize=STYLE["axes.labelsize"],
+        color="#333333",
+    )
+    container.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=len(handles),
+        bbox_to_anchor=(0.5, 0.02 / height),
+        frameon=False,
+    )
 
 
 class _DayMonthFormatter(mdates.DateFormatter):
@@ -746,8 +834,10 @@ class _DayMonthFormatter(mdates.DateFormatter):
     def format_ticks(self, values: Sequence[float]) -> list[str]:
         labels = [self(v) for v in values]
         years = [mdates.num2date(v, tz=self.tz).year for v in values]
-        return [f"{label}\n{year}" if i == 0 or year != years[i - 1] else label
-                for i, (label, year) in enumerate(zip(labels, years, strict=True))]
+        return [
+            f"{label}\n{year}" if i == 0 or year != years[i - 1] else label
+            for i, (label, year) in enumerate(zip(labels, years, strict=True))
+        ]
 
 
 def _date_axis(ax: Axes, periods: pd.DatetimeIndex, step: Any, *, max_ticks: int = 8) -> None:
@@ -756,12 +846,14 @@ def _date_axis(ax: Axes, periods: pd.DatetimeIndex, step: Any, *, max_ticks: int
     months = max(1, round(span.days / 30.4))
     if isinstance(step, pd.DateOffset) or span.days > 7 * max_ticks * 1.5:
         locator: mdates.DateLocator = mdates.MonthLocator(
-            interval=max(1, math.ceil(months / max_ticks)))
+            interval=max(1, math.ceil(months / max_ticks))
+        )
         monthly = True
     else:
         weeks = max(1, len(periods))
-        locator = mdates.WeekdayLocator(byweekday=mdates.MO,
-                                        interval=max(1, math.ceil(weeks / max_ticks)))
+        locator = mdates.WeekdayLocator(
+            byweekday=mdates.MO, interval=max(1, math.ceil(weeks / max_ticks))
+        )
         monthly = False
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(_DayMonthFormatter(monthly=monthly))
@@ -810,22 +902,30 @@ def plot_breach_heatmap(
         frame = rates.reset_index(drop=True)
         row_labels = _row_labels(frame, rows) if len(frame) else pd.Series([], dtype=object)
         col_labels = _row_labels(frame, cols) if len(frame) else pd.Series([], dtype=object)
-        counts = pd.DataFrame({
-            "row": row_labels, "col": col_labels,
-            "breached": frame["breached"].fillna(0).astype("int64") if len(frame) else [],
-            "completed": _completed(frame) if len(frame) else [],
-        })
+        counts = pd.DataFrame(
+            {
+                "row": row_labels,
+                "col": col_labels,
+                "breached": frame["breached"].fillna(0).astype("int64") if len(frame) else [],
+                "completed": _completed(frame) if len(frame) else [],
+            }
+        )
         row_order = sorted(counts["row"].unique(), key=_order_key)
         col_order = sorted(counts["col"].unique(), key=str)
-        grid_b = counts.pivot_table(index="row", columns="col", values="breached",
-                                    aggfunc="sum").reindex(index=row_order, columns=col_order)
-        grid_n = counts.pivot_table(index="row", columns="col", values="completed",
-                                    aggfunc="sum").reindex(index=row_order, columns=col_order)
+        grid_b = counts.pivot_table(
+            index="row", columns="col", values="breached", aggfunc="sum"
+        ).reindex(index=row_order, columns=col_order)
+        grid_n = counts.pivot_table(
+            index="row", columns="col", values="completed", aggfunc="sum"
+        ).reindex(index=row_order, columns=col_order)
         size = (max(6.0, 1.55 * len(col_order) + 3.2), max(3.0, 0.55 * len(row_order) + 1.8))
         ax = _new_axes(ax, size)
         noun = f"{rows.replace('_', ' ')} and {cols.replace('_', ' ')}"
-        _heading(ax, title if title is not None else f"SLA breach rate by {noun}",
-                 _auto_subtitle(rates, subtitle))
+        _heading(
+            ax,
+            title if title is not None else f"SLA breach rate by {noun}",
+            _auto_subtitle(rates, subtitle),
+        )
         if not len(frame):
             _tidy(ax)
             _note(ax, "no SLA targets")
@@ -844,22 +944,42 @@ def plot_breach_heatmap(
                 red, green, blue, _ = cmap(norm(v))
                 dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.55
                 text = f"{_pct(v)} (n={int(n[r, c]):,})"
-                ax.text(c, r, text, ha="center", va="center", fontsize=9,
-                        color="white" if dark else "#222222")
+                ax.text(
+                    c,
+                    r,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if dark else "#222222",
+                )
             else:
                 text = "no completed targets" if n[r, c] == 0 else "no targets"
-                ax.text(c, r, text, ha="center", va="center", fontsize=7.5, color=_MUTED,
-                        style="italic")
-        ax.set_xticks(range(len(col_order)), [str(c) for c in col_order],
-                      rotation=25 if len(col_order) > 3 else 0,
-                      ha="right" if len(col_order) > 3 else "center")
+                ax.text(
+                    c, r, text, ha="center", va="center", fontsize=7.5, color=_MUTED, style="italic"
+                )
+        ax.set_xticks(
+            range(len(col_order)),
+            [str(c) for c in col_order],
+            rotation=25 if len(col_order) > 3 else 0,
+            ha="right" if len(col_order) > 3 else "center",
+        )
         ax.set_yticks(range(len(row_order)), [str(r) for r in row_order])
         ax.tick_params(length=0)
         if rows == "metric":  # each metric's colour, as in the other charts, as a strip
             for r, label in enumerate(row_order):
-                ax.add_patch(mpl.patches.Rectangle(
-                    (-0.5 - 0.09, r - 0.5), 0.06, 1.0, facecolor=metric_colour(str(label)),
-                    edgecolor="white", lw=1.0, clip_on=False, zorder=3))
+                ax.add_patch(
+                    mpl.patches.Rectangle(
+                        (-0.5 - 0.09, r - 0.5),
+                        0.06,
+                        1.0,
+                        facecolor=metric_colour(str(label)),
+                        edgecolor="white",
+                        lw=1.0,
+                        clip_on=False,
+                        zorder=3,
+                    )
+                )
             ax.tick_params(axis="y", pad=12)
         for spine in ax.spines.values():
             spine.set_visible(False)
@@ -933,9 +1053,14 @@ def plot_fulfilment_ratio(
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio = _float(frame["elapsed_minutes"]) / _float(frame["target_minutes"])
         else:
-            raise ValueError("targets needs 'elapsed_ratio' (or elapsed_minutes and target_minutes)")
-        fulfilled = (frame["fulfilled_at"].notna().to_numpy() if "fulfilled_at" in frame.columns
-                     else np.ones(len(frame), dtype=bool))
+            raise ValueError(
+                "targets needs 'elapsed_ratio' (or elapsed_minutes and target_minutes)"
+            )
+        fulfilled = (
+            frame["fulfilled_at"].notna().to_numpy()
+            if "fulfilled_at" in frame.columns
+            else np.ones(len(frame), dtype=bool)
+        )
         keep = np.isfinite(ratio) & (ratio > 0) & fulfilled
         if "outcome" in frame.columns:
             outcome = frame["outcome"].astype(object).to_numpy()
@@ -948,44 +1073,73 @@ def plot_fulfilment_ratio(
         groups = sorted(data["label"].unique(), key=_order_key, reverse=True)  # first on top
         ax = _new_axes(ax, (8.0, max(3.2, 0.5 * len(groups) + 2.2)))
         _tidy(ax)
-        _heading(ax, title if title is not None else "Time to fulfilment relative to SLA target",
-                 _auto_subtitle(targets, subtitle))
+        _heading(
+            ax,
+            title if title is not None else "Time to fulfilment relative to SLA target",
+            _auto_subtitle(targets, subtitle),
+        )
         if not groups:
             _note(ax, "no fulfilled SLA targets with elapsed time")
             return ax
-        values = [np.clip(data.loc[data["label"] == g, "ratio"].to_numpy(), _RATIO_FLOOR, None)
-                  for g in groups]
+        values = [
+            np.clip(data.loc[data["label"] == g, "ratio"].to_numpy(), _RATIO_FLOOR, None)
+            for g in groups
+        ]
         boxes = ax.boxplot(
-            values, **_HORIZONTAL, whis=(5, 95), showfliers=False, widths=0.55,
-            patch_artist=True, manage_ticks=False,
+            values,
+            **_HORIZONTAL,
+            whis=(5, 95),
+            showfliers=False,
+            widths=0.55,
+            patch_artist=True,
+            manage_ticks=False,
             medianprops={"color": "#222222", "linewidth": 2},
         )
         for i, g in enumerate(groups):
             colour = metric_colour(g)
             boxes["boxes"][i].set(facecolor=mpl.colors.to_rgba(colour, 0.35), edgecolor=colour)
             for part in ("whiskers", "caps"):
-                for line in boxes[part][2 * i: 2 * i + 2]:
+                for line in boxes[part][2 * i : 2 * i + 2]:
                     line.set_color(colour)
         ax.set_xscale("log")
         ax.axvline(1.0, color=_TARGET, ls="--", lw=1.5, zorder=1)
-        ax.text(1.0, 1.0, "target", transform=ax.get_xaxis_transform(), ha="center",
-                va="bottom", color=_TARGET, fontsize=9, fontweight="bold")
+        ax.text(
+            1.0,
+            1.0,
+            "target",
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            color=_TARGET,
+            fontsize=9,
+            fontweight="bold",
+        )
         ax.set_yticks(
             range(1, len(groups) + 1),
-            [f"{g} (n={len(v):,} of {int(totals.get(g, len(v))):,})"
-             for g, v in zip(groups, values, strict=True)],
+            [
+                f"{g} (n={len(v):,} of {int(totals.get(g, len(v))):,})"
+                for g, v in zip(groups, values, strict=True)
+            ],
         )
         ax.tick_params(axis="y", length=0)
         over = ax.get_yaxis_transform()
         for i, v in enumerate(values, start=1):
-            ax.text(1.01, i, f"{np.mean(v > 1.0):.0%} over target", transform=over, va="center",
-                    fontsize=8.5, color=_MUTED)
+            ax.text(
+                1.01,
+                i,
+                f"{np.mean(v > 1.0):.0%} over target",
+                transform=over,
+                va="center",
+                fontsize=8.5,
+                color=_MUTED,
+            )
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}×"))
         ax.xaxis.grid(True, which="major")
-        ax.set_xlabel("Time to fulfilment ÷ SLA target (log scale; boxes: quartiles, "
-                      "whiskers: 5th-95th pct)")
+        ax.set_xlabel(
+            "Time to fulfilment ÷ SLA target (log scale; boxes: quartiles, whiskers: 5th-95th pct)"
+        )
         counted = int(keep.sum())
         all_completed = int(completed.sum())
         open_breached = int(np.sum(completed & ~fulfilled))
@@ -995,16 +1149,29 @@ def plot_fulfilment_ratio(
             missing.append(f"{open_breached:,} breached but not yet fulfilled")
         if unmeasured:
             missing.append(f"{unmeasured:,} fulfilled without a measured time")
-        note = (f"n = fulfilled targets with a measured time, of the completed (breached + "
-                f"achieved) targets that the breach-rate chart counts: {counted:,} of "
-                f"{all_completed:,} in all")
+        note = (
+            f"n = fulfilled targets with a measured time, of the completed (breached + "
+            f"achieved) targets that the breach-rate chart counts: {counted:,} of "
+            f"{all_completed:,} in all"
+        )
         note += f"; not shown: {' and '.join(missing)}." if missing else "."
-        note += (" \"Over target\" is the share fulfilled after the target time, in the "
-                 "target's own clock (business hours where the policy uses them).")
+        note += (
+            ' "Over target" is the share fulfilled after the target time, in the '
+            "target's own clock (business hours where the policy uses them)."
+        )
         note = "\n".join(textwrap.wrap(note, 110, break_on_hyphens=False))
-        ax.annotate(note, xy=(0, 0), xycoords="axes fraction", xytext=(0, -44),
-                    textcoords="offset points", ha="left", va="top", fontsize=8,
-                    color=_SUBTITLE, annotation_clip=False)
+        ax.annotate(
+            note,
+            xy=(0, 0),
+            xycoords="axes fraction",
+            xytext=(0, -44),
+            textcoords="offset points",
+            ha="left",
+            va="top",
+            fontsize=8,
+            color=_SUBTITLE,
+            annotation_clip=False,
+        )
         return ax
 
 
@@ -1066,8 +1233,7 @@ def save_figure(
     with chart_style():
         for fmt in dict.fromkeys(fmts):
             out = target.with_name(f"{target.name}.{fmt}")
-            figure.savefig(out, format=fmt, dpi=dpi, bbox_inches="tight",
-                           metadata=_METADATA[fmt])
+            figure.savefig(out, format=fmt, dpi=dpi, bbox_inches="tight", metadata=_METADATA[fmt])
             logger.debug("wrote %s", out)
             written.append(out)
     return written

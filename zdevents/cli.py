@@ -134,8 +134,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.pptx:
         from .deck import build_deck
 
-        deck = build_deck(Path(args.out) / "sla.pptx", settings=_settings(args),
-                          since=args.since, until=args.until)
+        deck = build_deck(
+            Path(args.out) / "sla.pptx",
+            settings=_settings(args),
+            since=args.since,
+            until=args.until,
+        )
         print(f"deck: {deck}")
     return 0
 
@@ -188,8 +192,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _cli_words(message: str) -> str:
     """Say ``--since``/``--until`` where the library's message names its arguments."""
-    message = re.sub(r"(?<![-\w])(since|until|data_dir)=", lambda m: f"--{m[1].replace('_', '-')}=",
-                     message)
+    message = re.sub(
+        r"(?<![-\w])(since|until|data_dir)=", lambda m: f"--{m[1].replace('_', '-')}=", message
+    )
     return re.sub(r"(?<![-\w])(since|until) \(", r"--\1 (", message)
 
 
@@ -220,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fetch", help=cmd_fetch.__doc__, description=cmd_fetch.__doc__)
     p.add_argument("--stream", choices=STREAM_CHOICES, default="metric_events")
     p.add_argument(
-        "--since", help="first fetch starts here: 2024-01-01, 2024-01-01T08:00Z or Unix seconds "
+        "--since",
+        help="first fetch starts here: 2024-01-01, 2024-01-01T08:00Z or Unix seconds "
         "(no offset means UTC); default: all",
     )
     p.add_argument(
@@ -231,19 +237,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="refetch from --since even if cached")
     p.add_argument(
-        "--pagination", choices=("time", "cursor"), default="time",
+        "--pagination",
+        choices=("time", "cursor"),
+        default="time",
         help="metric_events: time-based pages of 1000 (default) or cursor pages of 100",
     )
     p.add_argument(
-        "--support-type-scope", choices=("agent", "ai_agent", "all"), default=None,
+        "--support-type-scope",
+        choices=("agent", "ai_agent", "all"),
+        default=None,
         help="ticket_events: whose tickets (default: the cache's scope, else Zendesk's agent)",
     )
     p.add_argument(
-        "--exclude-deleted", action="store_true",
+        "--exclude-deleted",
+        action="store_true",
         help="metric_events: leave out the events of deleted tickets",
     )
     p.add_argument(
-        "--wait", type=float, default=0, metavar="SECONDS",
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
         help="wait this long for another fetch of the same stream to finish (default: refuse)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -267,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--stream", choices=STREAM_CHOICES, default="metric_events")
         if action == "vacuum":
             q.add_argument(
-                "--retain-hours", type=int, default=168,
+                "--retain-hours",
+                type=int,
+                default=168,
                 help="keep files removed less than this long ago (default 168: a week)",
             )
         data_dir(q)
@@ -298,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help=cmd_import.__doc__, description=cmd_import.__doc__)
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="saved pages")
     p.add_argument(
-        "--stream", choices=STREAM_CHOICES[:2], default=None,
+        "--stream",
+        choices=STREAM_CHOICES[:2],
+        default=None,
         help="the pages' stream (default: told by each page's records)",
     )
     data_dir(p)
@@ -310,8 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("reports/demo"), help="folder (default: reports/demo)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    data_dir(p, "where the sample account's cache goes (default: ZDEVENTS_DATA_DIR, else "
-             "./data, which status, report and load_frame then find on their own)")
+    data_dir(
+        p,
+        "where the sample account's cache goes (default: ZDEVENTS_DATA_DIR, else "
+        "./data, which status, report and load_frame then find on their own)",
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -338,7 +359,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP during a fetch
         signum = getattr(exc, "signum", signal.SIGINT)
-        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        how = (
+            "interrupted"
+            if signum == signal.SIGINT
+            else f"stopped by {signal.Signals(signum).name}"
+        )
         print(
             f"zdevents {args.command}: {how}; everything fetched before this point is "
             "kept, run the command again to continue",

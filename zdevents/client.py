@@ -1019,9 +1019,7 @@ class Client:
         if env.end_of_stream is None:
             if stream.always_has_end_of_stream and stream.name not in self._warned:
                 self._warned.add(stream.name)
-                log.warning(
-                    "%s page has no end_of_stream; ending by end_time instead", stream.name
-                )
+                log.warning("%s page has no end_of_stream; ending by end_time instead", stream.name)
             # never on a short page alone: only a cursor that stops moving or has reached
             # the withheld last minute ends an export that does not say where it ends
             withheld = int(self._now()) - NOT_BEFORE_NOW
@@ -1126,8 +1124,11 @@ class Client:
                     wait = min(RATE_WINDOW, slot_seconds * 2 ** (rate_limited_in_a_row - 1))
                 # the whole account waits, whether or not this request is retried
                 self._pacer.block_until(self._clock() + wait)
-                reason = (f"Retry-After of a 429 ({wait:g} s)" if failure.retry_after is not None
-                          else "a 429 with no usable Retry-After")
+                reason = (
+                    f"Retry-After of a 429 ({wait:g} s)"
+                    if failure.retry_after is not None
+                    else "a 429 with no usable Retry-After"
+                )
                 not_before = -math.inf
             else:
                 rate_limited_in_a_row = 0
@@ -1227,8 +1228,7 @@ class Client:
         host = parts.hostname or "?"
         chain = _causes(exc)
         if any(
-            isinstance(e, socket.gaierror | urllib3.exceptions.NameResolutionError)
-            for e in chain
+            isinstance(e, socket.gaierror | urllib3.exceptions.NameResolutionError) for e in chain
         ):
             variable = "ZENDESK_BASE_URL" if self.settings.base_url else "ZENDESK_SUBDOMAIN"
             raise ServerError(
@@ -1299,8 +1299,12 @@ class Client:
             else:  # the server asked for it (Retry-After) or it is failing (backoff)
                 level = logging.WARNING if wait > _WARN_WAITS_OVER else logging.INFO
             # "(Retry-After of a 429)", not "(Retry-After of a 429 (58 s))": the wait is said
-            log.log(level, "waiting %.1f s before the next request (%s)", wait,
-                    re.sub(r" \([\d.e+]+ s\)$", "", reason))
+            log.log(
+                level,
+                "waiting %.1f s before the next request (%s)",
+                wait,
+                re.sub(r" \([\d.e+]+ s\)$", "", reason),
+            )
             if self.on_wait is not None:
                 self.on_wait(wait, reason)
             self._sleep(wait)

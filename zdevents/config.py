@@ -143,7 +143,9 @@ class Settings:
                 "was copied whole"
             )
         object.__setattr__(self, "data_dir", _check_data_dir(self.data_dir))
-        rpm = _number(self.requests_per_minute, "ZDEVENTS_REQUESTS_PER_MINUTE", "requests_per_minute")
+        rpm = _number(
+            self.requests_per_minute, "ZDEVENTS_REQUESTS_PER_MINUTE", "requests_per_minute"
+        )
         object.__setattr__(self, "requests_per_minute", rpm)
         object.__setattr__(self, "timeout", _number(self.timeout, "timeout", "timeout"))
         object.__setattr__(
@@ -153,7 +155,9 @@ class Settings:
         )
         page = _number(self.max_page_bytes, "ZDEVENTS_MAX_PAGE_BYTES", "max_page_bytes")
         if page != int(page) or page < 1024:
-            raise ConfigError("ZDEVENTS_MAX_PAGE_BYTES must be a whole number of bytes, 1024 or more")
+            raise ConfigError(
+                "ZDEVENTS_MAX_PAGE_BYTES must be a whole number of bytes, 1024 or more"
+            )
         object.__setattr__(self, "max_page_bytes", int(page))
         retries = self.max_retries
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
@@ -316,8 +320,11 @@ def _number(value: object, variable: str, name: str, *, zero: bool = False) -> f
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{variable} must be a number {what}, not {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(number) or number < 0 or (
-        number == 0 and not zero
+    if (
+        isinstance(value, bool)
+        or not math.isfinite(number)
+        or number < 0
+        or (number == 0 and not zero)
     ):
         raise ConfigError(f"{variable} must be a finite number {what}, not {value!r}")
     return number
@@ -346,9 +353,7 @@ def _check_base_url(raw: str) -> str:
     url = raw.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"ZENDESK_BASE_URL {raw!r} is not a URL like https://acme.zendesk.com"
-        )
+        raise ConfigError(f"ZENDESK_BASE_URL {raw!r} is not a URL like https://acme.zendesk.com")
     if parts.username or parts.password:
         raise ConfigError("ZENDESK_BASE_URL must not contain credentials; use ZENDESK_EMAIL/TOKEN")
     if parts.query or parts.fragment:

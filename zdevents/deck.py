@@ -96,8 +96,14 @@ def _resolve_as_of(targets: pd.DataFrame, as_of: TimeLike) -> pd.Timestamp:
 
 
 def _unit_column(targets: pd.DataFrame) -> str | None:
-    return next((c for c in ("group_name", "group_id") if c in targets.columns
-                 and targets[c].notna().any()), None)
+    return next(
+        (
+            c
+            for c in ("group_name", "group_id")
+            if c in targets.columns and targets[c].notna().any()
+        ),
+        None,
+    )
 
 
 def deck_slides(
@@ -140,8 +146,9 @@ def deck_slides(
     from .sla import breach_rates
 
     cutoff = _resolve_as_of(targets, as_of)
-    heading = subtitle if subtitle is not None else charts.chart_subtitle(
-        as_of=cutoff, targets=targets)
+    heading = (
+        subtitle if subtitle is not None else charts.chart_subtitle(as_of=cutoff, targets=targets)
+    )
     by_metric = breach_rates(targets, by=["metric_label"])
     weekly = breach_rates(targets, by=["metric", "metric_label"], freq="W")
     verdicts = insights.trend_verdicts(targets, by="metric_label", k=k, as_of=cutoff)
@@ -150,45 +157,84 @@ def deck_slides(
     pairs = insights.update_pairs(targets)
     by_policy = insights.update_pairing_summary(pairs, by="policy_title")
     overall = insights.update_pairing_summary(pairs, by=None)
-    tables = {"by_metric": by_metric, "verdicts": verdicts, "lateness": late_table,
-              "pairing": by_policy}
+    tables = {
+        "by_metric": by_metric,
+        "verdicts": verdicts,
+        "lateness": late_table,
+        "pairing": by_policy,
+    }
     slides = [
-        Slide(DECK_TITLES[0], rates_takeaway(by_metric),
-              lambda: charts.plot_breach_rates(by_metric, by="metric_label",
-                                               title="SLA breach rate by metric",
-                                               subtitle=heading)),
-        Slide(DECK_TITLES[1], trend_takeaway(verdicts),
-              lambda: charts.plot_breach_trend(_trend_focus(weekly, verdicts), as_of=cutoff,
-                                               incomplete_weeks=0, subtitle=heading)),
-        Slide(DECK_TITLES[2], lateness_takeaway(late_table),
-              lambda: insight_charts.plot_lateness(late, subtitle=heading)),
-        Slide(DECK_TITLES[3], pairing_takeaway(overall),
-              lambda: insight_charts.plot_update_pairing(by_policy, subtitle=heading)),
+        Slide(
+            DECK_TITLES[0],
+            rates_takeaway(by_metric),
+            lambda: charts.plot_breach_rates(
+                by_metric, by="metric_label", title="SLA breach rate by metric", subtitle=heading
+            ),
+        ),
+        Slide(
+            DECK_TITLES[1],
+            trend_takeaway(verdicts),
+            lambda: charts.plot_breach_trend(
+                _trend_focus(weekly, verdicts), as_of=cutoff, incomplete_weeks=0, subtitle=heading
+            ),
+        ),
+        Slide(
+            DECK_TITLES[2],
+            lateness_takeaway(late_table),
+            lambda: insight_charts.plot_lateness(late, subtitle=heading),
+        ),
+        Slide(
+            DECK_TITLES[3],
+            pairing_takeaway(overall),
+            lambda: insight_charts.plot_update_pairing(by_policy, subtitle=heading),
+        ),
     ]
     unit = _unit_column(targets)
     if unit is not None:
         funnel = insights.funnel_table(targets, by=unit, min_targets=min_targets)
         tables["funnel"] = funnel
-        slides.append(Slide(DECK_TITLES[4], funnel_takeaway(funnel, unit),
-                            lambda: insight_charts.plot_funnel(funnel, by=unit,
-                                                               subtitle=heading)))
+        slides.append(
+            Slide(
+                DECK_TITLES[4],
+                funnel_takeaway(funnel, unit),
+                lambda: insight_charts.plot_funnel(funnel, by=unit, subtitle=heading),
+            )
+        )
     return slides, tables
 
 
 DEFINITIONS: tuple[tuple[str, str], ...] = (
-    ("SLA target", "One (ticket, metric, instance) an SLA policy applied to; the target in "
-     "force is the last one applied at or before fulfilment."),
-    ("Breach rate", "breached / (breached + achieved). A breach counts when it happens at or "
-     "before the fulfilment and at or before the as-of time."),
-    ("Censoring", "Targets still open (active) are left out of rates, so the newest weeks look "
-     "better than they will end up; trend verdicts use only complete weeks (ended, nothing "
-     "open)."),
-    ("Intervals", "Breach rates carry 95% Wilson score intervals. Trend verdicts: two-sided "
-     "two-proportion z-test, latest complete week vs the previous weeks pooled, p < 0.05."),
-    ("League table", "Funnel plot: 95% and 99.8% control limits p0 ± z·sqrt(p0(1-p0)/n) around "
-     "the overall rate; units with few targets are not ranked."),
-    ("Lateness", "Calendar time from the breach to the fulfilment; open targets up to the "
-     "as-of time (a lower bound)."),
+    (
+        "SLA target",
+        "One (ticket, metric, instance) an SLA policy applied to; the target in "
+        "force is the last one applied at or before fulfilment.",
+    ),
+    (
+        "Breach rate",
+        "breached / (breached + achieved). A breach counts when it happens at or "
+        "before the fulfilment and at or before the as-of time.",
+    ),
+    (
+        "Censoring",
+        "Targets still open (active) are left out of rates, so the newest weeks look "
+        "better than they will end up; trend verdicts use only complete weeks (ended, nothing "
+        "open).",
+    ),
+    (
+        "Intervals",
+        "Breach rates carry 95% Wilson score intervals. Trend verdicts: two-sided "
+        "two-proportion z-test, latest complete week vs the previous weeks pooled, p < 0.05.",
+    ),
+    (
+        "League table",
+        "Funnel plot: 95% and 99.8% control limits p0 ± z·sqrt(p0(1-p0)/n) around "
+        "the overall rate; units with few targets are not ranked.",
+    ),
+    (
+        "Lateness",
+        "Calendar time from the breach to the fulfilment; open targets up to the "
+        "as-of time (a lower bound).",
+    ),
 )
 
 
@@ -204,9 +250,7 @@ def _png(fig: Any, dpi: float) -> tuple[bytes, tuple[int, int]]:
         return out.getvalue(), image.size
 
 
-def _figure_bytes(
-    ax: Axes, box: tuple[float, float]
-) -> tuple[bytes, bytes, tuple[float, float]]:
+def _figure_bytes(ax: Axes, box: tuple[float, float]) -> tuple[bytes, bytes, tuple[float, float]]:
     """SVG, PNG, and the size (inches) the chart takes when fitted into ``box``.
 
     The PNG has at least twice the display resolution at that size: it is drawn again,
@@ -229,8 +273,13 @@ def _figure_bytes(
     return png, svg.getvalue(), (width, width * h / w)
 
 
-def _add_picture(slide: Any, png: bytes, svg: bytes, box: tuple[float, float, float, float],
-                 size: tuple[float, float]) -> Any:
+def _add_picture(
+    slide: Any,
+    png: bytes,
+    svg: bytes,
+    box: tuple[float, float, float, float],
+    size: tuple[float, float],
+) -> Any:
     """Place the chart (``size`` inches) centred in ``box``: an SVG PowerPoint draws, with
     the PNG as the fallback (``a:blip`` with an ``asvg:svgBlip`` extension, as PowerPoint
     stores pictures inserted from SVG files)."""
@@ -256,8 +305,14 @@ def _add_picture(slide: Any, png: bytes, svg: bytes, box: tuple[float, float, fl
     return picture
 
 
-def _text(slide: Any, text: str, box: tuple[float, float, float, float], size: int,
-          bold: bool = False, colour: str = "333333") -> Any:
+def _text(
+    slide: Any,
+    text: str,
+    box: tuple[float, float, float, float],
+    size: int,
+    bold: bool = False,
+    colour: str = "333333",
+) -> Any:
     from pptx.dml.color import RGBColor
     from pptx.util import Inches, Pt
 
@@ -277,8 +332,12 @@ def _title(slide: Any, text: str) -> None:
     from pptx.util import Inches, Pt
 
     title = slide.shapes.title
-    title.left, title.top, title.width, title.height = (Inches(0.6), Inches(0.3),
-                                                        Inches(12.1), Inches(0.9))
+    title.left, title.top, title.width, title.height = (
+        Inches(0.6),
+        Inches(0.3),
+        Inches(12.1),
+        Inches(0.9),
+    )
     title.text = text
     paragraph = title.text_frame.paragraphs[0]
     paragraph.font.size = Pt(30)
@@ -289,8 +348,11 @@ def _period_text(targets: pd.DataFrame, since: Any, until: Any) -> str:
     start, end = time_range(since, until)
     applied = pd.to_datetime(targets["applied_at"]) if len(targets) else pd.Series([], dtype=object)
     first = start if start is not None else (applied.min() if len(applied) else None)
-    last = (end - pd.Timedelta(milliseconds=1)) if end is not None else (
-        applied.max() if len(applied) else None)
+    last = (
+        (end - pd.Timedelta(milliseconds=1))
+        if end is not None
+        else (applied.max() if len(applied) else None)
+    )
     if first is None or last is None or pd.isna(first) or pd.isna(last):
         return "no targets"
     return f"{first:%d %b %Y} - {last:%d %b %Y}"
@@ -300,17 +362,32 @@ def _appendix_rows(tables: Mapping[str, pd.DataFrame]) -> list[list[str]]:
     rates = in_metric_order(tables["by_metric"])  # First reply ... Resolution, as elsewhere
     verdicts = tables["verdicts"].set_index("metric_label")
     late = tables["lateness"].set_index("metric_label")
-    rows = [["Metric", "Completed", "Breached", "Breach rate (95% CI)", "Active",
-             "Latest week", "Median late"]]
+    rows = [
+        [
+            "Metric",
+            "Completed",
+            "Breached",
+            "Breach rate (95% CI)",
+            "Active",
+            "Latest week",
+            "Median late",
+        ]
+    ]
     for r in rates.itertuples():
         label = r.metric_label
         verdict = verdicts["verdict"].get(label, "not enough data")
         median = late["median_minutes"].get(label, float("nan"))
-        rows.append([
-            str(label), f"{int(r.breached + r.achieved):,}", f"{int(r.breached):,}",
-            f"{pct(r.breach_rate)} ({pct(r.ci_low)}-{pct(r.ci_high)})", f"{int(r.active):,}",
-            str(verdict), insight_charts.format_minutes(median) if pd.notna(median) else "-",
-        ])
+        rows.append(
+            [
+                str(label),
+                f"{int(r.breached + r.achieved):,}",
+                f"{int(r.breached):,}",
+                f"{pct(r.breach_rate)} ({pct(r.ci_low)}-{pct(r.ci_high)})",
+                f"{int(r.active):,}",
+                str(verdict),
+                insight_charts.format_minutes(median) if pd.notna(median) else "-",
+            ]
+        )
     return rows
 
 
@@ -329,8 +406,9 @@ def _write_deck(
     from pptx import Presentation
     from pptx.util import Inches, Pt
 
-    slides, tables = deck_slides(targets, as_of=as_of, k=k, min_targets=min_targets,
-                                 subtitle=subtitle)
+    slides, tables = deck_slides(
+        targets, as_of=as_of, k=k, min_targets=min_targets, subtitle=subtitle
+    )
     deck = Presentation()
     deck.slide_width, deck.slide_height = Inches(_WIDE[0]), Inches(_WIDE[1])
     title_layout, title_only = deck.slide_layouts[0], deck.slide_layouts[5]
@@ -338,9 +416,17 @@ def _write_deck(
     first = deck.slides.add_slide(title_layout)
     heading, details = first.shapes.title, first.placeholders[1]
     heading.left, heading.top, heading.width, heading.height = (
-        Inches(0.8), Inches(2.2), Inches(11.7), Inches(1.5))
+        Inches(0.8),
+        Inches(2.2),
+        Inches(11.7),
+        Inches(1.5),
+    )
     details.left, details.top, details.width, details.height = (
-        Inches(0.8), Inches(3.9), Inches(11.7), Inches(1.8))
+        Inches(0.8),
+        Inches(3.9),
+        Inches(11.7),
+        Inches(1.8),
+    )
     heading.text = f"SLA breaches: {account}"
     lines = [f"Targets applied {period}", f"Data as of {as_of:%Y-%m-%d %H:%M} UTC"]
     if table_version is not None:
@@ -372,8 +458,9 @@ def _write_deck(
     slide = deck.slides.add_slide(title_only)
     _title(slide, "Appendix: breach rates by metric")
     rows = _appendix_rows(tables)
-    shape = slide.shapes.add_table(len(rows), len(rows[0]), Inches(0.6), Inches(1.4),
-                                   Inches(12.1), Inches(0.4 * len(rows)))
+    shape = slide.shapes.add_table(
+        len(rows), len(rows[0]), Inches(0.6), Inches(1.4), Inches(12.1), Inches(0.4 * len(rows))
+    )
     for r, values in enumerate(rows):
         for c, value in enumerate(values):
             cell = shape.table.cell(r, c)
@@ -452,12 +539,23 @@ def build_deck(
     selected.attrs = dict(targets.attrs)
     if groups is not None and "group_id" in selected.columns:
         names = selected["group_id"].map(
-            lambda gid: groups.get(int(gid), str(int(gid))) if pd.notna(gid) else None)
+            lambda gid: groups.get(int(gid), str(int(gid))) if pd.notna(gid) else None
+        )
         selected = selected.assign(group_name=names.astype("string"))
     return _write_deck(
-        Path(path), selected, account=account or "Zendesk account", as_of=as_of,
-        period=_period_text(selected, since, until), table_version=version, k=k,
-        subtitle=charts.chart_subtitle(account=account or "Zendesk account", since=since,
-                                       until=until, as_of=as_of, targets=selected),
+        Path(path),
+        selected,
+        account=account or "Zendesk account",
+        as_of=as_of,
+        period=_period_text(selected, since, until),
+        table_version=version,
+        k=k,
+        subtitle=charts.chart_subtitle(
+            account=account or "Zendesk account",
+            since=since,
+            until=until,
+            as_of=as_of,
+            targets=selected,
+        ),
         min_targets=min_targets,
     )

@@ -295,7 +295,9 @@ def _file_pages(path: Path) -> list[Any]:
 def _page(page: Any, label: str) -> _Page:
     """Check one parsed page's shape and envelope; tell its stream from its records."""
     if not isinstance(page, dict):
-        raise PageError(f"page {label} is a JSON {type(page).__name__}, not an export page (object)")
+        raise PageError(
+            f"page {label} is a JSON {type(page).__name__}, not an export page (object)"
+        )
     keys = [k for k in _RECORD_KEYS if k in page]
     if not keys:
         raise PageError(
@@ -317,7 +319,9 @@ def _page(page: Any, label: str) -> _Page:
         if records is None:
             continue
         if not isinstance(records, list):
-            raise PageError(f"page {label}: field {key!r} is a {type(records).__name__}, not a list")
+            raise PageError(
+                f"page {label}: field {key!r} is a {type(records).__name__}, not a list"
+            )
         for n, record in enumerate(records, start=1):
             if not isinstance(record, dict):
                 raise PageError(

@@ -156,8 +156,13 @@ def _refresh(
     force = refresh == "force"
     try:
         fetch(
-            stream, since, until=until if force else None, settings=settings, progress=progress,
-            force=force, lock_timeout=lock_timeout,
+            stream,
+            since,
+            until=until if force else None,
+            settings=settings,
+            progress=progress,
+            force=force,
+            lock_timeout=lock_timeout,
         )
     except CacheLocked:
         if force:
@@ -258,7 +263,12 @@ def load_frame(
     pinned = version is not None or as_of_commit is not None
     if not pinned:
         _refresh(
-            name, start, refresh, settings, until=end, lock_timeout=lock_timeout,
+            name,
+            start,
+            refresh,
+            settings,
+            until=end,
+            lock_timeout=lock_timeout,
             progress=progress,
         )
     cache = open_store(settings.data_dir, _account_name(settings), name)
@@ -325,7 +335,12 @@ def load_changes(
     settings = settings if settings is not None else Settings.from_env()
     start, end = time_range(since, until)
     _refresh(
-        "ticket_events", start, refresh, settings, until=end, lock_timeout=lock_timeout,
+        "ticket_events",
+        start,
+        refresh,
+        settings,
+        until=end,
+        lock_timeout=lock_timeout,
         progress=progress,
     )
     cache = open_store(settings.data_dir, _account_name(settings), "ticket_events")

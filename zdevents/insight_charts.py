@@ -75,16 +75,27 @@ def _subtitle(frame: pd.DataFrame, subtitle: str | None) -> str:
     """``subtitle`` as given, else what the frame says (period of ``applied_at``, as-of)."""
     if subtitle is not None:
         return subtitle
-    return chart_subtitle(targets=frame if "applied_at" in frame.columns else None,
-                          as_of=frame.attrs.get("zdevents_as_of"))
+    return chart_subtitle(
+        targets=frame if "applied_at" in frame.columns else None,
+        as_of=frame.attrs.get("zdevents_as_of"),
+    )
 
 
 def _heading(ax: Axes, title: str, subtitle: str) -> None:
     ax.set_title(title, loc="left", pad=_TITLE_PAD_WITH_SUBTITLE if subtitle else None)
     if subtitle:
-        ax.annotate(subtitle, xy=(0, 1), xycoords="axes fraction",
-                    xytext=(0, _SUBTITLE_RAISE), textcoords="offset points", ha="left",
-                    va="bottom", fontsize=9, color=_SUBTITLE_COLOUR, annotation_clip=False)
+        ax.annotate(
+            subtitle,
+            xy=(0, 1),
+            xycoords="axes fraction",
+            xytext=(0, _SUBTITLE_RAISE),
+            textcoords="offset points",
+            ha="left",
+            va="bottom",
+            fontsize=9,
+            color=_SUBTITLE_COLOUR,
+            annotation_clip=False,
+        )
 
 
 def _note(ax: Axes, text: str) -> None:
@@ -158,21 +169,33 @@ def plot_lateness(
         labels = _labels(frame, by) if len(frame) else pd.Series([], dtype=object)
         minutes = pd.to_numeric(frame["late_minutes"], errors="coerce").to_numpy(float)
         keep = np.isfinite(minutes)
-        data = pd.DataFrame({"label": labels[keep].to_numpy(), "minutes": minutes[keep],
-                             "open": frame.loc[keep, "open"].to_numpy(bool)
-                             if "open" in frame else False})
+        data = pd.DataFrame(
+            {
+                "label": labels[keep].to_numpy(),
+                "minutes": minutes[keep],
+                "open": frame.loc[keep, "open"].to_numpy(bool) if "open" in frame else False,
+            }
+        )
         groups = sorted(data["label"].unique(), key=_order, reverse=True)  # first on top
         ax = _axes(ax, (9.0, max(2.8, 0.55 * len(groups) + 1.6)))
-        _heading(ax, title if title is not None else "How late breached SLA targets end up",
-                 _subtitle(late, subtitle))
+        _heading(
+            ax,
+            title if title is not None else "How late breached SLA targets end up",
+            _subtitle(late, subtitle),
+        )
         if not groups:
             _note(ax, "no breached SLA targets")
             return ax
         values = [data.loc[data["label"] == g, "minutes"].to_numpy() for g in groups]
         drawn = ax.boxplot(
-            [np.clip(v, _LATE_FLOOR, None) for v in values], **_HORIZONTAL,
-            whis=(5, 95), showfliers=False, widths=0.55, patch_artist=True,
-            manage_ticks=False, medianprops={"linewidth": 2},
+            [np.clip(v, _LATE_FLOOR, None) for v in values],
+            **_HORIZONTAL,
+            whis=(5, 95),
+            showfliers=False,
+            widths=0.55,
+            patch_artist=True,
+            manage_ticks=False,
+            medianprops={"linewidth": 2},
         )
         # Each metric in its own colour (the same in every chart); other groupings in grey.
         by_metric = by in ("metric_label", "metric")
@@ -189,8 +212,10 @@ def plot_lateness(
         side = ax.get_yaxis_transform()
         for i, (group, v) in enumerate(zip(groups, values, strict=True), start=1):
             open_n = int(data.loc[data["label"] == group, "open"].sum())
-            text = (f"median {format_minutes(float(np.median(v)))} · "
-                    f"p90 {format_minutes(float(np.quantile(v, 0.9)))} · n={len(v):,}")
+            text = (
+                f"median {format_minutes(float(np.median(v)))} · "
+                f"p90 {format_minutes(float(np.quantile(v, 0.9)))} · n={len(v):,}"
+            )
             if open_n:
                 text += f" ({open_n} open)"
             ax.text(1.01, i, text, transform=side, va="center", fontsize=8.5, color=_MUTED)
@@ -198,12 +223,15 @@ def plot_lateness(
         ticks = [t for t in _TICKS if t <= top * 1.5]
         ax.set_xlim(_LATE_FLOOR * 0.8, top * 1.5)
         # whole ticks read "1 h", "4 d", not "1.0 h", "4.0 d"
-        ax.set_xticks(ticks, [format_minutes(t).replace(".0 ", " ") if t > 1 else "≤1 min"
-                              for t in ticks])
+        ax.set_xticks(
+            ticks, [format_minutes(t).replace(".0 ", " ") if t > 1 else "≤1 min" for t in ticks]
+        )
         ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.xaxis.grid(True)
-        ax.set_xlabel("Time past the target until fulfilment (open: until the as-of time), log scale; "
-                      "boxes: quartiles, whiskers: 5th-95th pct")
+        ax.set_xlabel(
+            "Time past the target until fulfilment (open: until the as-of time), log scale; "
+            "boxes: quartiles, whiskers: 5th-95th pct"
+        )
         return ax
 
 
@@ -253,30 +281,52 @@ def plot_update_pairing(
         if missing:
             raise ValueError(f"summary needs {missing[0]!r} (use zd.update_pairing_summary())")
         frame = summary.reset_index(drop=True)
-        labels = _labels(frame, by) if by in frame.columns else pd.Series(
-            ["All"] * len(frame), dtype=object)
+        labels = (
+            _labels(frame, by)
+            if by in frame.columns
+            else pd.Series(["All"] * len(frame), dtype=object)
+        )
         ax = _axes(ax, (9.0, max(2.6, 0.6 * len(frame) + 1.8)))
-        _heading(ax, title if title is not None else
-                 "Periodic update breaches: does waiting on the customer explain them?",
-                 _subtitle(summary, subtitle))
+        _heading(
+            ax,
+            title
+            if title is not None
+            else "Periodic update breaches: does waiting on the customer explain them?",
+            _subtitle(summary, subtitle),
+        )
         total = frame["periodic_breached"].to_numpy(float)
         shown = total > 0
         if not shown.any():
             _note(ax, "no periodic update breaches")
             return ax
-        order = np.argsort(-np.where(shown, frame["periodic only"] / np.where(shown, total, 1),
-                                     -1.0), kind="stable")[::-1]
+        order = np.argsort(
+            -np.where(shown, frame["periodic only"] / np.where(shown, total, 1), -1.0),
+            kind="stable",
+        )[::-1]
         frame, labels, total = frame.iloc[order], labels.iloc[order], total[order]
         y = np.arange(len(frame))
         with np.errstate(invalid="ignore", divide="ignore"):
             explained = np.where(total > 0, frame["periodic only"].to_numpy(float) / total, 0.0)
         # The metrics' own colours: periodic alone breached, or pausable breached as well.
-        ax.barh(y, explained, height=0.6, color=METRIC_COLOURS["Periodic update"], zorder=2,
-                label="pausable achieved: waiting explains the breach")
-        ax.barh(y, 1.0 - explained, left=explained, height=0.6, zorder=2,
-                color=mpl.colors.to_rgba(METRIC_COLOURS["Pausable update"], 0.35),
-                edgecolor=METRIC_COLOURS["Pausable update"], linewidth=0.8,
-                label="pausable also breached")
+        ax.barh(
+            y,
+            explained,
+            height=0.6,
+            color=METRIC_COLOURS["Periodic update"],
+            zorder=2,
+            label="pausable achieved: waiting explains the breach",
+        )
+        ax.barh(
+            y,
+            1.0 - explained,
+            left=explained,
+            height=0.6,
+            zorder=2,
+            color=mpl.colors.to_rgba(METRIC_COLOURS["Pausable update"], 0.35),
+            edgecolor=METRIC_COLOURS["Pausable update"],
+            linewidth=0.8,
+            label="pausable also breached",
+        )
         side = ax.get_yaxis_transform()
         for yi, (_, row), share, n in zip(y, frame.iterrows(), explained, total, strict=True):
             if n == 0:
@@ -358,8 +408,11 @@ def plot_funnel(
         unit = by if by is not None else str(frame.columns[0])
         ax = _axes(ax, (9.0, 5.0))
         noun = unit.replace("_name", "").replace("_id", "").replace("_", " ")
-        _heading(ax, title if title is not None else f"Breach rate by {noun}: funnel plot",
-                 _subtitle(funnel, subtitle))
+        _heading(
+            ax,
+            title if title is not None else f"Breach rate by {noun}: funnel plot",
+            _subtitle(funnel, subtitle),
+        )
         if frame.empty:
             _note(ax, "no completed SLA targets")
             return ax
@@ -371,29 +424,54 @@ def plot_funnel(
         se = np.sqrt(p0 * (1 - p0) / grid)
         for z, style in ((NormalDist().inv_cdf(0.975), "--"), (NormalDist().inv_cdf(0.999), "-")):
             for sign in (1, -1):
-                ax.plot(grid, np.clip(p0 + sign * z * se, 0, 1), color="#8c8c8c", ls=style,
-                        lw=1.0, zorder=1)
+                ax.plot(
+                    grid,
+                    np.clip(p0 + sign * z * se, 0, 1),
+                    color="#8c8c8c",
+                    ls=style,
+                    lw=1.0,
+                    zorder=1,
+                )
         ax.axhline(p0, color="#333333", ls=":", lw=1.2, zorder=1)
         positions = frame["position"].astype(str)
         for position, (colour, _) in _OUTSIDE.items():
             hit = (positions == position).to_numpy()
             if hit.any():
                 hollow = position == "too few targets"
-                ax.scatter(n[hit], rate[hit], s=36, zorder=3, linewidths=1.2, clip_on=False,
-                           facecolors="none" if hollow else colour, edgecolors=colour)
+                ax.scatter(
+                    n[hit],
+                    rate[hit],
+                    s=36,
+                    zorder=3,
+                    linewidths=1.2,
+                    clip_on=False,
+                    facecolors="none" if hollow else colour,
+                    edgecolors=colour,
+                )
         names = frame[unit].astype(str) if unit in frame.columns else pd.Series([""] * len(frame))
-        named = [i for i in range(len(frame))
-                 if positions.iloc[i] in set(label) or len(frame) <= _NAME_ALL]
+        named = [
+            i
+            for i in range(len(frame))
+            if positions.iloc[i] in set(label) or len(frame) <= _NAME_ALL
+        ]
         for i in named:
-            ax.annotate(names.iloc[i], (n[i], rate[i]), xytext=(7, 0), va="center",
-                        textcoords="offset points", fontsize=8.5, color="#222222",
-                        annotation_clip=False)
+            ax.annotate(
+                names.iloc[i],
+                (n[i], rate[i]),
+                xytext=(7, 0),
+                va="center",
+                textcoords="offset points",
+                fontsize=8.5,
+                color="#222222",
+                annotation_clip=False,
+            )
         if n.max() / max(n.min(), 1.0) > 20:
             ax.set_xscale("log")
         else:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
-        ax.xaxis.set_major_formatter(FuncFormatter(
-            lambda x, _: f"{x:,.0f}" if abs(x - round(x)) < 1e-9 else f"{x:g}"))
+        ax.xaxis.set_major_formatter(
+            FuncFormatter(lambda x, _: f"{x:,.0f}" if abs(x - round(x)) < 1e-9 else f"{x:g}")
+        )
         widest = NormalDist().inv_cdf(0.999) * math.sqrt(p0 * (1 - p0) / grid[0])
         finite = rate[np.isfinite(rate)]
         low = min(float(finite.min()) if finite.size else p0, p0 - widest)
@@ -405,10 +483,18 @@ def plot_funnel(
         ax.set_xlabel("Completed SLA targets (breached + achieved)")
         ax.set_ylabel("Breach rate")
         present = [p for p in _OUTSIDE if (positions == p).any()]
-        handles = [Line2D([], [], color="#333333", ls=":", label=f"overall {p0:.1%}"),
-                   Line2D([], [], color="#8c8c8c", ls="--", label="95% limits"),
-                   Line2D([], [], color="#8c8c8c", ls="-", label="99.8% limits")]
-        handles += [Patch(facecolor="none" if p == "too few targets" else _OUTSIDE[p][0],
-                          edgecolor=_OUTSIDE[p][0], label=_OUTSIDE[p][1]) for p in present]
+        handles = [
+            Line2D([], [], color="#333333", ls=":", label=f"overall {p0:.1%}"),
+            Line2D([], [], color="#8c8c8c", ls="--", label="95% limits"),
+            Line2D([], [], color="#8c8c8c", ls="-", label="99.8% limits"),
+        ]
+        handles += [
+            Patch(
+                facecolor="none" if p == "too few targets" else _OUTSIDE[p][0],
+                edgecolor=_OUTSIDE[p][0],
+                label=_OUTSIDE[p][1],
+            )
+            for p in present
+        ]
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         return ax

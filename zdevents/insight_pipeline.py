@@ -66,9 +66,7 @@ def targets_from_cache(settings: Settings | None = None) -> tuple[pd.DataFrame, 
     return targets, str(account)
 
 
-def due_from_cache(
-    *, settings: Settings | None = None, as_of: TimeLike = None
-) -> pd.DataFrame:
+def due_from_cache(*, settings: Settings | None = None, as_of: TimeLike = None) -> pd.DataFrame:
     """The active targets with their due time (:func:`zdevents.due_targets`) from the cache,
     with the ticket's group and assignee at ``as_of`` when ticket events are cached.
 
@@ -86,7 +84,12 @@ def due_from_cache(
     changes = _changes(settings)
     if changes is not None:
         attrs = dict(due.attrs)
-        due = attach_ticket_attributes(due, changes, at="as_of", groups=_group_names(settings),
-                                       fields=["group_id", "assignee_id"])
+        due = attach_ticket_attributes(
+            due,
+            changes,
+            at="as_of",
+            groups=_group_names(settings),
+            fields=["group_id", "assignee_id"],
+        )
         due.attrs = attrs
     return due

@@ -169,9 +169,7 @@ def lateness(targets: pd.DataFrame, *, as_of: TimeLike = None) -> pd.DataFrame:
     return out
 
 
-def lateness_summary(
-    late: pd.DataFrame, by: str | Sequence[str] = "metric_label"
-) -> pd.DataFrame:
+def lateness_summary(late: pd.DataFrame, by: str | Sequence[str] = "metric_label") -> pd.DataFrame:
     """Median and p90 lateness per group.
 
     Parameters
@@ -281,24 +279,33 @@ def due_targets(
     times = _utc(ev["time"])
     keyed_rows = _keyed(ev)
     ahead = is_breach & keyed_rows & (times > cutoff)
-    scheduled = pd.DataFrame({
-        "ticket_id": ev.loc[ahead, "ticket_id"].astype("int64"),
-        "metric": ev.loc[ahead, "metric"].astype(str),
-        "instance_id": ev.loc[ahead, "instance_id"].astype("int64"),
-        "_kind": (ev.loc[ahead, "sla_kind"].astype("string") if "sla_kind" in ev.columns
-                  else pd.Series(pd.NA, index=ev.index[ahead], dtype="string")),
-        "_scheduled": times[ahead],
-    })
+    scheduled = pd.DataFrame(
+        {
+            "ticket_id": ev.loc[ahead, "ticket_id"].astype("int64"),
+            "metric": ev.loc[ahead, "metric"].astype(str),
+            "instance_id": ev.loc[ahead, "instance_id"].astype("int64"),
+            "_kind": (
+                ev.loc[ahead, "sla_kind"].astype("string")
+                if "sla_kind" in ev.columns
+                else pd.Series(pd.NA, index=ev.index[ahead], dtype="string")
+            ),
+            "_scheduled": times[ahead],
+        }
+    )
 
-    keyed = pd.DataFrame({
-        "_row": range(len(active)),
-        "ticket_id": active["ticket_id"].astype("int64").to_numpy(),
-        "metric": active["metric"].astype(str).to_numpy(),
-        "instance_id": active["instance_id"].astype("int64").to_numpy(),
-        "sla_kind": (active["sla_kind"].astype("string").to_numpy()
-                     if "sla_kind" in active.columns else pd.array(["sla"] * len(active),
-                                                                   dtype="string")),
-    })
+    keyed = pd.DataFrame(
+        {
+            "_row": range(len(active)),
+            "ticket_id": active["ticket_id"].astype("int64").to_numpy(),
+            "metric": active["metric"].astype(str).to_numpy(),
+            "instance_id": active["instance_id"].astype("int64").to_numpy(),
+            "sla_kind": (
+                active["sla_kind"].astype("string").to_numpy()
+                if "sla_kind" in active.columns
+                else pd.array(["sla"] * len(active), dtype="string")
+            ),
+        }
+    )
     matched = keyed.merge(scheduled, on=_KEY, how="inner")
     matched = matched[matched["_kind"].isna() | (matched["_kind"] == matched["sla_kind"])]
     first = matched.groupby("_row")["_scheduled"].min()
@@ -332,8 +339,12 @@ def due_targets(
 def _keyed(events: pd.DataFrame) -> pd.Series:
     """Rows with a ticket, metric, instance and time (the others are ignored, as in
     :func:`zdevents.sla_targets`)."""
-    return (events["ticket_id"].notna() & events["metric"].notna()
-            & events["instance_id"].notna() & events["time"].notna())
+    return (
+        events["ticket_id"].notna()
+        & events["metric"].notna()
+        & events["instance_id"].notna()
+        & events["time"].notna()
+    )
 
 
 def _paused(
@@ -348,14 +359,16 @@ def _paused(
     clock = kind.isin(["activate", "pause"]).fillna(False) & _keyed(events) & (times <= cutoff)
     if "deleted" in events.columns:
         clock &= ~events["deleted"].astype("boolean").fillna(False)
-    moves = pd.DataFrame({
-        "ticket_id": events.loc[clock, "ticket_id"].astype("int64"),
-        "metric": events.loc[clock, "metric"].astype(str),
-        "instance_id": events.loc[clock, "instance_id"].astype("int64"),
-        "_time": times[clock],
-        "_id": events.loc[clock, "id"].astype("int64") if "id" in events.columns else 0,
-        "_paused": kind[clock].eq("pause").to_numpy(bool),
-    }).sort_values(["_time", "_id"], kind="mergesort")
+    moves = pd.DataFrame(
+        {
+            "ticket_id": events.loc[clock, "ticket_id"].astype("int64"),
+            "metric": events.loc[clock, "metric"].astype(str),
+            "instance_id": events.loc[clock, "instance_id"].astype("int64"),
+            "_time": times[clock],
+            "_id": events.loc[clock, "id"].astype("int64") if "id" in events.columns else 0,
+            "_paused": kind[clock].eq("pause").to_numpy(bool),
+        }
+    ).sort_values(["_time", "_id"], kind="mergesort")
     last = moves.drop_duplicates(_KEY, keep="last")[[*_KEY, "_paused"]]
     state = keyed[["_row", *_KEY]].merge(last, on=_KEY, how="left").set_index("_row")
     return state["_paused"].reindex(range(len(keyed))).fillna(False).astype(bool)
@@ -420,8 +433,14 @@ def due_summary(
     if assignees is not None and "assignee_id" in frame.columns:
         frame["assignee_name"] = _names(frame["assignee_id"], assignees)
     if by is None:
-        keys = [c for c in (_pick(frame, ("group_name", "group_id")),
-                            _pick(frame, ("assignee_name", "assignee_id"))) if c]
+        keys = [
+            c
+            for c in (
+                _pick(frame, ("group_name", "group_id")),
+                _pick(frame, ("assignee_name", "assignee_id")),
+            )
+            if c
+        ]
     else:
         keys = list(by)
         _require(frame, keys, "due targets")
@@ -438,10 +457,16 @@ def due_summary(
         keys_used = keys
     for key in keys_used:  # show missing ids/names as "(none)" rather than dropping the row
         frame[key] = frame[key].astype("string").fillna("(none)")
-    out = frame.groupby(keys_used, sort=True).agg(
-        due=("_due", "sum"), overdue_estimate=("_overdue", "sum"),
-        unknown_due=("_unknown", "sum"), next_due_at=("_next", "min"),
-    ).reset_index()
+    out = (
+        frame.groupby(keys_used, sort=True)
+        .agg(
+            due=("_due", "sum"),
+            overdue_estimate=("_overdue", "sum"),
+            unknown_due=("_unknown", "sum"),
+            next_due_at=("_next", "min"),
+        )
+        .reset_index()
+    )
     for col in ("due", "overdue_estimate", "unknown_due"):
         out[col] = out[col].astype("int64")
     out = out[(out["due"] + out["overdue_estimate"] + out["unknown_due"]) > 0]
@@ -549,9 +574,13 @@ def trend_verdicts(
     frame["period"] = _period_start(_utc(frame["applied_at"]), freq)
     for key in keys:
         frame[key] = frame[key].astype(object).where(frame[key].notna(), "(none)")
-    counts = frame.groupby([*keys, "period"], sort=True).agg(
-        breached=("_breached", "sum"), achieved=("_achieved", "sum"), active=("_active", "sum")
-    ).reset_index()
+    counts = (
+        frame.groupby([*keys, "period"], sort=True)
+        .agg(
+            breached=("_breached", "sum"), achieved=("_achieved", "sum"), active=("_active", "sum")
+        )
+        .reset_index()
+    )
     ends = pd.Series([_period_end(p, freq) for p in counts["period"]], index=counts.index)
     counts["complete"] = (ends <= cutoff) & (counts["active"] == 0)
 
@@ -562,18 +591,45 @@ def trend_verdicts(
         complete = part[part["complete"]].sort_values("period")
         row.update(_compare(complete, k, alpha))
         rows.append(row)
-    columns = [*keys, "latest_period", "latest_breached", "latest_completed", "latest_rate",
-               "baseline_from", "baseline_to", "baseline_periods", "baseline_breached",
-               "baseline_completed", "baseline_rate", "rate_change", "relative_change",
-               "cohens_h", "z", "p_value", "verdict"]
+    columns = [
+        *keys,
+        "latest_period",
+        "latest_breached",
+        "latest_completed",
+        "latest_rate",
+        "baseline_from",
+        "baseline_to",
+        "baseline_periods",
+        "baseline_breached",
+        "baseline_completed",
+        "baseline_rate",
+        "rate_change",
+        "relative_change",
+        "cohens_h",
+        "z",
+        "p_value",
+        "verdict",
+    ]
     out = pd.DataFrame(rows, columns=columns)
     for col in ("latest_period", "baseline_from", "baseline_to"):
         out[col] = pd.to_datetime(out[col], utc=True).astype("datetime64[ms, UTC]")
-    for col in ("latest_breached", "latest_completed", "baseline_periods", "baseline_breached",
-                "baseline_completed"):
+    for col in (
+        "latest_breached",
+        "latest_completed",
+        "baseline_periods",
+        "baseline_breached",
+        "baseline_completed",
+    ):
         out[col] = out[col].astype("Int64")
-    for col in ("latest_rate", "baseline_rate", "rate_change", "relative_change", "cohens_h",
-                "z", "p_value"):
+    for col in (
+        "latest_rate",
+        "baseline_rate",
+        "rate_change",
+        "relative_change",
+        "cohens_h",
+        "z",
+        "p_value",
+    ):
         out[col] = out[col].astype("float64")
     out.attrs[_AS_OF_ATTR] = cutoff
     out.attrs["zdevents_method"] = (
@@ -587,11 +643,22 @@ def _compare(complete: pd.DataFrame, k: int, alpha: float) -> dict[str, Any]:
     """Test of one group's latest complete period against the k complete before it."""
     nan = float("nan")
     empty: dict[str, Any] = {
-        "latest_period": pd.NaT, "latest_breached": pd.NA, "latest_completed": pd.NA,
-        "latest_rate": nan, "baseline_from": pd.NaT, "baseline_to": pd.NaT,
-        "baseline_periods": 0, "baseline_breached": pd.NA, "baseline_completed": pd.NA,
-        "baseline_rate": nan, "rate_change": nan, "relative_change": nan, "cohens_h": nan,
-        "z": nan, "p_value": nan, "verdict": VERDICTS[3],
+        "latest_period": pd.NaT,
+        "latest_breached": pd.NA,
+        "latest_completed": pd.NA,
+        "latest_rate": nan,
+        "baseline_from": pd.NaT,
+        "baseline_to": pd.NaT,
+        "baseline_periods": 0,
+        "baseline_breached": pd.NA,
+        "baseline_completed": pd.NA,
+        "baseline_rate": nan,
+        "rate_change": nan,
+        "relative_change": nan,
+        "cohens_h": nan,
+        "z": nan,
+        "p_value": nan,
+        "verdict": VERDICTS[3],
     }
     if complete.empty:
         return empty
@@ -599,21 +666,33 @@ def _compare(complete: pd.DataFrame, k: int, alpha: float) -> dict[str, Any]:
     base = complete.iloc[-1 - k : -1]
     b1, n1 = int(latest["breached"]), int(latest["breached"] + latest["achieved"])
     out = dict(empty)
-    out.update(latest_period=latest["period"], latest_breached=b1, latest_completed=n1,
-               latest_rate=b1 / n1 if n1 else nan)
+    out.update(
+        latest_period=latest["period"],
+        latest_breached=b1,
+        latest_completed=n1,
+        latest_rate=b1 / n1 if n1 else nan,
+    )
     if base.empty:
         return out
     b0 = int(base["breached"].sum())
     n0 = int((base["breached"] + base["achieved"]).sum())
-    out.update(baseline_from=base["period"].iloc[0], baseline_to=base["period"].iloc[-1],
-               baseline_periods=len(base), baseline_breached=b0, baseline_completed=n0,
-               baseline_rate=b0 / n0 if n0 else nan)
+    out.update(
+        baseline_from=base["period"].iloc[0],
+        baseline_to=base["period"].iloc[-1],
+        baseline_periods=len(base),
+        baseline_breached=b0,
+        baseline_completed=n0,
+        baseline_rate=b0 / n0 if n0 else nan,
+    )
     if not n0 or not n1:
         return out
     p1, p0 = b1 / n1, b0 / n0
     pooled = (b1 + b0) / (n1 + n0)
-    out.update(rate_change=p1 - p0, relative_change=(p1 - p0) / p0 if p0 else nan,
-               cohens_h=2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p0)))
+    out.update(
+        rate_change=p1 - p0,
+        relative_change=(p1 - p0) / p0 if p0 else nan,
+        cohens_h=2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p0)),
+    )
     if pooled in (0.0, 1.0):
         return out
     z = (p1 - p0) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
@@ -688,12 +767,21 @@ def update_pairs(targets: pd.DataFrame) -> pd.DataFrame:
     pairs["periodic_outcome"] = pairs["periodic_outcome"].astype("string")
     pairs["pausable_outcome"] = pairs["pausable_outcome"].astype("string")
     pairs["pairing"] = pd.Series(
-        [_pairing(a, b) for a, b in zip(pairs["periodic_outcome"], pairs["pausable_outcome"],
-                                        strict=True)],
-        index=pairs.index, dtype="string",
+        [
+            _pairing(a, b)
+            for a, b in zip(pairs["periodic_outcome"], pairs["pausable_outcome"], strict=True)
+        ],
+        index=pairs.index,
+        dtype="string",
     )
-    first = [*pair_key, "periodic_outcome", "pausable_outcome", "pairing",
-             "periodic_breached_at", "pausable_breached_at"]
+    first = [
+        *pair_key,
+        "periodic_outcome",
+        "pausable_outcome",
+        "pairing",
+        "periodic_breached_at",
+        "pausable_breached_at",
+    ]
     rest = [c for c in pairs.columns if c not in first]
     out = pairs[first + rest].sort_values(pair_key, kind="mergesort").reset_index(drop=True)
     out.attrs = dict(getattr(targets, "attrs", {}))
@@ -821,11 +909,13 @@ def funnel_table(
     else:
         _require(targets, [by, "outcome"])
         outcome = targets["outcome"].astype("string")
-        units = pd.DataFrame({
-            by: targets[by].to_numpy(),
-            "breached": outcome.eq("breached").fillna(False).astype("int64").to_numpy(),
-            "achieved": outcome.eq("achieved").fillna(False).astype("int64").to_numpy(),
-        })
+        units = pd.DataFrame(
+            {
+                by: targets[by].to_numpy(),
+                "breached": outcome.eq("breached").fillna(False).astype("int64").to_numpy(),
+                "achieved": outcome.eq("achieved").fillna(False).astype("int64").to_numpy(),
+            }
+        )
     units = units[units[by].notna()]
     units = units.groupby(by, sort=True, observed=True).sum().reset_index()
     units["completed"] = units["breached"] + units["achieved"]
@@ -835,17 +925,19 @@ def funnel_table(
     n = units["completed"].astype("float64")
     rate = units["breached"] / n
     se = (p0 * (1 - p0) / n) ** 0.5
-    out = pd.DataFrame({
-        by: units[by],
-        "completed": units["completed"].astype("int64"),
-        "breached": units["breached"].astype("int64"),
-        "breach_rate": rate.astype("float64"),
-        "overall_rate": p0,
-        "lower_95": (p0 - _Z95 * se).clip(0.0, 1.0),
-        "upper_95": (p0 + _Z95 * se).clip(0.0, 1.0),
-        "lower_998": (p0 - _Z998 * se).clip(0.0, 1.0),
-        "upper_998": (p0 + _Z998 * se).clip(0.0, 1.0),
-    })
+    out = pd.DataFrame(
+        {
+            by: units[by],
+            "completed": units["completed"].astype("int64"),
+            "breached": units["breached"].astype("int64"),
+            "breach_rate": rate.astype("float64"),
+            "overall_rate": p0,
+            "lower_95": (p0 - _Z95 * se).clip(0.0, 1.0),
+            "upper_95": (p0 + _Z95 * se).clip(0.0, 1.0),
+            "lower_998": (p0 - _Z998 * se).clip(0.0, 1.0),
+            "upper_998": (p0 + _Z998 * se).clip(0.0, 1.0),
+        }
+    )
     ranked = out["completed"] >= min_targets
     position = pd.Series("within limits", index=out.index, dtype=object)
     position[rate > out["upper_95"]] = "above 95% limit"
@@ -862,8 +954,7 @@ def funnel_table(
     out.attrs["zdevents_method"] = (
         "funnel limits: p0 +- z*sqrt(p0(1-p0)/n), z=1.96 (95%) and 3.09 (99.8%); "
         f"units with < {min_targets} completed targets not ranked"
-        + ("; shrunk rates: empirical Bayes, beta prior by the method of moments"
-           if shrink else "")
+        + ("; shrunk rates: empirical Bayes, beta prior by the method of moments" if shrink else "")
     )
     if isinstance(targets, pd.DataFrame) and _AS_OF_ATTR in targets.attrs:
         out.attrs[_AS_OF_ATTR] = targets.attrs[_AS_OF_ATTR]
@@ -924,22 +1015,34 @@ def format_due(due: pd.DataFrame, within: str | pd.Timedelta = "4h", *, limit: i
     summary = due_summary(due, horizon)
     summary = summary[summary["due"] > 0]
     if not summary.empty:
-        table = summary.drop(columns=["unknown_due"]).assign(
-            next_due_at=summary["next_due_at"].dt.strftime("%m-%d %H:%M")).rename(columns={
-                "group_name": "group", "group_id": "group id", "assignee_name": "assignee",
-                "assignee_id": "assignee id", "due": f"due within {_span(horizon)}",
-                "overdue_estimate": "past estimated due", "next_due_at": "next due (UTC)"})
+        table = (
+            summary.drop(columns=["unknown_due"])
+            .assign(next_due_at=summary["next_due_at"].dt.strftime("%m-%d %H:%M"))
+            .rename(
+                columns={
+                    "group_name": "group",
+                    "group_id": "group id",
+                    "assignee_name": "assignee",
+                    "assignee_id": "assignee id",
+                    "due": f"due within {_span(horizon)}",
+                    "overdue_estimate": "past estimated due",
+                    "next_due_at": "next due (UTC)",
+                }
+            )
+        )
         lines += ["", table.to_string(index=False)]
     if not soon.empty:
         shown = soon.head(limit)
         label = shown["metric_label"] if "metric_label" in shown else shown["metric"]
-        listing = pd.DataFrame({
-            "due (UTC)": _utc(shown["due_at"]).dt.strftime("%m-%d %H:%M").to_numpy(),
-            "in": [f"{m:.0f} min" for m in shown["minutes_to_due"]],
-            "ticket": shown["ticket_id"].to_numpy(),
-            "metric": label.astype(str).to_numpy(),
-            "from": shown["due_source"].astype(str).to_numpy(),
-        })
+        listing = pd.DataFrame(
+            {
+                "due (UTC)": _utc(shown["due_at"]).dt.strftime("%m-%d %H:%M").to_numpy(),
+                "in": [f"{m:.0f} min" for m in shown["minutes_to_due"]],
+                "ticket": shown["ticket_id"].to_numpy(),
+                "metric": label.astype(str).to_numpy(),
+                "from": shown["due_source"].astype(str).to_numpy(),
+            }
+        )
         more = f" (first {limit} of {len(soon):,})" if len(soon) > limit else ""
         lines += ["", f"soonest{more}:", listing.to_string(index=False)]
     return "\n".join(lines)

@@ -129,9 +129,12 @@ def fetch_names(
 
 def _write(path: Path, names: Names) -> None:
     """Write atomically: a temp file in the same folder, fsync, ``os.replace``."""
-    payload = {"version": _VERSION, "fetched_at": names.fetched_at,
-               "groups": {str(k): v for k, v in sorted(names.groups.items())},
-               "brands": {str(k): v for k, v in sorted(names.brands.items())}}
+    payload = {
+        "version": _VERSION,
+        "fetched_at": names.fetched_at,
+        "groups": {str(k): v for k, v in sorted(names.groups.items())},
+        "brands": {str(k): v for k, v in sorted(names.brands.items())},
+    }
     write_atomic(path, json.dumps(payload, indent=1, ensure_ascii=False).encode("utf-8"))
 
 
@@ -146,8 +149,9 @@ def _read(path: Path) -> Names | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CacheError(f"cannot read {path} ({exc.__class__.__name__}): delete it and it "
-                         "is fetched again") from None
+        raise CacheError(
+            f"cannot read {path} ({exc.__class__.__name__}): delete it and it is fetched again"
+        ) from None
 
 
 def load_names(

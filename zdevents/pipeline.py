@@ -68,8 +68,7 @@ def cache_status(*, settings: Settings | None = None) -> list[StreamStatus]:
     out = []
     for account in accounts:
         for stream in STREAMS:
-            cache = open_store(settings.data_dir if settings.has_account else root,
-                               account, stream)
+            cache = open_store(settings.data_dir if settings.has_account else root, account, stream)
             state = cache.state()
             version = state.version if isinstance(state, DeltaState) else None
             first = min((f.min_time for f in state.files), default=None)
@@ -84,7 +83,8 @@ def cache_status(*, settings: Settings | None = None) -> list[StreamStatus]:
                     cursor=_ts(state.cursor),
                     # a Delta table: the size of the version read, not of a later one
                     bytes=sum(p.size or 0 for p in state.files)
-                    if isinstance(state, DeltaState) else cache.size_bytes(),
+                    if isinstance(state, DeltaState)
+                    else cache.size_bytes(),
                     files=len(state.files),
                     version=version,
                 )
@@ -117,15 +117,41 @@ def format_status(statuses: list[StreamStatus]) -> str:
     def fmt(ts: pd.Timestamp | None) -> str:
         return ts.strftime(day) if ts is not None else "-"
 
-    rows = [("account", "stream", "rows", "first event (UTC)", "last event (UTC)",
-             "cursor (UTC)", "on disk", "files", "version")]
+    rows = [
+        (
+            "account",
+            "stream",
+            "rows",
+            "first event (UTC)",
+            "last event (UTC)",
+            "cursor (UTC)",
+            "on disk",
+            "files",
+            "version",
+        )
+    ]
     for s in statuses:
-        rows.append((s.account, s.stream, f"{s.rows:,}", fmt(s.first), fmt(s.last),
-                     fmt(s.cursor), _size(s.bytes), f"{s.files:,}",
-                     "-" if s.version is None else str(s.version)))
+        rows.append(
+            (
+                s.account,
+                s.stream,
+                f"{s.rows:,}",
+                fmt(s.first),
+                fmt(s.last),
+                fmt(s.cursor),
+                _size(s.bytes),
+                f"{s.files:,}",
+                "-" if s.version is None else str(s.version),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in
-                       enumerate(zip(r, widths, strict=True))) for r in rows]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -208,14 +234,27 @@ def build_report(
             logging.getLogger(__name__).warning("group and brand names unavailable: %s", exc)
             names = Names()
         targets = attach_ticket_attributes(
-            targets, changes, groups=names.groups or None, brands=names.brands or None)
+            targets, changes, groups=names.groups or None, brands=names.brands or None
+        )
         if due is not None:  # the queue's group and assignee now, not when the SLA applied
-            due = attach_ticket_attributes(due, changes, at="as_of", groups=names.groups or None,
-                                           fields=["group_id", "assignee_id"])
+            due = attach_ticket_attributes(
+                due,
+                changes,
+                at="as_of",
+                groups=names.groups or None,
+                fields=["group_id", "assignee_id"],
+            )
     account = cache.account  # the configured account, or the only one in the cache folder
-    result = write_report(targets, out_dir, as_of=as_of, since=start, until=end,
-                          account=account, due=due,
-                          table_version=events.attrs.get("zdevents_table_version"))
+    result = write_report(
+        targets,
+        out_dir,
+        as_of=as_of,
+        since=start,
+        until=end,
+        account=account,
+        due=due,
+        table_version=events.attrs.get("zdevents_table_version"),
+    )
     by_metric = result.by_metric  # first and next replies apart
     return ReportRun(
         out_dir=Path(out_dir),
@@ -258,7 +297,9 @@ def prepare_sample(
             echo(f"sample account ({tickets:,} tickets, seed {seed}) served at {server.url}")
         for stream in ("metric_events", "ticket_events"):
             result = fetch(
-                stream, settings=settings, progress=progress,
+                stream,
+                settings=settings,
+                progress=progress,
                 include_comments=stream == "ticket_events",
             )
             if echo:
@@ -300,6 +341,8 @@ def run_demo(
     echo("breach rate by metric:")
     echo(run.summary)
     echo("")
-    echo(f"charts and report in {Path(out_dir).resolve()} (open {run.index.name}); "
-         f"{time.monotonic() - started:.0f} s")
+    echo(
+        f"charts and report in {Path(out_dir).resolve()} (open {run.index.name}); "
+        f"{time.monotonic() - started:.0f} s"
+    )
     return run

@@ -202,8 +202,12 @@ class FetchProgress:
         elif self.caught_up is not None:
             self.bar.n = round(min(max(self.caught_up - self.origin, 0) / _DAY, total), 2)
             eta = eta_seconds(
-                self.origin, self.caught_up, time.time(), self.pages - self.origin_pages,
-                self.rpm, time.monotonic() - self.origin_clock,
+                self.origin,
+                self.caught_up,
+                time.time(),
+                self.pages - self.origin_pages,
+                self.rpm,
+                time.monotonic() - self.origin_clock,
             )
             self._eta_text = _human(eta)
         self._draw(self._status())

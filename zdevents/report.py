@@ -52,8 +52,16 @@ CHART_NAMES: tuple[str, ...] = (
     "funnel_by_group",
     "fulfilment_vs_target",
 )
-_STATS = ("breached", "achieved", "active", "targets", "breach_rate", "achievement_rate",
-          "ci_low", "ci_high")
+_STATS = (
+    "breached",
+    "achieved",
+    "active",
+    "targets",
+    "breach_rate",
+    "achievement_rate",
+    "ci_low",
+    "ci_high",
+)
 _GROUP_COLUMNS = ("group_name", "group", "group_id")
 _BRAND_COLUMNS = ("brand_name", "brand_id")
 _PRIORITY_ORDER = ("low", "normal", "high", "urgent")
@@ -146,20 +154,24 @@ def _display(rates: pd.DataFrame) -> tuple[list[str], list[list[str]], list[bool
         shown[key.replace("_", " ")] = col.astype(object).map(
             lambda v: _NONE if v is None or pd.isna(v) else str(v)
         )
-    order = sorted(range(len(frame)), key=lambda i: tuple(_sort_key(name, s.iloc[i])
-                                                          for name, s in shown.items()))
+    order = sorted(
+        range(len(frame)),
+        key=lambda i: tuple(_sort_key(name, s.iloc[i]) for name, s in shown.items()),
+    )
     headers = [*shown, "breach rate", "95% CI", "breached", "achieved", "active"]
     rows = []
     for i in order:
         row = frame.iloc[i]
-        rows.append([
-            *(str(s.iloc[i]) for s in shown.values()),
-            _percent(row.get("breach_rate")),
-            _interval(row.get("ci_low"), row.get("ci_high")),
-            _count(row.get("breached")),
-            _count(row.get("achieved")),
-            _count(row.get("active")),
-        ])
+        rows.append(
+            [
+                *(str(s.iloc[i]) for s in shown.values()),
+                _percent(row.get("breach_rate")),
+                _interval(row.get("ci_low"), row.get("ci_high")),
+                _count(row.get("breached")),
+                _count(row.get("achieved")),
+                _count(row.get("active")),
+            ]
+        )
     numeric = [False] * len(shown) + [True] * 5
     return headers, rows, numeric
 
@@ -193,8 +205,10 @@ def format_rates_table(rates: pd.DataFrame) -> str:
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if num else c.ljust(w)
-                         for c, w, num in zip(cells, widths, numeric, strict=True)).rstrip()
+        return "  ".join(
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(cells, widths, numeric, strict=True)
+        ).rstrip()
 
     return "\n".join([line(headers), *(line(r) for r in rows)])
 
@@ -206,8 +220,9 @@ def _html_table(rates: pd.DataFrame, caption: str) -> str:
     return _grid(caption, headers, rows, numeric)
 
 
-def _grid(caption: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
-          numeric: Sequence[bool]) -> str:
+def _grid(
+    caption: str, headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool]
+) -> str:
     """An HTML table of strings (escaped); numeric columns are right-aligned."""
 
     def cell(tag: str, text: str, num: bool) -> str:
@@ -219,8 +234,10 @@ def _grid(caption: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
         "<tr>" + "".join(cell("td", c, n) for c, n in zip(r, numeric, strict=True)) + "</tr>"
         for r in rows
     )
-    return (f"<table>\n<caption>{html.escape(caption)}</caption>\n"
-            f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>")
+    return (
+        f"<table>\n<caption>{html.escape(caption)}</caption>\n"
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+    )
 
 
 # ---------------------------------------------------------------- computing
@@ -232,8 +249,9 @@ def _default_breach_rates() -> BreachRates:
     return breach_rates
 
 
-def _prepare(targets: pd.DataFrame, start: pd.Timestamp | None,
-             end: pd.Timestamp | None) -> pd.DataFrame:
+def _prepare(
+    targets: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None
+) -> pd.DataFrame:
     frame = targets
     if "applied_at" in frame.columns and (start is not None or end is not None):
         frame = applied_between(frame, start, end)
@@ -241,14 +259,18 @@ def _prepare(targets: pd.DataFrame, start: pd.Timestamp | None,
     frame[_LABEL] = charts.metric_labels(frame) if len(frame) else pd.Series([], dtype=object)
     for key in ("policy_title", "priority", *_GROUP_COLUMNS, *_BRAND_COLUMNS):
         if key in frame.columns:  # a missing key must not drop its targets from the tables
-            frame[key] = frame[key].astype(object).map(
-                lambda v: _NONE if v is None or pd.isna(v) else str(v)
-            ).astype("string")
+            frame[key] = (
+                frame[key]
+                .astype(object)
+                .map(lambda v: _NONE if v is None or pd.isna(v) else str(v))
+                .astype("string")
+            )
     return frame
 
 
-def _rates(breach_rates: BreachRates, targets: pd.DataFrame, by: list[str],
-           freq: str | None = None) -> pd.DataFrame:
+def _rates(
+    breach_rates: BreachRates, targets: pd.DataFrame, by: list[str], freq: str | None = None
+) -> pd.DataFrame:
     if not len(targets):
         columns = [*by, *(["period"] if freq else []), *_STATS]
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
@@ -256,8 +278,9 @@ def _rates(breach_rates: BreachRates, targets: pd.DataFrame, by: list[str],
     return rates.reset_index(drop=True)
 
 
-def _period_text(targets: pd.DataFrame, start: pd.Timestamp | None,
-                 end: pd.Timestamp | None) -> str:
+def _period_text(
+    targets: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None
+) -> str:
     fmt = "%Y-%m-%d %H:%M UTC"
     if start is not None or end is not None:
         first = start.strftime(fmt) if start is not None else "the start of the data"
@@ -266,8 +289,10 @@ def _period_text(targets: pd.DataFrame, start: pd.Timestamp | None,
     if len(targets) and "applied_at" in targets.columns:
         applied = pd.to_datetime(targets["applied_at"], utc=True).dropna()
         if len(applied):
-            return (f"targets whose SLA applied from {applied.min().strftime(fmt)} "
-                    f"to {applied.max().strftime(fmt)}")
+            return (
+                f"targets whose SLA applied from {applied.min().strftime(fmt)} "
+                f"to {applied.max().strftime(fmt)}"
+            )
     return "no targets"
 
 
@@ -393,9 +418,11 @@ def write_report(
     tables = {
         "by_metric": _rates(rates_fn, frame, metric_keys),
         "by_policy": _rates(rates_fn, frame, [*metric_keys, "policy_title"])
-        if "policy_title" in frame.columns else None,
+        if "policy_title" in frame.columns
+        else None,
         "by_priority": _rates(rates_fn, frame, ["priority"])
-        if "priority" in frame.columns else None,
+        if "priority" in frame.columns
+        else None,
         "weekly": _rates(rates_fn, frame, metric_keys, freq="W"),
     }
     group_col = next((c for c in _GROUP_COLUMNS if c in frame.columns), None)
@@ -406,20 +433,31 @@ def write_report(
         tables["by_brand"] = _rates(rates_fn, frame, [brand_col])
     tables = {k: v for k, v in tables.items() if v is not None}
 
-    found = insight_tables(frame, as_of=cutoff, group_col=group_col, due=due, within=within,
-                           k=k, min_targets=min_targets)
+    found = insight_tables(
+        frame,
+        as_of=cutoff,
+        group_col=group_col,
+        due=due,
+        within=within,
+        k=k,
+        min_targets=min_targets,
+    )
     tables.update(found.tables)
 
-    subtitle = charts.chart_subtitle(account=account, since=start, until=end, as_of=cutoff,
-                                     targets=frame)
+    subtitle = charts.chart_subtitle(
+        account=account, since=start, until=end, as_of=cutoff, targets=frame
+    )
     drawers: dict[str, Callable[[], Axes]] = {
         "breach_rate_by_metric": lambda: charts.plot_breach_rates(
-            tables["by_metric"], by="metric", subtitle=subtitle),
+            tables["by_metric"], by="metric", subtitle=subtitle
+        ),
         "breach_trend_weekly": lambda: charts.plot_breach_trend(
-            tables["weekly"], freq="W", as_of=cutoff, subtitle=subtitle),
+            tables["weekly"], freq="W", as_of=cutoff, subtitle=subtitle
+        ),
         "breach_heatmap_metric_policy": lambda: charts.plot_breach_heatmap(
             tables.get("by_policy", tables["by_metric"].assign(policy_title=_NONE)),
-            subtitle=subtitle),
+            subtitle=subtitle,
+        ),
         "fulfilment_vs_target": lambda: charts.plot_fulfilment_ratio(frame, subtitle=subtitle),
         **insight_drawers(found, subtitle),
     }
@@ -434,36 +472,57 @@ def write_report(
             plt.close(ax.figure)
 
     index = out / "index.html"
-    _write_text(index, _render_html(title, frame, tables, images, cutoff, start, end,
-                                    group_col, account, found, table_version))
+    _write_text(
+        index,
+        _render_html(
+            title,
+            frame,
+            tables,
+            images,
+            cutoff,
+            start,
+            end,
+            group_col,
+            account,
+            found,
+            table_version,
+        ),
+    )
     files = [p for paths in chart_files.values() for p in paths] + [index]
     logger.info("report written to %s", index)
-    return ReportResult(out_dir=out, index=index, files=files, charts=chart_files,
-                        by_metric=tables["by_metric"], tables=tables,
-                        takeaways=dict(found.takeaways), table_version=table_version)
+    return ReportResult(
+        out_dir=out,
+        index=index,
+        files=files,
+        charts=chart_files,
+        by_metric=tables["by_metric"],
+        tables=tables,
+        takeaways=dict(found.takeaways),
+        table_version=table_version,
+    )
 
 
 _CAPTIONS = {
     "breach_rate_by_metric": "Breach rate by metric. Whiskers: 95% Wilson interval; "
-                             "n = completed (breached + achieved) targets.",
+    "n = completed (breached + achieved) targets.",
     "breach_trend_weekly": "Weekly breach rate, one panel per metric on shared axes (week the "
-                           "SLA applied). Shaded bands: 95% interval; hatched weeks still "
-                           "have open targets.",
+    "SLA applied). Shaded bands: 95% interval; hatched weeks still "
+    "have open targets.",
     "breach_heatmap_metric_policy": "Breach rate by metric and SLA policy; grey cells have no "
-                                    "completed targets.",
+    "completed targets.",
     "lateness_by_metric": "Time past the target of breached targets, per metric (log scale): "
-                          "boxes span the quartiles, whiskers the 5th-95th percentiles; "
-                          "targets still open count up to the as-of time.",
+    "boxes span the quartiles, whiskers the 5th-95th percentiles; "
+    "targets still open count up to the as-of time.",
     "update_pairing_by_policy": "Periodic update breaches by what the pausable update did on "
-                                "the same ticket instance: achieved (the time waiting on the "
-                                "customer explains the breach) or also breached.",
+    "the same ticket instance: achieved (the time waiting on the "
+    "customer explains the breach) or also breached.",
     "funnel_by_group": "Breach rate of each group against its completed targets, with 95% and "
-                       "99.8% control limits around the overall rate; grey points have too "
-                       "few targets to be ranked.",
+    "99.8% control limits around the overall rate; grey points have too "
+    "few targets to be ranked.",
     "fulfilment_vs_target": "Time to fulfilment relative to the SLA target, fulfilled targets "
-                            "with a measured time only (n=K of N: K of the N completed targets "
-                            "the breach rates count); right of the dashed line is past the "
-                            "target.",
+    "with a measured time only (n=K of N: K of the N completed targets "
+    "the breach rates count); right of the dashed line is past the "
+    "target.",
 }
 
 
@@ -494,9 +553,11 @@ def _render_html(
             return ""
         data = base64.b64encode(images[name]).decode("ascii")
         caption = _CAPTIONS[name]
-        return (f"<figure><img alt='{esc(caption, quote=True)}' "
-                f"src='data:image/png;base64,{data}'>"
-                f"<figcaption>{esc(caption)}</figcaption></figure>")
+        return (
+            f"<figure><img alt='{esc(caption, quote=True)}' "
+            f"src='data:image/png;base64,{data}'>"
+            f"<figcaption>{esc(caption)}</figcaption></figure>"
+        )
 
     parts = [
         "<!DOCTYPE html>",
@@ -527,20 +588,27 @@ def _render_html(
     ]
     if "by_policy" in tables:
         parts.append(_html_table(tables["by_policy"], "Breach rate by metric and policy"))
-    parts += ["<h2>Periodic vs pausable update</h2>",
-              *insight_html(found, "pairing", _grid, figure)]
+    parts += [
+        "<h2>Periodic vs pausable update</h2>",
+        *insight_html(found, "pairing", _grid, figure),
+    ]
     if "by_priority" in tables:
-        parts += ["<h2>By priority</h2>",
-                  _html_table(tables["by_priority"],
-                              "Breach rate by ticket priority (all metrics)")]
+        parts += [
+            "<h2>By priority</h2>",
+            _html_table(tables["by_priority"], "Breach rate by ticket priority (all metrics)"),
+        ]
     if "by_group" in tables and group_col is not None:
-        parts += ["<h2>By group</h2>",
-                  _html_table(tables["by_group"], "Breach rate by group (all metrics)"),
-                  "<h3>Fair league table</h3>",
-                  *insight_html(found, "funnel", _grid, figure)]
+        parts += [
+            "<h2>By group</h2>",
+            _html_table(tables["by_group"], "Breach rate by group (all metrics)"),
+            "<h3>Fair league table</h3>",
+            *insight_html(found, "funnel", _grid, figure),
+        ]
     if "by_brand" in tables:
-        parts += ["<h2>By brand</h2>",
-                  _html_table(tables["by_brand"], "Breach rate by brand (all metrics)")]
+        parts += [
+            "<h2>By brand</h2>",
+            _html_table(tables["by_brand"], "Breach rate by brand (all metrics)"),
+        ]
     parts += [
         "<h2>Due next</h2>",
         *insight_html(found, "due", _grid, figure),

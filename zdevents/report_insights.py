@@ -78,8 +78,9 @@ def insight_tables(
         out.takeaways["trend"] = takeaways.trend_takeaway(verdicts)
         out.verdict_sentences = takeaways.verdict_sentences(verdicts)
     if as_of is None or not _has(frame, (*_LATENESS, _LABEL)):
-        out.notes["lateness"] = (no_as_of if as_of is None
-                                 else "not shown: no breached_at or fulfilled_at column.")
+        out.notes["lateness"] = (
+            no_as_of if as_of is None else "not shown: no breached_at or fulfilled_at column."
+        )
     else:
         out.late = insights.lateness(frame, as_of=as_of)
         summary = takeaways.in_metric_order(insights.lateness_summary(out.late, by=_LABEL))
@@ -90,18 +91,19 @@ def insight_tables(
     else:
         pairs = insights.update_pairs(frame)
         if pairs.empty:
-            out.notes["pairing"] = ("no ticket has both a periodic and a pausable update "
-                                    "target.")
+            out.notes["pairing"] = "no ticket has both a periodic and a pausable update target."
         else:
             overall = insights.update_pairing_summary(pairs, by=None)
             out.tables["pairing"] = overall
             out.takeaways["pairing"] = takeaways.pairing_takeaway(overall)
             if "policy_title" in pairs.columns:
                 out.tables["pairing_by_policy"] = insights.update_pairing_summary(
-                    pairs, by="policy_title")
+                    pairs, by="policy_title"
+                )
             if group_col is not None and group_col in pairs.columns:
                 out.tables["pairing_by_group"] = insights.update_pairing_summary(
-                    pairs, by=group_col)
+                    pairs, by=group_col
+                )
     if group_col is None:
         out.notes["funnel"] = "not shown: the targets have no group column."
     else:
@@ -111,8 +113,10 @@ def insight_tables(
         out.tables["funnel"] = funnel
         out.takeaways["funnel"] = takeaways.funnel_takeaway(funnel, group_col)
     if due is None:
-        out.notes["due"] = ("not shown: the queue needs the metric events (zd.build_report "
-                            "and `zdevents report` include it).")
+        out.notes["due"] = (
+            "not shown: the queue needs the metric events (zd.build_report "
+            "and `zdevents report` include it)."
+        )
     else:
         queue = insights.due_summary(due, within)
         out.tables["due"] = queue
@@ -126,15 +130,18 @@ def insight_drawers(found: InsightTables, subtitle: str) -> dict[str, Callable[[
     late = found.late
     if late is not None:
         drawers["lateness_by_metric"] = lambda: insight_charts.plot_lateness(
-            late, subtitle=subtitle)
+            late, subtitle=subtitle
+        )
     pairing = found.tables.get("pairing_by_policy", found.tables.get("pairing"))
     if pairing is not None:
         drawers["update_pairing_by_policy"] = lambda: insight_charts.plot_update_pairing(
-            pairing, subtitle=subtitle)
+            pairing, subtitle=subtitle
+        )
     funnel, unit = found.tables.get("funnel"), found.group_col
     if funnel is not None and unit is not None:
         drawers["funnel_by_group"] = lambda: insight_charts.plot_funnel(
-            funnel, by=unit, subtitle=subtitle)
+            funnel, by=unit, subtitle=subtitle
+        )
     return drawers
 
 
@@ -171,21 +178,42 @@ def _trend(found: InsightTables, grid: Grid) -> list[str]:
     verdicts = found.tables.get("verdicts")
     if verdicts is None:
         return parts
-    parts.append("<ul class='verdicts'>" + "".join(
-        f"<li>{html.escape(s)}</li>" for s in found.verdict_sentences) + "</ul>")
-    rows = [[str(r[_LABEL]), str(r["verdict"]), _day(r["latest_period"]),
-             f"{_pct(r['latest_rate'])} ({_int(r['latest_breached'])} of "
-             f"{_int(r['latest_completed'])})",
-             f"{_pct(r['baseline_rate'])} ({_int(r['baseline_breached'])} of "
-             f"{_int(r['baseline_completed'])})",
-             "-" if pd.isna(r["rate_change"]) else f"{r['rate_change'] * 100:+.1f} pts",
-             "-" if pd.isna(r["p_value"]) else f"{r['p_value']:.3f}"]
-            for r in verdicts.to_dict("records")]
+    parts.append(
+        "<ul class='verdicts'>"
+        + "".join(f"<li>{html.escape(s)}</li>" for s in found.verdict_sentences)
+        + "</ul>"
+    )
+    rows = [
+        [
+            str(r[_LABEL]),
+            str(r["verdict"]),
+            _day(r["latest_period"]),
+            f"{_pct(r['latest_rate'])} ({_int(r['latest_breached'])} of "
+            f"{_int(r['latest_completed'])})",
+            f"{_pct(r['baseline_rate'])} ({_int(r['baseline_breached'])} of "
+            f"{_int(r['baseline_completed'])})",
+            "-" if pd.isna(r["rate_change"]) else f"{r['rate_change'] * 100:+.1f} pts",
+            "-" if pd.isna(r["p_value"]) else f"{r['p_value']:.3f}",
+        ]
+        for r in verdicts.to_dict("records")
+    ]
     method = verdicts.attrs.get("zdevents_method", "")
-    parts.append(grid(f"Trend verdicts by metric. Method: {method}",
-                      ["metric", "verdict", "latest complete week", "breach rate",
-                       "weeks before", "change", "p-value"], rows,
-                      [False, False, False, True, True, True, True]))
+    parts.append(
+        grid(
+            f"Trend verdicts by metric. Method: {method}",
+            [
+                "metric",
+                "verdict",
+                "latest complete week",
+                "breach rate",
+                "weeks before",
+                "change",
+                "p-value",
+            ],
+            rows,
+            [False, False, False, True, True, True, True],
+        )
+    )
     return parts
 
 
@@ -194,12 +222,25 @@ def _lateness(found: InsightTables, grid: Grid, figure: Callable[[str], str]) ->
     table = found.tables.get("lateness")
     if table is None:
         return parts
-    rows = [[str(r[_LABEL]), _int(r["breached"]), _int(r["open"]), _minutes(r["median_minutes"]),
-             _minutes(r["p90_minutes"]), _minutes(r["max_minutes"])]
-            for r in table.to_dict("records")]
-    parts.append(grid("Time past the target, breached targets (open ones up to the as-of time)",
-                      ["metric", "breached", "still open", "median", "p90", "longest"], rows,
-                      [False, True, True, True, True, True]))
+    rows = [
+        [
+            str(r[_LABEL]),
+            _int(r["breached"]),
+            _int(r["open"]),
+            _minutes(r["median_minutes"]),
+            _minutes(r["p90_minutes"]),
+            _minutes(r["max_minutes"]),
+        ]
+        for r in table.to_dict("records")
+    ]
+    parts.append(
+        grid(
+            "Time past the target, breached targets (open ones up to the as-of time)",
+            ["metric", "breached", "still open", "median", "p90", "longest"],
+            rows,
+            [False, True, True, True, True, True],
+        )
+    )
     parts.append(figure("lateness_by_metric"))
     return parts
 
@@ -207,24 +248,47 @@ def _lateness(found: InsightTables, grid: Grid, figure: Callable[[str], str]) ->
 def _pairing_rows(table: pd.DataFrame, key: str | None) -> list[list[str]]:
     rows = []
     for r in table.to_dict("records"):
-        rows.append([str(r[key]) if key else "all", _int(r["pairs"]), _int(r["both achieved"]),
-                     _int(r["periodic only"]), _int(r["pausable only"]),
-                     _int(r["both breached"]), _int(r["open"]),
-                     _pct(r["explained_by_waiting"])])
+        rows.append(
+            [
+                str(r[key]) if key else "all",
+                _int(r["pairs"]),
+                _int(r["both achieved"]),
+                _int(r["periodic only"]),
+                _int(r["pausable only"]),
+                _int(r["both breached"]),
+                _int(r["open"]),
+                _pct(r["explained_by_waiting"]),
+            ]
+        )
     return rows
 
 
 def _pairing(found: InsightTables, grid: Grid, figure: Callable[[str], str]) -> list[str]:
     parts = _takeaway(found, "pairing")
-    headers = ["pairs", "both achieved", "periodic only", "pausable only", "both breached",
-               "open", "explained by waiting"]
+    headers = [
+        "pairs",
+        "both achieved",
+        "periodic only",
+        "pausable only",
+        "both breached",
+        "open",
+        "explained by waiting",
+    ]
     numeric = [False] + [True] * len(headers)
-    for name, key, noun in (("pairing_by_policy", "policy_title", "policy"),
-                            ("pairing_by_group", found.group_col, "group")):
+    for name, key, noun in (
+        ("pairing_by_policy", "policy_title", "policy"),
+        ("pairing_by_group", found.group_col, "group"),
+    ):
         table = found.tables.get(name)
         if table is not None and key is not None:
-            parts.append(grid(f"Periodic and pausable update per ticket instance, by {noun}",
-                              [noun, *headers], _pairing_rows(table, key), numeric))
+            parts.append(
+                grid(
+                    f"Periodic and pausable update per ticket instance, by {noun}",
+                    [noun, *headers],
+                    _pairing_rows(table, key),
+                    numeric,
+                )
+            )
     if "pairing" in found.tables:
         parts.append(figure("update_pairing_by_policy"))
     return parts
@@ -235,15 +299,38 @@ def _funnel(found: InsightTables, grid: Grid, figure: Callable[[str], str]) -> l
     table, unit = found.tables.get("funnel"), found.group_col
     if table is None or unit is None:
         return parts
-    rows = [[str(r[unit]), _int(r["completed"]), _int(r["breached"]), _pct(r["breach_rate"]),
-             f"{_pct(r['lower_95'])}-{_pct(r['upper_95'])}",
-             f"{_pct(r['lower_998'])}-{_pct(r['upper_998'])}", str(r["position"]),
-             _int(r["rank"]), _pct(r.get("shrunk_rate"))]
-            for r in table.to_dict("records")]
-    parts.append(grid(f"League table of groups. Method: {table.attrs.get('zdevents_method', '')}",
-                      ["group", "completed", "breached", "breach rate", "95% limits",
-                       "99.8% limits", "position", "rank", "shrunk rate"], rows,
-                      [False, True, True, True, True, True, False, True, True]))
+    rows = [
+        [
+            str(r[unit]),
+            _int(r["completed"]),
+            _int(r["breached"]),
+            _pct(r["breach_rate"]),
+            f"{_pct(r['lower_95'])}-{_pct(r['upper_95'])}",
+            f"{_pct(r['lower_998'])}-{_pct(r['upper_998'])}",
+            str(r["position"]),
+            _int(r["rank"]),
+            _pct(r.get("shrunk_rate")),
+        ]
+        for r in table.to_dict("records")
+    ]
+    parts.append(
+        grid(
+            f"League table of groups. Method: {table.attrs.get('zdevents_method', '')}",
+            [
+                "group",
+                "completed",
+                "breached",
+                "breach rate",
+                "95% limits",
+                "99.8% limits",
+                "position",
+                "rank",
+                "shrunk rate",
+            ],
+            rows,
+            [False, True, True, True, True, True, False, True, True],
+        )
+    )
     parts.append(figure("funnel_by_group"))
     return parts
 
@@ -255,17 +342,37 @@ def _due(found: InsightTables, grid: Grid) -> list[str]:
         table = table[(table["due"] + table["overdue_estimate"]) > 0]
     if table is None or table.empty:
         return parts
-    keys = [c for c in table.columns
-            if c not in ("due", "overdue_estimate", "unknown_due", "next_due_at")]
-    rows = [[*(str(r[k]) for k in keys), _int(r["due"]), _int(r["overdue_estimate"]),
-             _int(r["unknown_due"]),
-             "-" if pd.isna(r["next_due_at"]) else f"{r['next_due_at']:%Y-%m-%d %H:%M}"]
-            for r in table.to_dict("records")]
+    keys = [
+        c
+        for c in table.columns
+        if c not in ("due", "overdue_estimate", "unknown_due", "next_due_at")
+    ]
+    rows = [
+        [
+            *(str(r[k]) for k in keys),
+            _int(r["due"]),
+            _int(r["overdue_estimate"]),
+            _int(r["unknown_due"]),
+            "-" if pd.isna(r["next_due_at"]) else f"{r['next_due_at']:%Y-%m-%d %H:%M}",
+        ]
+        for r in table.to_dict("records")
+    ]
     headers = [k.replace("_name", "").replace("_id", " id") for k in keys]
-    parts.append(grid(f"Active targets falling due within {found.within} (or past their "
-                      "estimated due time), by group and assignee", [*headers, f"due within {found.within}",
-                                   "past estimated due", "due time unknown", "next due (UTC)"],
-                      rows, [False] * len(keys) + [True] * 4))
+    parts.append(
+        grid(
+            f"Active targets falling due within {found.within} (or past their "
+            "estimated due time), by group and assignee",
+            [
+                *headers,
+                f"due within {found.within}",
+                "past estimated due",
+                "due time unknown",
+                "next due (UTC)",
+            ],
+            rows,
+            [False] * len(keys) + [True] * 4,
+        )
+    )
     return parts
 
 

@@ -60,10 +60,24 @@ GROUPS: dict[int, str] = {
 
 _TIER1, _TIER2, _BILLING, _ENTERPRISE = GROUPS
 _AGENT_NAMES = [
-    "Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov",
-    "Donald Knuth", "Frances Allen", "Ken Thompson", "Margaret Hamilton", "Dennis Ritchie",
-    "Radia Perlman", "John Backus", "Katherine Johnson", "Niklaus Wirth", "Lynn Conway",
-    "Tony Hoare", "Hedy Lamarr", "Leslie Lamport",
+    "Ada Lovelace",
+    "Alan Turing",
+    "Grace Hopper",
+    "Edsger Dijkstra",
+    "Barbara Liskov",
+    "Donald Knuth",
+    "Frances Allen",
+    "Ken Thompson",
+    "Margaret Hamilton",
+    "Dennis Ritchie",
+    "Radia Perlman",
+    "John Backus",
+    "Katherine Johnson",
+    "Niklaus Wirth",
+    "Lynn Conway",
+    "Tony Hoare",
+    "Hedy Lamarr",
+    "Leslie Lamport",
 ]
 AGENTS: dict[int, dict[str, object]] = {}
 """Agent user id -> ``{"name": ..., "group_id": ...}``."""
@@ -95,12 +109,27 @@ _VIA_STRINGS = {
     "rule": "Rule",
 }
 _SYSTEMS = (
-    {"client": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0", "ip_address": "203.0.113.10",
-     "location": "Dublin, D, Ireland", "latitude": 53.3331, "longitude": -6.2489},
-    {"client": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) Safari/605.1.15", "ip_address": "198.51.100.7",
-     "location": "San Francisco, CA, United States", "latitude": 37.7758, "longitude": -122.4128},
-    {"client": "Zendesk Mobile/5.3 (iOS 17.2)", "ip_address": "192.0.2.33",
-     "location": "Berlin, BE, Germany", "latitude": 52.5167, "longitude": 13.4},
+    {
+        "client": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0",
+        "ip_address": "203.0.113.10",
+        "location": "Dublin, D, Ireland",
+        "latitude": 53.3331,
+        "longitude": -6.2489,
+    },
+    {
+        "client": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) Safari/605.1.15",
+        "ip_address": "198.51.100.7",
+        "location": "San Francisco, CA, United States",
+        "latitude": 37.7758,
+        "longitude": -122.4128,
+    },
+    {
+        "client": "Zendesk Mobile/5.3 (iOS 17.2)",
+        "ip_address": "192.0.2.33",
+        "location": "Berlin, BE, Germany",
+        "latitude": 52.5167,
+        "longitude": 13.4,
+    },
 )
 _TAGS = ("login", "bug", "feature_request", "refund", "invoice", "mobile", "api", "vip", "outage")
 
@@ -134,15 +163,38 @@ _URGENT_TARGETS = {
     "total_resolution_time": (None, None, None, 1440),
 }
 _POLICY_SPECS = (
-    (360000301, "Enterprise", "Enterprise customers: 24/7 calendar-hour targets", False,
-     _ENTERPRISE_TARGETS, {"all": [{"field": "organization_id", "operator": "is", "value": 360000901}], "any": []}),
-    (360000302, "Urgent escalations", "Urgent tickets from every other customer, 24/7", False,
-     _URGENT_TARGETS, {"all": [{"field": "priority", "operator": "is", "value": "urgent"}], "any": []}),
-    (360000303, "Standard", "Everyone else, business hours (Mon-Fri 08:00-18:00 UTC)", True,
-     _STANDARD_TARGETS, {"all": [{"field": "priority", "operator": "is_not", "value": ""}], "any": []}),
+    (
+        360000301,
+        "Enterprise",
+        "Enterprise customers: 24/7 calendar-hour targets",
+        False,
+        _ENTERPRISE_TARGETS,
+        {"all": [{"field": "organization_id", "operator": "is", "value": 360000901}], "any": []},
+    ),
+    (
+        360000302,
+        "Urgent escalations",
+        "Urgent tickets from every other customer, 24/7",
+        False,
+        _URGENT_TARGETS,
+        {"all": [{"field": "priority", "operator": "is", "value": "urgent"}], "any": []},
+    ),
+    (
+        360000303,
+        "Standard",
+        "Everyone else, business hours (Mon-Fri 08:00-18:00 UTC)",
+        True,
+        _STANDARD_TARGETS,
+        {"all": [{"field": "priority", "operator": "is_not", "value": ""}], "any": []},
+    ),
 )
-_GROUP_POLICY = (360000401, "Billing handoffs", "Billing must hand back or solve within 20 business hours",
-                 True, 1200)
+_GROUP_POLICY = (
+    360000401,
+    "Billing handoffs",
+    "Billing must hand back or solve within 20 business hours",
+    True,
+    1200,
+)
 
 
 def _policy_object(pid, title, description, business, targets, filt, position) -> dict:
@@ -150,12 +202,24 @@ def _policy_object(pid, title, description, business, targets, filt, position) -
     for metric, per_priority in targets.items():
         for prio, target in zip(_PRIORITIES, per_priority, strict=True):
             if target is not None:
-                metrics.append({"priority": prio, "metric": metric, "target": target,
-                                "target_in_seconds": target * 60, "business_hours": business})
+                metrics.append(
+                    {
+                        "priority": prio,
+                        "metric": metric,
+                        "target": target,
+                        "target_in_seconds": target * 60,
+                        "business_hours": business,
+                    }
+                )
     return {
-        "id": pid, "url": f"https://sample.zendesk.com/api/v2/slas/policies/{pid}.json",
-        "title": title, "description": description, "position": position, "filter": filt,
-        "policy_metrics": metrics, "created_at": "2023-06-01T09:00:00Z",
+        "id": pid,
+        "url": f"https://sample.zendesk.com/api/v2/slas/policies/{pid}.json",
+        "title": title,
+        "description": description,
+        "position": position,
+        "filter": filt,
+        "policy_metrics": metrics,
+        "created_at": "2023-06-01T09:00:00Z",
         "updated_at": "2023-11-15T16:30:00Z",
     }
 
@@ -164,31 +228,56 @@ POLICIES: list[dict] = [
     _policy_object(*spec, position) for position, spec in enumerate(_POLICY_SPECS, start=1)
 ]
 """The sample's SLA policies as Zendesk's ``/api/v2/slas/policies`` returns them."""
-GROUP_POLICIES: list[dict] = [{
-    "id": _GROUP_POLICY[0], "title": _GROUP_POLICY[1], "description": _GROUP_POLICY[2],
-    "position": 1,
-    "filter": {"all": [{"field": "group_id", "operator": "includes", "value": [_BILLING]}]},
-    "policy_metrics": [{"priority": p, "metric": "group_ownership_time", "target": _GROUP_POLICY[4],
-                        "target_in_seconds": _GROUP_POLICY[4] * 60, "business_hours": True}
-                       for p in _PRIORITIES],
-}]
+GROUP_POLICIES: list[dict] = [
+    {
+        "id": _GROUP_POLICY[0],
+        "title": _GROUP_POLICY[1],
+        "description": _GROUP_POLICY[2],
+        "position": 1,
+        "filter": {"all": [{"field": "group_id", "operator": "includes", "value": [_BILLING]}]},
+        "policy_metrics": [
+            {
+                "priority": p,
+                "metric": "group_ownership_time",
+                "target": _GROUP_POLICY[4],
+                "target_in_seconds": _GROUP_POLICY[4] * 60,
+                "business_hours": True,
+            }
+            for p in _PRIORITIES
+        ],
+    }
+]
 """The sample's group SLA policy (``group_ownership_time`` while a ticket sits in Billing)."""
 
-_POLICY_REF = {spec[0]: {"id": spec[0], "title": spec[1], "description": spec[2]} for spec in _POLICY_SPECS}
-_GROUP_POLICY_REF = {"id": _GROUP_POLICY[0], "title": _GROUP_POLICY[1], "description": _GROUP_POLICY[2]}
+_POLICY_REF = {
+    spec[0]: {"id": spec[0], "title": spec[1], "description": spec[2]} for spec in _POLICY_SPECS
+}
+_GROUP_POLICY_REF = {
+    "id": _GROUP_POLICY[0],
+    "title": _GROUP_POLICY[1],
+    "description": _GROUP_POLICY[2],
+}
 _POLICY_BY_ID = {spec[0]: spec for spec in _POLICY_SPECS}
 _ENTERPRISE_ID, _URGENT_ID, _STANDARD_ID = (spec[0] for spec in _POLICY_SPECS)
 _ENTERPRISE_ORG = 360000901
 
 # Zendesk metric-event names, and the policy metric that targets each instance.
 _REPLY, _RWT, _AWT, _RES, _PERIODIC, _PAUSABLE, _GROUP = (
-    "reply_time", "requester_wait_time", "agent_work_time", "resolution_time",
-    "periodic_update_time", "pausable_update_time", "group_ownership_time",
+    "reply_time",
+    "requester_wait_time",
+    "agent_work_time",
+    "resolution_time",
+    "periodic_update_time",
+    "pausable_update_time",
+    "group_ownership_time",
 )
 _TICKET_METRICS = (_AWT, _PAUSABLE, _PERIODIC, _REPLY, _RWT, _RES)
 _POLICY_METRIC = {
-    _RWT: "requester_wait_time", _AWT: "agent_work_time", _RES: "total_resolution_time",
-    _PERIODIC: "periodic_update_time", _PAUSABLE: "pausable_update_time",
+    _RWT: "requester_wait_time",
+    _AWT: "agent_work_time",
+    _RES: "total_resolution_time",
+    _PERIODIC: "periodic_update_time",
+    _PAUSABLE: "pausable_update_time",
 }
 
 # ---------------------------------------------------------------------------- time helpers
@@ -326,14 +415,22 @@ class _Clock:
 
 
 _BODIES_REQUESTER = (
-    "I can't log in since this morning.", "We were charged twice this month.",
-    "The export button does nothing.", "How do I add a teammate?", "Any update on this?",
-    "Thanks, that worked!", "Still broken for us, see attached steps.", "The API returns 500.",
+    "I can't log in since this morning.",
+    "We were charged twice this month.",
+    "The export button does nothing.",
+    "How do I add a teammate?",
+    "Any update on this?",
+    "Thanks, that worked!",
+    "Still broken for us, see attached steps.",
+    "The API returns 500.",
 )
 _BODIES_AGENT = (
-    "Thanks for reaching out, we're looking into it.", "Could you send us a screenshot?",
-    "We've refunded the duplicate charge.", "A fix is rolling out today.",
-    "I've escalated this to our engineers.", "Glad it works now, closing this ticket.",
+    "Thanks for reaching out, we're looking into it.",
+    "Could you send us a screenshot?",
+    "We've refunded the duplicate charge.",
+    "A fix is rolling out today.",
+    "I've escalated this to our engineers.",
+    "Glad it works now, closing this ticket.",
 )
 _BODIES_NOTE = ("Waiting on engineering.", "Checked logs, see JIRA-1234.", "Needs billing review.")
 
@@ -412,8 +509,10 @@ class SampleAccount:
         )
 
     def __repr__(self) -> str:
-        return (f"SampleAccount(tickets={self.tickets}, seed={self.seed}, "
-                f"start={_iso(self.start)[:10]!r}, days={self.days})")
+        return (
+            f"SampleAccount(tickets={self.tickets}, seed={self.seed}, "
+            f"start={_iso(self.start)[:10]!r}, days={self.days})"
+        )
 
     # ------------------------------------------------------------------ public streams
     def metric_events(self) -> Iterator[dict]:
@@ -453,7 +552,9 @@ class SampleAccount:
             yield from self._ticket_metric_events(self._simulate(idx))
         yield from self._burst_metric_events()
 
-    def _keyed_ticket_events(self, include_comments: bool = False) -> Iterator[tuple[int, int, dict]]:
+    def _keyed_ticket_events(
+        self, include_comments: bool = False
+    ) -> Iterator[tuple[int, int, dict]]:
         """``(unix_time, id, record)`` for every audit (used by the local server)."""
         for idx in range(self.tickets):
             yield from self._ticket_audits(self._simulate(idx), include_comments)
@@ -514,18 +615,42 @@ class SampleAccount:
         assignee: int | None = None
         status = "new"
         create_changes: dict[str, object] = {
-            "subject": rng.choice(_BODIES_REQUESTER)[:40], "requester_id": requester,
-            "status": "new", "priority": priority, "type": "question" if rng.random() < 0.6 else "incident",
-            "group_id": group, "brand_id": brand, "ticket_form_id": form, "tags": tags,
+            "subject": rng.choice(_BODIES_REQUESTER)[:40],
+            "requester_id": requester,
+            "status": "new",
+            "priority": priority,
+            "type": "question" if rng.random() < 0.6 else "incident",
+            "group_id": group,
+            "brand_id": brand,
+            "ticket_form_id": form,
+            "tags": tags,
         }
-        steps.append(_Step(t0, "requester", requester, channel, create_changes, "public",
-                           rng.choice(_BODIES_REQUESTER), "create"))
+        steps.append(
+            _Step(
+                t0,
+                "requester",
+                requester,
+                channel,
+                create_changes,
+                "public",
+                rng.choice(_BODIES_REQUESTER),
+                "create",
+            )
+        )
         t = t0
         if rng.random() < 0.75:
             t = agent_after(t, "first_reply_time", 0.12)
             assignee = rng.choice(agents)
-            steps.append(_Step(t, "agent", assignee, "web", {"status": "open", "assignee_id": assignee},
-                               kind="assign"))
+            steps.append(
+                _Step(
+                    t,
+                    "agent",
+                    assignee,
+                    "web",
+                    {"status": "open", "assignee_id": assignee},
+                    kind="assign",
+                )
+            )
             status = "open"
 
         rounds = 1 + min(int(rng.expovariate(1 / 0.9)), 4)
@@ -538,22 +663,51 @@ class SampleAccount:
             if r == priority_change_round and priority is not None:
                 t = agent_after(t, "first_reply_time", 0.05)
                 new = rng.choice([p for p in _PRIORITIES if p != priority])
-                steps.append(_Step(t, "agent", author, "web", {"priority": new}, "private",
-                                   rng.choice(_BODIES_NOTE), "priority"))
+                steps.append(
+                    _Step(
+                        t,
+                        "agent",
+                        author,
+                        "web",
+                        {"priority": new},
+                        "private",
+                        rng.choice(_BODIES_NOTE),
+                        "priority",
+                    )
+                )
                 priority = service[0] = new
             if r == group_change_round:
                 t = agent_after(t, "first_reply_time", 0.05)
                 new_group = _BILLING if group != _BILLING else rng.choice((_TIER1, _TIER2))
                 group, agents = new_group, _AGENTS_BY_GROUP[new_group]
                 assignee = rng.choice(agents)
-                steps.append(_Step(t, "agent", author, "web",
-                                   {"group_id": group, "assignee_id": assignee}, "private",
-                                   rng.choice(_BODIES_NOTE), "group"))
+                steps.append(
+                    _Step(
+                        t,
+                        "agent",
+                        author,
+                        "web",
+                        {"group_id": group, "assignee_id": assignee},
+                        "private",
+                        rng.choice(_BODIES_NOTE),
+                        "group",
+                    )
+                )
                 author = assignee
             if r > 0 and rng.random() < 0.12:  # on hold while waiting on a third party
                 t = agent_after(t, "next_reply_time", 0.1)
-                steps.append(_Step(t, "agent", author, "web", {"status": "hold"}, "private",
-                                   rng.choice(_BODIES_NOTE), "hold"))
+                steps.append(
+                    _Step(
+                        t,
+                        "agent",
+                        author,
+                        "web",
+                        {"status": "hold"},
+                        "private",
+                        rng.choice(_BODIES_NOTE),
+                        "hold",
+                    )
+                )
                 t = t + max(600, int(rng.lognormvariate(math.log(4 * 3600), 0.8)))
                 steps.append(_Step(t, "agent", author, "api", {"status": "open"}, kind="resume"))
                 status = "open"
@@ -562,32 +716,56 @@ class SampleAccount:
             t = agent_after(t, metric, ratio)
             if late_priority is not None and r == 0:
                 # triage sets the priority just after the first reply: the policy applies now
-                steps.append(_Step(t, "agent", author, "web",
-                                   {"status": "open" if status == "new" else status,
-                                    "assignee_id": author} if assignee is None else {},
-                                   "public", rng.choice(_BODIES_AGENT), "reply"))
+                steps.append(
+                    _Step(
+                        t,
+                        "agent",
+                        author,
+                        "web",
+                        {"status": "open" if status == "new" else status, "assignee_id": author}
+                        if assignee is None
+                        else {},
+                        "public",
+                        rng.choice(_BODIES_AGENT),
+                        "reply",
+                    )
+                )
                 assignee = assignee or author
                 status = "open"
                 t += rng.randint(60, 1800)
-                steps.append(_Step(t, "agent", author, "web", {"priority": late_priority},
-                                   kind="priority"))
+                steps.append(
+                    _Step(t, "agent", author, "web", {"priority": late_priority}, kind="priority")
+                )
                 priority, late_priority = late_priority, None
                 new_status = "pending"
-                steps.append(_Step(t + 1, "agent", author, "web", {"status": "pending"},
-                                   kind="update"))
+                steps.append(
+                    _Step(t + 1, "agent", author, "web", {"status": "pending"}, kind="update")
+                )
                 t += 1
                 status = new_status
             else:
                 roll = rng.random()
-                new_status = "solved" if last and roll < 0.45 else ("pending" if roll < 0.8 else "open")
+                new_status = (
+                    "solved" if last and roll < 0.45 else ("pending" if roll < 0.8 else "open")
+                )
                 changes: dict[str, object] = {}
                 if new_status != status:
                     changes["status"] = new_status
                 if assignee is None:
                     assignee = author
                     changes["assignee_id"] = author
-                steps.append(_Step(t, "agent", author, "web", changes, "public",
-                                   rng.choice(_BODIES_AGENT), "reply"))
+                steps.append(
+                    _Step(
+                        t,
+                        "agent",
+                        author,
+                        "web",
+                        changes,
+                        "public",
+                        rng.choice(_BODIES_AGENT),
+                        "reply",
+                    )
+                )
                 status = new_status
             if status == "solved":
                 solved = True
@@ -596,24 +774,66 @@ class SampleAccount:
                 if last and rng.random() < 0.5:
                     # the customer never answers: solved by the agent a couple of days later
                     t = _advance(t, int(rng.uniform(1.0, 3.0) * 36000), True)
-                    steps.append(_Step(t, "agent", author, "web", {"status": "solved"}, kind="solve"))
+                    steps.append(
+                        _Step(t, "agent", author, "web", {"status": "solved"}, kind="solve")
+                    )
                     solved = True
                     break
                 t = customer_after(t)
-                steps.append(_Step(t, "requester", requester, channel, {"status": "open"}, "public",
-                                   rng.choice(_BODIES_REQUESTER), "customer"))
+                steps.append(
+                    _Step(
+                        t,
+                        "requester",
+                        requester,
+                        channel,
+                        {"status": "open"},
+                        "public",
+                        rng.choice(_BODIES_REQUESTER),
+                        "customer",
+                    )
+                )
                 status = "open"
         if not solved:
             t = agent_after(t, "next_reply_time", 0.35)
-            steps.append(_Step(t, "agent", assignee or rng.choice(agents), "web", {"status": "solved"},
-                               "public", rng.choice(_BODIES_AGENT), "solve"))
+            steps.append(
+                _Step(
+                    t,
+                    "agent",
+                    assignee or rng.choice(agents),
+                    "web",
+                    {"status": "solved"},
+                    "public",
+                    rng.choice(_BODIES_AGENT),
+                    "solve",
+                )
+            )
         if rng.random() < 0.08:  # reopened by the requester, answered and solved again
             t = customer_after(t)
-            steps.append(_Step(t, "requester", requester, channel, {"status": "open"}, "public",
-                               rng.choice(_BODIES_REQUESTER), "reopen"))
+            steps.append(
+                _Step(
+                    t,
+                    "requester",
+                    requester,
+                    channel,
+                    {"status": "open"},
+                    "public",
+                    rng.choice(_BODIES_REQUESTER),
+                    "reopen",
+                )
+            )
             t = agent_after(t, "next_reply_time", 0.4)
-            steps.append(_Step(t, "agent", assignee or rng.choice(agents), "web", {"status": "solved"},
-                               "public", rng.choice(_BODIES_AGENT), "solve"))
+            steps.append(
+                _Step(
+                    t,
+                    "agent",
+                    assignee or rng.choice(agents),
+                    "web",
+                    {"status": "solved"},
+                    "public",
+                    rng.choice(_BODIES_AGENT),
+                    "solve",
+                )
+            )
         steps.append(_Step(t + 4 * _DAY, "system", -1, "rule", {"status": "closed"}, kind="close"))
         # the export's "now": drop whatever happens later (the ticket is still open then)
         while steps and steps[-1].t >= self.end:
@@ -623,10 +843,14 @@ class SampleAccount:
     # ------------------------------------------------------------------ metric events
     def _ticket_metric_events(self, ticket: _Ticket) -> list[tuple[int, int, dict]]:
         clocks = {m: _Clock() for m in _TICKET_METRICS}
-        group_clock = _Clock() if any(s.changes.get("group_id") == _BILLING for s in ticket.steps) else None
+        group_clock = (
+            _Clock() if any(s.changes.get("group_id") == _BILLING for s in ticket.steps) else None
+        )
         applied: dict[tuple[str, int], tuple] = {}
         applies: dict[tuple[str, int], list[tuple[int, int, bool, dict, str]]] = {}
-        out: list[tuple[int, int, str, int, str, dict | None]] = []  # t, order, metric, inst, type, extra
+        out: list[
+            tuple[int, int, str, int, str, dict | None]
+        ] = []  # t, order, metric, inst, type, extra
         status = "new"
         priority: str | None = None
         group: int | None = None
@@ -681,12 +905,19 @@ class SampleAccount:
                         awt.resume(t)
                     periodic.start_or_resume(t)
                     pausable.start_or_resume(t)
-                if step.actor == "requester" and step.comment == "public" and reply.state != "active":
+                if (
+                    step.actor == "requester"
+                    and step.comment == "public"
+                    and reply.state != "active"
+                ):
                     reply.start(t)
                 status = new  # type: ignore[assignment]
             # SLA (re)application for each metric's current instance
-            policy = _policy_for(ticket.enterprise, priority) if priority else (
-                _ENTERPRISE_ID if ticket.enterprise else None)
+            policy = (
+                _policy_for(ticket.enterprise, priority)
+                if priority
+                else (_ENTERPRISE_ID if ticket.enterprise else None)
+            )
             first_application = policy is not None and not had_policy
             for metric, clock in clocks.items():
                 if clock.n == 0 or policy is None:
@@ -698,7 +929,9 @@ class SampleAccount:
                 if clock.state == "done" and not (first_application and key not in applied):
                     continue
                 applied[key] = wanted
-                applies.setdefault(key, []).append((t, wanted[1], wanted[2], _POLICY_REF[wanted[0]], "sla"))
+                applies.setdefault(key, []).append(
+                    (t, wanted[1], wanted[2], _POLICY_REF[wanted[0]], "sla")
+                )
             if group_clock is not None and group_clock.n and group == _BILLING:
                 key = (_GROUP, group_clock.n)
                 if key not in applied and group_clock.state != "done":
@@ -729,8 +962,14 @@ class SampleAccount:
             stamp = stamps.get(t)
             if stamp is None:
                 stamp = stamps[t] = _iso(t)
-            record = {"id": base + k, "ticket_id": ticket_id, "metric": metric,
-                      "instance_id": inst, "type": kind, "time": stamp}
+            record = {
+                "id": base + k,
+                "ticket_id": ticket_id,
+                "metric": metric,
+                "instance_id": inst,
+                "type": kind,
+                "time": stamp,
+            }
             if extra:
                 record.update(extra)
             result.append((t, base + k, record))
@@ -749,12 +988,23 @@ class SampleAccount:
         tickets = max(1, self.tickets)
         for k in range(self.burst_events):
             rid = 90_000_000_000 + k
-            yield t, rid, {"id": rid, "ticket_id": 1 + k % tickets,
-                           "metric": _TICKET_METRICS[k % len(_TICKET_METRICS)],
-                           "instance_id": 0, "type": "measure", "time": stamp}
+            yield (
+                t,
+                rid,
+                {
+                    "id": rid,
+                    "ticket_id": 1 + k % tickets,
+                    "metric": _TICKET_METRICS[k % len(_TICKET_METRICS)],
+                    "instance_id": 0,
+                    "type": "measure",
+                    "time": stamp,
+                },
+            )
 
     # ------------------------------------------------------------------ ticket events
-    def _ticket_audits(self, ticket: _Ticket, include_comments: bool) -> list[tuple[int, int, dict]]:
+    def _ticket_audits(
+        self, ticket: _Ticket, include_comments: bool
+    ) -> list[tuple[int, int, dict]]:
         rng = random.Random(self.seed * 4_294_967_296 + ticket.idx + 7_777_777)
         audit_base = 20_000_000_000 + ticket.idx * 100
         child_base = 30_000_000_000 + ticket.idx * 1000
@@ -771,8 +1021,12 @@ class SampleAccount:
             comment_public = step.comment == "public"
             children: list[dict] = []
 
-            flags = {"via": via_str, "via_reference_id": None,
-                     "comment_present": comment_present, "comment_public": comment_public}
+            flags = {
+                "via": via_str,
+                "via_reference_id": None,
+                "comment_present": comment_present,
+                "comment_public": comment_public,
+            }
 
             def child(event_type: str, flags: dict = flags, **fields: object) -> dict:
                 nonlocal child_n
@@ -783,18 +1037,36 @@ class SampleAccount:
             if include_comments and step.comment is not None:
                 cid = child_base + child_n
                 child_n += 1
-                children.append({
-                    "id": cid, "via": via if isinstance(via, dict) else {"channel": step.channel, "source": {}},
-                    "via_reference_id": None, "type": "Comment", "author_id": step.author_id,
-                    "body": step.body, "html_body": f'<div class="zd-comment" dir="auto"><p>{step.body}</p></div>',
-                    "plain_body": step.body, "public": comment_public, "attachments": [],
-                    "audit_id": audit_id, "created_at": created_at, "event_type": "Comment",
-                })
+                children.append(
+                    {
+                        "id": cid,
+                        "via": via
+                        if isinstance(via, dict)
+                        else {"channel": step.channel, "source": {}},
+                        "via_reference_id": None,
+                        "type": "Comment",
+                        "author_id": step.author_id,
+                        "body": step.body,
+                        "html_body": f'<div class="zd-comment" dir="auto"><p>{step.body}</p></div>',
+                        "plain_body": step.body,
+                        "public": comment_public,
+                        "attachments": [],
+                        "audit_id": audit_id,
+                        "created_at": created_at,
+                        "event_type": "Comment",
+                    }
+                )
             for name, value in step.changes.items():
                 if step.kind == "create":
                     if name == "tags":
-                        children.append(child("Create", tags=list(value), added_tags=list(value),  # type: ignore[call-overload]
-                                              removed_tags=[]))
+                        children.append(
+                            child(
+                                "Create",
+                                tags=list(value),
+                                added_tags=list(value),  # type: ignore[call-overload]
+                                removed_tags=[],
+                            )
+                        )
                     elif value is not None:
                         children.append(child("Create", **{name: value}))
                     state[name] = value
@@ -809,25 +1081,49 @@ class SampleAccount:
                 tag = "escalated" if step.kind == "priority" else "reassigned"
                 if tag not in old_tags:
                     new_tags = sorted([*old_tags, tag])
-                    children.append(child("Change", tags=new_tags, added_tags=[tag], removed_tags=[],
-                                          previous_value=old_tags))
+                    children.append(
+                        child(
+                            "Change",
+                            tags=new_tags,
+                            added_tags=[tag],
+                            removed_tags=[],
+                            previous_value=old_tags,
+                        )
+                    )
                     state["tags"] = new_tags
             if step.kind == "create" or (step.actor == "agent" and step.comment == "public"):
-                title = ("Notify requester and CCs of received request" if step.kind == "create"
-                         else "Notify requester and CCs of comment update")
-                notification = child("Notification", subject="[Sample] Re: {{ticket.title}}",
-                                     body="Your request ({{ticket.id}}) has been updated.",
-                                     recipients=[ticket.requester_id])
+                title = (
+                    "Notify requester and CCs of received request"
+                    if step.kind == "create"
+                    else "Notify requester and CCs of comment update"
+                )
+                notification = child(
+                    "Notification",
+                    subject="[Sample] Re: {{ticket.title}}",
+                    body="Your request ({{ticket.id}}) has been updated.",
+                    recipients=[ticket.requester_id],
+                )
                 notification["via"] = "Rule"
                 notification["via_reference_id"] = 360000700 + (step.kind == "create")
                 notification["title"] = title
                 children.append(notification)
-            result.append((step.t, audit_id, {
-                "id": audit_id, "ticket_id": ticket.ticket_id, "timestamp": step.t,
-                "created_at": created_at, "updater_id": step.author_id, "via": via,
-                "system": dict(system) if step.actor != "system" else {},
-                "event_type": "Audit", "child_events": children,
-            }))
+            result.append(
+                (
+                    step.t,
+                    audit_id,
+                    {
+                        "id": audit_id,
+                        "ticket_id": ticket.ticket_id,
+                        "timestamp": step.t,
+                        "created_at": created_at,
+                        "updater_id": step.author_id,
+                        "via": via,
+                        "system": dict(system) if step.actor != "system" else {},
+                        "event_type": "Audit",
+                        "child_events": children,
+                    },
+                )
+            )
         return result
 
     def _burst_audits(self) -> Iterator[tuple[int, int, dict]]:
@@ -839,14 +1135,32 @@ class SampleAccount:
         via = {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}}
         for k in range(self.burst_audits):
             aid = 91_000_000_000 + k
-            yield t, aid, {
-                "id": aid, "ticket_id": 1 + k % tickets, "timestamp": t, "created_at": stamp,
-                "updater_id": 380000100, "via": via, "system": {}, "event_type": "Audit",
-                "child_events": [{"id": 92_000_000_000 + k, "via": "Web service", "via_reference_id": None,
-                                  "comment_present": False, "comment_public": False,
-                                  "event_type": "Change", "added_tags": ["bulk_update"],
-                                  "removed_tags": []}],
-            }
+            yield (
+                t,
+                aid,
+                {
+                    "id": aid,
+                    "ticket_id": 1 + k % tickets,
+                    "timestamp": t,
+                    "created_at": stamp,
+                    "updater_id": 380000100,
+                    "via": via,
+                    "system": {},
+                    "event_type": "Audit",
+                    "child_events": [
+                        {
+                            "id": 92_000_000_000 + k,
+                            "via": "Web service",
+                            "via_reference_id": None,
+                            "comment_present": False,
+                            "comment_public": False,
+                            "event_type": "Change",
+                            "added_tags": ["bulk_update"],
+                            "removed_tags": [],
+                        }
+                    ],
+                },
+            )
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -870,8 +1184,13 @@ def _target(policy: int, metric: str, instance: int, priority: str) -> tuple[int
     return (policy, value, spec[3])
 
 
-def _sla_events(out: list, metric: str, inst: int, events: list[tuple[int, str]],
-                inst_applies: list[tuple[int, int, bool, dict, str]]) -> None:
+def _sla_events(
+    out: list,
+    metric: str,
+    inst: int,
+    events: list[tuple[int, str]],
+    inst_applies: list[tuple[int, int, bool, dict, str]],
+) -> None:
     """Append apply/breach/update_status events of one instance to ``out``.
 
     The breach is scheduled whenever the clock runs under a target; it is invalidated
@@ -904,8 +1223,16 @@ def _sla_events(out: list, metric: str, inst: int, events: list[tuple[int, str]]
                 done_bus += _business_seconds(running_since, t)
                 running_since = None
             if kind == "fulfill" and target is not None:
-                out.append((t, 2, metric, inst, "update_status",
-                            {"status": {"calendar": done_cal // 60, "business": done_bus // 60}}))
+                out.append(
+                    (
+                        t,
+                        2,
+                        metric,
+                        inst,
+                        "update_status",
+                        {"status": {"calendar": done_cal // 60, "business": done_bus // 60}},
+                    )
+                )
         elif kind == "activate":
             if running_since is None:
                 running_since = t
@@ -913,10 +1240,15 @@ def _sla_events(out: list, metric: str, inst: int, events: list[tuple[int, str]]
             settle(t)
             _, minutes, business, ref, key = apply
             target = (minutes, business)
-            sla = {"target": minutes, "target_in_seconds": minutes * 60,
-                   "business_hours": business, "policy": dict(ref)}
-            out.append((t, 4, metric, inst, "apply_sla" if key == "sla" else "apply_group_sla",
-                        {key: sla}))
+            sla = {
+                "target": minutes,
+                "target_in_seconds": minutes * 60,
+                "business_hours": business,
+                "policy": dict(ref),
+            }
+            out.append(
+                (t, 4, metric, inst, "apply_sla" if key == "sla" else "apply_group_sla", {key: sla})
+            )
         if running_since is not None and target is not None and not breached and scheduled is None:
             minutes, business = target
             elapsed = (done_bus if business else done_cal) + _span(running_since, t, business)
@@ -931,14 +1263,29 @@ def _via(step: _Step, ticket: _Ticket, rng: random.Random) -> dict | str:
         return _VIA_STRINGS.get(step.channel, "Web form")
     channel = step.channel
     if channel == "rule":
-        return {"channel": "rule", "source": {"to": {}, "from": {
-            "id": 360000800, "title": "Close ticket 4 days after status is set to solved",
-            "deleted": False}, "rel": "automation"}}
+        return {
+            "channel": "rule",
+            "source": {
+                "to": {},
+                "from": {
+                    "id": 360000800,
+                    "title": "Close ticket 4 days after status is set to solved",
+                    "deleted": False,
+                },
+                "rel": "automation",
+            },
+        }
     if channel == "email" and step.actor == "requester":
-        return {"channel": "email", "source": {
-            "from": {"address": f"customer{ticket.requester_id}@example.com",
-                     "name": f"Customer {ticket.requester_id}"},
-            "to": {"name": "Sample Support", "address": "support@sample.zendesk.com"},
-            "rel": None}}
+        return {
+            "channel": "email",
+            "source": {
+                "from": {
+                    "address": f"customer{ticket.requester_id}@example.com",
+                    "name": f"Customer {ticket.requester_id}",
+                },
+                "to": {"name": "Sample Support", "address": "support@sample.zendesk.com"},
+                "rel": None,
+            },
+        }
     name = "mobile_sdk" if channel == "mobile" else channel
     return {"channel": name, "source": {"from": {}, "to": {}, "rel": None}}

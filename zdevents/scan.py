@@ -100,7 +100,12 @@ _INSTALL = {
     "duckdb": "pip install duckdb",
     "spark": "pip install pyspark  (and a Java 17 runtime on PATH or in JAVA_HOME)",
 }
-_MODULES = {"dask": "dask.dataframe", "polars": "polars", "duckdb": "duckdb", "spark": "pyspark.sql"}
+_MODULES = {
+    "dask": "dask.dataframe",
+    "polars": "polars",
+    "duckdb": "duckdb",
+    "spark": "pyspark.sql",
+}
 
 
 class EngineUnavailable(ZdEventsError, ImportError):
@@ -304,8 +309,9 @@ class _Store:
     def dataset(self, paths: list[str]) -> Any:
         import pyarrow.dataset as ds
 
-        return ds.dataset([self.path(p) for p in paths], format="parquet",
-                          filesystem=self.filesystem)
+        return ds.dataset(
+            [self.path(p) for p in paths], format="parquet", filesystem=self.filesystem
+        )
 
 
 # ---------------------------------------------------------------------------------- engines

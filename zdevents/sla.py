@@ -253,9 +253,7 @@ def _label_expr() -> Any:
     for name, label in METRIC_LABELS.items():
         expr = nw.when(metric == name).then(nw.lit(label)).otherwise(expr)
     reply = metric == "reply_time"
-    expr = (
-        nw.when(reply & (nw.col("instance_id") > 1)).then(nw.lit("Next reply")).otherwise(expr)
-    )
+    expr = nw.when(reply & (nw.col("instance_id") > 1)).then(nw.lit("Next reply")).otherwise(expr)
     return nw.when(reply & (nw.col("instance_id") == 1)).then(nw.lit("First reply")).otherwise(expr)
 
 
@@ -469,9 +467,7 @@ def _targets_narwhals(events: Any, as_of_ts: pd.Timestamp) -> Any:
         .filter(before_fulfilment)
         .select([*_KEY, "time", nw.col("sla_kind").alias("_breach_kind")])
         .join(targets.select(_TARGET_KEY), on=_KEY, how="inner")
-        .filter(
-            nw.col("_breach_kind").is_null() | (nw.col("_breach_kind") == nw.col("sla_kind"))
-        )
+        .filter(nw.col("_breach_kind").is_null() | (nw.col("_breach_kind") == nw.col("sla_kind")))
         .pipe(_agg, _TARGET_KEY, nw.col("time").min().alias("breached_at"))
     )
 
@@ -482,9 +478,7 @@ def _targets_narwhals(events: Any, as_of_ts: pd.Timestamp) -> Any:
         .filter(~nw.col("fulfilled_at").is_null(), nw.col("time") >= nw.col("fulfilled_at"))
         .select([*_KEY, "id", "time", "status_calendar_minutes", "status_business_minutes"])
     )
-    statuses = _pick_last(statuses, _KEY, "time", "_status_at").drop(
-        "id", "time", "_status_at"
-    )
+    statuses = _pick_last(statuses, _KEY, "time", "_status_at").drop("id", "time", "_status_at")
 
     result = (
         targets.join(clock, on=_KEY, how="left")
@@ -591,7 +585,7 @@ def _targets_sql(
     those codes (see :func:`_coded_pandas`).
     """
     as_of_sql = f"CAST({_sql_text(as_of.isoformat())} AS TIMESTAMPTZ)"
-    metric = 'CAST(metric AS VARCHAR)'
+    metric = "CAST(metric AS VARCHAR)"
     types = " ".join(f"WHEN {_sql_text(n)} THEN {c}" for n, c in _TYPE_CODES.items())
     if metrics is not None:
         codes = " ".join(f"WHEN {_sql_text(m)} THEN {i}" for i, m in enumerate(metrics))
@@ -603,7 +597,8 @@ def _targets_sql(
         metric_key, metric_name = metric, "mk"
         label = _sql_label().replace("metric", "mk")
     reply = "mk = " + (
-        str(list(metrics).index("reply_time")) if metrics and "reply_time" in metrics
+        str(list(metrics).index("reply_time"))
+        if metrics and "reply_time" in metrics
         else ("-1" if metrics is not None else "'reply_time'")
     )
     type_code = f'CASE CAST("type" AS VARCHAR) {types} END'
@@ -646,6 +641,7 @@ def _targets_sql(
 
     def on(alias: str) -> str:
         return " AND ".join(f"{alias}.{c.strip()} = e.{c.strip()}" for c in key.split(","))
+
     sql = f"""
 WITH ev AS (  -- rule 1: no deleted event, nothing after as_of, no null key or time
     SELECT *, {key_expr} AS k FROM (
@@ -745,6 +741,7 @@ FROM rows
         sql += f"ORDER BY {key}, kind\n"
     return sql
 
+
 def _columns_of(events: Any, kind: str) -> list[str]:
     if kind == "pandas":
         return [str(c) for c in events.columns]
@@ -771,8 +768,12 @@ def _input_kind(events: Any) -> str | None:
 
 _BATCH_ROWS = 1 << 17
 _STRING_NA = ("metric", "policy_title")  # string dtype with pd.NA, as load_frame's columns
-_PANDAS_INTS = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(),
-                pa.bool_(): pd.BooleanDtype(), pa.float64(): pd.Float64Dtype()}
+_PANDAS_INTS = {
+    pa.int64(): pd.Int64Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+    pa.float64(): pd.Float64Dtype(),
+}
 
 
 def _str_dtype(na_value: Any) -> Any:
@@ -805,7 +806,9 @@ def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
     return frame[list(table.schema.names)]
 
 
-_METRICS_SQL = f"SELECT DISTINCT CAST(metric AS VARCHAR) FROM {_SQL_SOURCE} WHERE metric IS NOT NULL"
+_METRICS_SQL = (
+    f"SELECT DISTINCT CAST(metric AS VARCHAR) FROM {_SQL_SOURCE} WHERE metric IS NOT NULL"
+)
 
 
 def _metric_names(source: Any) -> list[str] | None:
@@ -857,7 +860,9 @@ def _coded_pandas(events: pd.DataFrame, wanted: list[str]) -> tuple[pa.Table, li
         "sla_kind": _category_codes(columns["sla_kind"], {"sla": 1, "group_sla": 2}, 0),
     }
     if columns["sla_kind"].cat.categories.size:  # any other kind: 3 (matches no target)
-        other = [str(c) for c in columns["sla_kind"].cat.categories if c not in ("sla", "group_sla")]
+        other = [
+            str(c) for c in columns["sla_kind"].cat.categories if c not in ("sla", "group_sla")
+        ]
         if other:
             lookup = {"sla": 1, "group_sla": 2, **dict.fromkeys(other, 3)}
             codes["sla_kind"] = _category_codes(columns["sla_kind"], lookup, 0)

@@ -60,8 +60,11 @@ def in_metric_order(table: pd.DataFrame, column: str = "metric_label") -> pd.Dat
     """
     if table.empty or column not in table.columns:
         return table
-    rank = table[column].astype(str).map(
-        lambda label: _ORDER.index(label) if label in _ORDER else len(_ORDER))
+    rank = (
+        table[column]
+        .astype(str)
+        .map(lambda label: _ORDER.index(label) if label in _ORDER else len(_ORDER))
+    )
     ordered = table.assign(_rank=rank.to_numpy()).sort_values(["_rank", column], kind="mergesort")
     return ordered.drop(columns="_rank").reset_index(drop=True)
 
@@ -81,8 +84,10 @@ def rates_takeaway(rates: pd.DataFrame) -> str:
         return "No SLA target has been completed yet."
     worst = done.sort_values(["breach_rate", "breached"], ascending=False).iloc[0]
     n = int(worst["breached"] + worst["achieved"])
-    return (f"{worst['metric_label']} breaches most often: {pct(worst['breach_rate'])} of "
-            f"{n:,} completed targets (95% CI {pct(worst['ci_low'])}-{pct(worst['ci_high'])}).")
+    return (
+        f"{worst['metric_label']} breaches most often: {pct(worst['breach_rate'])} of "
+        f"{n:,} completed targets (95% CI {pct(worst['ci_low'])}-{pct(worst['ci_high'])})."
+    )
 
 
 def _period_word(verdicts: pd.DataFrame) -> str:
@@ -107,23 +112,31 @@ def trend_takeaway(verdicts: pd.DataFrame) -> str:
     known = verdicts[verdicts["verdict"] != "not enough data"]
     word = _period_word(verdicts)
     if known.empty:
-        return (f"Not enough complete {word.lower()}s yet to say whether breach rates are "
-                "changing.")
+        return f"Not enough complete {word.lower()}s yet to say whether breach rates are changing."
     when = known["latest_period"].max()
     head = f"{word} of {when:%d %b %Y}"
     earlier = in_metric_order(known[known["latest_period"] != when])
     if not earlier.empty:  # a metric whose newest week is not complete yet: say which week
-        spans = [f"{period:%d %b %Y} for " + " and ".join(rows["metric_label"].astype(str))
-                 for period, rows in earlier.groupby("latest_period", sort=True)]
+        spans = [
+            f"{period:%d %b %Y} for " + " and ".join(rows["metric_label"].astype(str))
+            for period, rows in earlier.groupby("latest_period", sort=True)
+        ]
         head += f" ({word.lower()} of {'; '.join(spans)})"
     moved = known[known["verdict"].isin(["better", "worse"])]
     if moved.empty:
-        return (f"{head} vs the {word.lower()}s before: no metric changed "
-                "significantly (two-proportion z-test, p < 0.05).")
-    parts = [f"{r.metric_label} {r.verdict} ({pct(r.latest_rate)} vs {pct(r.baseline_rate)}, "
-             f"p={r.p_value:.3f})" for r in moved.itertuples()]
+        return (
+            f"{head} vs the {word.lower()}s before: no metric changed "
+            "significantly (two-proportion z-test, p < 0.05)."
+        )
+    parts = [
+        f"{r.metric_label} {r.verdict} ({pct(r.latest_rate)} vs {pct(r.baseline_rate)}, "
+        f"p={r.p_value:.3f})"
+        for r in moved.itertuples()
+    ]
     rest = len(known) - len(moved)
-    tail = f"; no significant change on {rest} other metric{'s' if rest != 1 else ''}" if rest else ""
+    tail = (
+        f"; no significant change on {rest} other metric{'s' if rest != 1 else ''}" if rest else ""
+    )
     return f"{head} vs the {word.lower()}s before: " + "; ".join(parts) + tail + "."
 
 
@@ -149,8 +162,10 @@ def verdict_sentences(verdicts: pd.DataFrame, by: str = "metric_label") -> list[
             if pd.isna(row["latest_period"]):
                 out.append(f"{name}: not enough data, no complete {word} yet.")
             else:
-                out.append(f"{name}: not enough data to compare the {word} of "
-                           f"{row['latest_period']:%d %b %Y} with the ones before.")
+                out.append(
+                    f"{name}: not enough data to compare the {word} of "
+                    f"{row['latest_period']:%d %b %Y} with the ones before."
+                )
             continue
         n_base = int(row["baseline_periods"])
         change = float(row["rate_change"]) * 100
@@ -179,14 +194,18 @@ def lateness_takeaway(summary: pd.DataFrame) -> str:
     if summary.empty:
         return "No SLA target has breached."
     worst = summary.sort_values("median_minutes", ascending=False).iloc[0]
-    head = (f"median {format_minutes(worst['median_minutes'])} past the target "
-            f"(p90 {format_minutes(worst['p90_minutes'])})")
+    head = (
+        f"median {format_minutes(worst['median_minutes'])} past the target "
+        f"(p90 {format_minutes(worst['p90_minutes'])})"
+    )
     if len(summary) == 1:
         return f"Breached {worst['metric_label']} targets end up a {head}."
     best = summary.sort_values("median_minutes").iloc[0]
-    return (f"Breached {worst['metric_label']} targets end up latest: {head}; "
-            f"{best['metric_label']} the least late (median "
-            f"{format_minutes(best['median_minutes'])}).")
+    return (
+        f"Breached {worst['metric_label']} targets end up latest: {head}; "
+        f"{best['metric_label']} the least late (median "
+        f"{format_minutes(best['median_minutes'])})."
+    )
 
 
 def pairing_takeaway(overall: pd.DataFrame) -> str:
@@ -203,9 +222,11 @@ def pairing_takeaway(overall: pd.DataFrame) -> str:
     if overall.empty or int(overall["periodic_breached"].iloc[0]) == 0:
         return "No periodic update target has breached."
     row = overall.iloc[0]
-    return (f"Waiting on the customer explains {int(row['periodic only']):,} of "
-            f"{int(row['periodic_breached']):,} periodic-update breaches "
-            f"({row['explained_by_waiting']:.0%}): the pausable update was achieved on them.")
+    return (
+        f"Waiting on the customer explains {int(row['periodic only']):,} of "
+        f"{int(row['periodic_breached']):,} periodic-update breaches "
+        f"({row['explained_by_waiting']:.0%}): the pausable update was achieved on them."
+    )
 
 
 def funnel_takeaway(table: pd.DataFrame, unit: str) -> str:
@@ -229,8 +250,10 @@ def funnel_takeaway(table: pd.DataFrame, unit: str) -> str:
         return ", ".join(f"{r[unit]} ({pct(r['breach_rate'])})" for _, r in part.iterrows())
 
     if high.empty and low.empty:
-        return (f"Every {unit_noun(unit)} is within the 99.8% limits around the overall "
-                f"{pct(p0)}: differences are what chance alone gives.")
+        return (
+            f"Every {unit_noun(unit)} is within the 99.8% limits around the overall "
+            f"{pct(p0)}: differences are what chance alone gives."
+        )
     bits = []
     if not high.empty:
         bits.append(f"above the 99.8% limit: {names(high)}")
@@ -262,12 +285,17 @@ def due_takeaway(summary: pd.DataFrame, within: str) -> str:
     if due == 0:
         return f"No SLA target falls due within {within}{tail}."
     first = summary["next_due_at"].min()
-    keys = [c for c in summary.columns if c not in
-            ("due", "overdue_estimate", "unknown_due", "next_due_at")]
+    keys = [
+        c
+        for c in summary.columns
+        if c not in ("due", "overdue_estimate", "unknown_due", "next_due_at")
+    ]
     where = ""
     if keys:
         top = summary.sort_values("due", ascending=False, kind="mergesort").iloc[0]
         name = " / ".join(str(top[k]) for k in keys)
         where = f"; most in {name} ({int(top['due']):,})"
-    return (f"{due:,} SLA target{'s' if due != 1 else ''} fall{'' if due != 1 else 's'} due "
-            f"within {within}, the first at {first:%Y-%m-%d %H:%M} UTC{where}{tail}.")
+    return (
+        f"{due:,} SLA target{'s' if due != 1 else ''} fall{'' if due != 1 else 's'} due "
+        f"within {within}, the first at {first:%Y-%m-%d %H:%M} UTC{where}{tail}."
+    )

@@ -72,18 +72,31 @@ __all__ = ["FAULT_KINDS", "LocalZendesk", "LoggedRequest", "main"]
 logger = logging.getLogger(__name__)
 
 FAULT_KINDS = (
-    "status", "reset", "truncated", "malformed", "html", "too_recent", "slow",
-    "rate_limit", "loop", "empty", "foreign",
+    "status",
+    "reset",
+    "truncated",
+    "malformed",
+    "html",
+    "too_recent",
+    "slow",
+    "rate_limit",
+    "loop",
+    "empty",
+    "foreign",
 )
 _STREAMS = {METRIC_EVENTS.path: METRIC_EVENTS, TICKET_EVENTS.path: TICKET_EVENTS}
 _NAME_LISTS = ("/api/v2/groups", "/api/v2/brands")
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
-_TOO_RECENT = {"error": "InvalidValue",
-               "description": "Too recent start_time. Use a start_time older than 1 minute"}
+_TOO_RECENT = {
+    "error": "InvalidValue",
+    "description": "Too recent start_time. Use a start_time older than 1 minute",
+}
 _SCOPES = ("agent", "ai_agent", "all")
 _CURSOR_MAX = 100
-_HTML = (b"<!DOCTYPE html><html><head><title>Zendesk</title></head><body>"
-         b"<h1>We'll be right back</h1><p>Zendesk is down for maintenance.</p></body></html>")
+_HTML = (
+    b"<!DOCTYPE html><html><head><title>Zendesk</title></head><body>"
+    b"<h1>We'll be right back</h1><p>Zendesk is down for maintenance.</p></body></html>"
+)
 
 
 @dataclass(frozen=True)
@@ -148,7 +161,7 @@ class _Dataset:
         """Records ``a..b-1`` joined by commas."""
         if a >= b:
             return b""
-        return self.blob[self.offsets[a]:self.offsets[b] - 1]
+        return self.blob[self.offsets[a] : self.offsets[b] - 1]
 
 
 def _record_time(record: dict) -> int:
@@ -312,8 +325,12 @@ class LocalZendesk:
         httpd = _Server(("127.0.0.1", self._port), _Handler)
         httpd.owner = self  # type: ignore[attr-defined]
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="LocalZendesk", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="LocalZendesk",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -343,7 +360,9 @@ class LocalZendesk:
     def url(self) -> str:
         """Base URL, ``http://127.0.0.1:PORT`` (the server must be started)."""
         if self._httpd is None:
-            raise RuntimeError("LocalZendesk is not running: call start() or use it in a with block")
+            raise RuntimeError(
+                "LocalZendesk is not running: call start() or use it in a with block"
+            )
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def settings(self, **overrides: object) -> Settings:
@@ -359,7 +378,9 @@ class LocalZendesk:
         ('sample', 10000.0)
         """
         values: dict[str, object] = {
-            "subdomain": self.subdomain, "email": self.email, "api_token": self.api_token,
+            "subdomain": self.subdomain,
+            "email": self.email,
+            "api_token": self.api_token,
             "base_url": self.url,
             "requests_per_minute": self.requests_per_minute or 10_000,
         }
@@ -405,8 +426,12 @@ class LocalZendesk:
         """
         name = stream if isinstance(stream, str) else stream.name
         with self._lock:
-            return [list(dataset.ids[a:b]) for (stream_name, *_), dataset in self._datasets.items()
-                    if stream_name == name for a, b in dataset.served]
+            return [
+                list(dataset.ids[a:b])
+                for (stream_name, *_), dataset in self._datasets.items()
+                if stream_name == name
+                for a, b in dataset.served
+            ]
 
     def unique_count(self, stream: str | Stream = "metric_events") -> int:
         """Number of distinct records served in 200 pages of ``stream``."""
@@ -418,14 +443,25 @@ class LocalZendesk:
         ``include_comments=True`` / ``exclude_deleted=True`` select those variants;
         ``support_type_scope="all"`` (or ``"ai_agent"``) another scope of ticket events.
         """
-        s = METRIC_EVENTS if (stream if isinstance(stream, str) else stream.name) == "metric_events" else TICKET_EVENTS
+        s = (
+            METRIC_EVENTS
+            if (stream if isinstance(stream, str) else stream.name) == "metric_events"
+            else TICKET_EVENTS
+        )
         flag = variant.get("exclude_deleted" if s is METRIC_EVENTS else "include_comments", False)
         scope = str(variant.get("support_type_scope", "agent"))
         return len(self._dataset(s, bool(flag), scope))
 
     # ------------------------------------------------------------------ faults
-    def inject(self, kind: str, *, times: int | None = 1, stream: str | None = None,
-               after: int = 0, **options: object) -> None:
+    def inject(
+        self,
+        kind: str,
+        *,
+        times: int | None = 1,
+        stream: str | None = None,
+        after: int = 0,
+        **options: object,
+    ) -> None:
         """Queue a fault for the next matching requests (see the module docstring).
 
         Examples
@@ -444,11 +480,24 @@ class LocalZendesk:
         with self._lock:
             self._faults.append(_Fault(kind, times, stream, dict(options), after=after))
 
-    def fail_next(self, status: int = 500, *, times: int | None = 1, stream: str | None = None,
-                  retry_after: float | None = None, after: int = 0) -> None:
+    def fail_next(
+        self,
+        status: int = 500,
+        *,
+        times: int | None = 1,
+        stream: str | None = None,
+        retry_after: float | None = None,
+        after: int = 0,
+    ) -> None:
         """Answer the next ``times`` requests (after ``after`` good ones) with HTTP ``status``."""
-        self.inject("status", times=times, stream=stream, after=after, status=status,
-                    retry_after=retry_after)
+        self.inject(
+            "status",
+            times=times,
+            stream=stream,
+            after=after,
+            status=status,
+            retry_after=retry_after,
+        )
 
     def reset_next(self, *, times: int | None = 1, stream: str | None = None) -> None:
         """Reset the connection after the headers and half the body."""
@@ -470,15 +519,24 @@ class LocalZendesk:
         """Answer 422 "Too recent start_time"."""
         self.inject("too_recent", times=times, stream=stream)
 
-    def slow_next(self, seconds: float, *, times: int | None = 1, stream: str | None = None) -> None:
+    def slow_next(
+        self, seconds: float, *, times: int | None = 1, stream: str | None = None
+    ) -> None:
         """Wait ``seconds`` before answering normally."""
         self.inject("slow", times=times, stream=stream, seconds=float(seconds))
 
-    def rate_limit_next(self, retry_after: float | None = 1, *, http_date: bool = False,
-                        times: int | None = 1, stream: str | None = None) -> None:
+    def rate_limit_next(
+        self,
+        retry_after: float | None = 1,
+        *,
+        http_date: bool = False,
+        times: int | None = 1,
+        stream: str | None = None,
+    ) -> None:
         """Answer 429; ``Retry-After`` in seconds, as an HTTP date, or absent (None)."""
-        self.inject("rate_limit", times=times, stream=stream, retry_after=retry_after,
-                    http_date=http_date)
+        self.inject(
+            "rate_limit", times=times, stream=stream, retry_after=retry_after, http_date=http_date
+        )
 
     def loop_next(self, *, times: int | None = None, stream: str | None = None) -> None:
         """Serve pages whose cursor never advances (``end_of_stream: false``); default: forever."""
@@ -488,8 +546,9 @@ class LocalZendesk:
         """Serve an empty page with ``end_of_stream: false``."""
         self.inject("empty", times=times, stream=stream)
 
-    def foreign_next_page(self, host: str = "attacker.example", *, times: int | None = 1,
-                          stream: str | None = None) -> None:
+    def foreign_next_page(
+        self, host: str = "attacker.example", *, times: int | None = 1, stream: str | None = None
+    ) -> None:
         """Serve a page whose ``next_page`` points at ``https://{host}``."""
         self.inject("foreign", times=times, stream=stream, host=host)
 
@@ -560,8 +619,13 @@ class LocalZendesk:
         path = parts.path.removesuffix(".json")
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         stream = _STREAMS.get(path)
-        h.zd_entry = {"path": parts.path, "params": params, "has_auth": "Authorization" in h.headers,
-                      "stream": stream.name if stream else None, "fault": None}
+        h.zd_entry = {
+            "path": parts.path,
+            "params": params,
+            "has_auth": "Authorization" in h.headers,
+            "stream": stream.name if stream else None,
+            "fault": None,
+        }
         try:
             self._answer(h, stream, path, parts.query, params)
         finally:
@@ -575,19 +639,27 @@ class LocalZendesk:
             with self._lock:
                 self.request_log.append(LoggedRequest(status=status, time=time.time(), **entry))
 
-    def _answer(self, h: _Handler, stream: Stream | None, path: str, query: str,
-                params: dict[str, str]) -> tuple[int, str | None]:
+    def _answer(
+        self, h: _Handler, stream: Stream | None, path: str, query: str, params: dict[str, str]
+    ) -> tuple[int, str | None]:
         if stream is None and path in _NAME_LISTS:
             return self._answer_names(h, path.rsplit("/", 1)[-1], params), None
         if stream is None:
-            return _send_json(h, 404, {"error": "InvalidEndpoint", "description": "Not found"}), None
+            return _send_json(
+                h, 404, {"error": "InvalidEndpoint", "description": "Not found"}
+            ), None
         if not self._authorized(h.headers.get("Authorization")):
             return _send_json(h, 401, {"error": "Couldn't authenticate you"}), None
         if not self.admin:
-            return _send_json(h, 403, {
-                "error": "Forbidden",
-                "description": "You do not have access to this page. Please contact the account "
-                               "owner of this help desk for further help."}), None
+            return _send_json(
+                h,
+                403,
+                {
+                    "error": "Forbidden",
+                    "description": "You do not have access to this page. Please contact the account "
+                    "owner of this help desk for further help.",
+                },
+            ), None
         fault = self._take_fault(stream.name)
         kind = fault.kind if fault else None
         h.zd_entry["fault"] = kind
@@ -600,17 +672,30 @@ class LocalZendesk:
             return _send_text(h, 429, "Too Many Requests", {"Retry-After": str(limited)}), kind
         scope = params.get("support_type_scope", "agent")
         if stream is TICKET_EVENTS and scope not in _SCOPES:
-            return _send_json(h, 400, {
-                "error": "InvalidValue",
-                "description": f"support_type_scope must be one of: {', '.join(_SCOPES)}"}), kind
-        cursor_mode = stream is METRIC_EVENTS and ("page[size]" in params or "page[after]" in params)
+            return _send_json(
+                h,
+                400,
+                {
+                    "error": "InvalidValue",
+                    "description": f"support_type_scope must be one of: {', '.join(_SCOPES)}",
+                },
+            ), kind
+        cursor_mode = stream is METRIC_EVENTS and (
+            "page[size]" in params or "page[after]" in params
+        )
         if cursor_mode and "page[after]" in params:
             return self._answer_cursor(h, path, params, fault), kind
         try:
             start_time = int(params.get("start_time", ""))
         except ValueError:
-            return _send_json(h, 400, {"error": "InvalidValue",
-                                       "description": "start_time is required and must be an integer"}), kind
+            return _send_json(
+                h,
+                400,
+                {
+                    "error": "InvalidValue",
+                    "description": "start_time is required and must be an integer",
+                },
+            ), kind
         now = self.now if self.now is not None else time.time()
         horizon = int(now) - 60
         if start_time > horizon:
@@ -645,22 +730,50 @@ class LocalZendesk:
             start = int(params.get("page[after]", "0"))
         except ValueError:
             return _send_json(h, 400, {"error": "InvalidPaginationParameter"})
-        chunk = ids[start:start + size]
+        chunk = ids[start : start + size]
         more = start + size < len(ids)
-        records = [{"id": i, "name": names[i], "url": f"{self.url}/api/v2/{kind}/{i}.json",
-                    "default": i == ids[0], "deleted": False} for i in chunk]
+        records = [
+            {
+                "id": i,
+                "name": names[i],
+                "url": f"{self.url}/api/v2/{kind}/{i}.json",
+                "default": i == ids[0],
+                "deleted": False,
+            }
+            for i in chunk
+        ]
         after = str(start + size)
-        return _send_json(h, 200, {
-            kind: records,
-            "meta": {"has_more": more, "after_cursor": after if more else None,
-                     "before_cursor": str(start) if chunk else None},
-            "links": {"next": f"{self.url}/api/v2/{kind}.json?"
-                              + urlencode({"page[size]": size, "page[after]": after})
-                      if more else None, "prev": None},
-        })
+        return _send_json(
+            h,
+            200,
+            {
+                kind: records,
+                "meta": {
+                    "has_more": more,
+                    "after_cursor": after if more else None,
+                    "before_cursor": str(start) if chunk else None,
+                },
+                "links": {
+                    "next": f"{self.url}/api/v2/{kind}.json?"
+                    + urlencode({"page[size]": size, "page[after]": after})
+                    if more
+                    else None,
+                    "prev": None,
+                },
+            },
+        )
 
-    def _page(self, dataset: _Dataset, stream: Stream, path: str, params: dict[str, str],
-              start_time: int, horizon: int, size: int, fault: _Fault | None) -> bytes:
+    def _page(
+        self,
+        dataset: _Dataset,
+        stream: Stream,
+        path: str,
+        params: dict[str, str],
+        start_time: int,
+        horizon: int,
+        size: int,
+        fault: _Fault | None,
+    ) -> bytes:
         times = dataset.times
         hi = bisect.bisect_right(times, horizon)
         a = bisect.bisect_left(times, start_time, 0, hi)
@@ -686,24 +799,32 @@ class LocalZendesk:
         if kind == "foreign":
             base = f"https://{fault.options.get('host', 'attacker.example')}"  # type: ignore[union-attr]
         next_page = f"{base}{path}?{urlencode(next_params)}"
-        with_eos = (self.ticket_end_of_stream if stream is TICKET_EVENTS else self.metric_end_of_stream) \
-            or kind in ("empty", "loop")
+        with_eos = (
+            self.ticket_end_of_stream if stream is TICKET_EVENTS else self.metric_end_of_stream
+        ) or kind in ("empty", "loop")
         tail = [b'],"next_page":', _ENCODE(next_page).encode(), b',"count":', str(b - a).encode()]
         if with_eos:
             tail += [b',"end_of_stream":', b"true" if end_of_stream else b"false"]
         tail += [b',"end_time":', str(end_time).encode(), b"}"]
         return b"".join([b'{"', stream.records_key.encode(), b'":[', dataset.body(a, b), *tail])
 
-    def _answer_cursor(self, h: _Handler, path: str, params: dict[str, str],
-                       fault: _Fault | None) -> int:
+    def _answer_cursor(
+        self, h: _Handler, path: str, params: dict[str, str], fault: _Fault | None
+    ) -> int:
         """Metric events with Zendesk's cursor pagination (``page[size]`` <= 100)."""
         now = self.now if self.now is not None else time.time()
         horizon = int(now) - 60
         try:
             size = max(1, min(_CURSOR_MAX, int(params.get("page[size]", _CURSOR_MAX))))
         except ValueError:
-            return _send_json(h, 400, {"error": "InvalidPaginationParameter",
-                                       "description": "page[size] must be an integer"})
+            return _send_json(
+                h,
+                400,
+                {
+                    "error": "InvalidPaginationParameter",
+                    "description": "page[size] must be an integer",
+                },
+            )
         dataset = self._dataset(METRIC_EVENTS, params.get("exclude_deleted", "").lower() == "true")
         times, ids = dataset.times, dataset.ids
         hi = bisect.bisect_right(times, horizon)
@@ -711,8 +832,14 @@ class LocalZendesk:
         if after is not None:
             position = _decode_cursor(after)
             if position is None:
-                return _send_json(h, 400, {"error": "InvalidPaginationParameter",
-                                           "description": "page[after] is not a valid cursor"})
+                return _send_json(
+                    h,
+                    400,
+                    {
+                        "error": "InvalidPaginationParameter",
+                        "description": "page[after] is not a valid cursor",
+                    },
+                )
             a = bisect.bisect_left(times, position[0])
             while a < len(times) and times[a] == position[0] and ids[a] <= position[1]:
                 a += 1
@@ -720,8 +847,14 @@ class LocalZendesk:
             try:
                 start_time = int(params.get("start_time", ""))
             except ValueError:
-                return _send_json(h, 400, {"error": "InvalidValue",
-                                           "description": "start_time is required and must be an integer"})
+                return _send_json(
+                    h,
+                    400,
+                    {
+                        "error": "InvalidValue",
+                        "description": "start_time is required and must be an integer",
+                    },
+                )
             if start_time > horizon:
                 return _send_json(h, 422, _TOO_RECENT)
             a = bisect.bisect_left(times, start_time, 0, hi)
@@ -737,16 +870,29 @@ class LocalZendesk:
         before_cursor = _encode_cursor(times[a], ids[a]) if b > a else None
         if kind in ("empty", "loop"):
             after_cursor = after
+
         def link(cursor: str | None, key: str) -> str | None:
             if cursor is None:
                 return None
             query = {k: v for k, v in params.items() if k not in ("page[after]", "page[before]")}
             return f"{self.url}{path}?{urlencode({**query, 'page[size]': str(size), key: cursor})}"
-        tail = _ENCODE({"meta": {"has_more": has_more, "after_cursor": after_cursor,
-                                 "before_cursor": before_cursor},
-                        "links": {"prev": link(before_cursor, "page[before]"),
-                                  "next": link(after_cursor, "page[after]") if has_more else None}})
-        body = b"".join([b'{"ticket_metric_events":[', dataset.body(a, b), b"],", tail[1:].encode()])
+
+        tail = _ENCODE(
+            {
+                "meta": {
+                    "has_more": has_more,
+                    "after_cursor": after_cursor,
+                    "before_cursor": before_cursor,
+                },
+                "links": {
+                    "prev": link(before_cursor, "page[before]"),
+                    "next": link(after_cursor, "page[after]") if has_more else None,
+                },
+            }
+        )
+        body = b"".join(
+            [b'{"ticket_metric_events":[', dataset.body(a, b), b"],", tail[1:].encode()]
+        )
         return _send(h, 200, body, "application/json; charset=utf-8", self._rate_headers())
 
     def _answer_fault(self, h: _Handler, fault: _Fault) -> int | None:
@@ -763,10 +909,19 @@ class LocalZendesk:
             if options.get("retry_after") is not None:
                 headers["Retry-After"] = str(options["retry_after"])
             if status in (502, 504):
-                return _send(h, status, b"<html><body><h1>%d Bad Gateway</h1></body></html>" % status,
-                             "text/html", headers)
-            return _send_json(h, status, {"error": "InternalError",
-                                          "description": "Something went wrong"}, headers)
+                return _send(
+                    h,
+                    status,
+                    b"<html><body><h1>%d Bad Gateway</h1></body></html>" % status,
+                    "text/html",
+                    headers,
+                )
+            return _send_json(
+                h,
+                status,
+                {"error": "InternalError", "description": "Something went wrong"},
+                headers,
+            )
         if kind == "rate_limit":
             headers = {}
             retry_after = options.get("retry_after", 1)
@@ -813,7 +968,9 @@ class LocalZendesk:
         if scheme.lower() != "basic":
             return False
         try:
-            user, sep, secret = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+            user, sep, secret = (
+                base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+            )
         except (binascii.Error, UnicodeDecodeError):
             return False
         if not sep:
@@ -861,8 +1018,9 @@ def _decode_cursor(cursor: str) -> tuple[int, int] | None:
         return None
 
 
-def _send(h: _Handler, status: int, body: bytes, content_type: str,
-          headers: dict[str, str] | None = None) -> int:
+def _send(
+    h: _Handler, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+) -> int:
     h.server.owner._log(h, status)  # type: ignore[attr-defined]
     h.send_response(status)
     h.send_header("Content-Type", content_type)
@@ -874,7 +1032,9 @@ def _send(h: _Handler, status: int, body: bytes, content_type: str,
     return status
 
 
-def _send_json(h: _Handler, status: int, payload: dict, headers: dict[str, str] | None = None) -> int:
+def _send_json(
+    h: _Handler, status: int, payload: dict, headers: dict[str, str] | None = None
+) -> int:
     return _send(h, status, _ENCODE(payload).encode(), "application/json; charset=utf-8", headers)
 
 
@@ -884,19 +1044,31 @@ def _send_text(h: _Handler, status: int, text: str, headers: dict[str, str] | No
 
 def main(argv: list[str] | None = None) -> int:
     """Serve the sample account on 127.0.0.1 until Ctrl-C (``python -m zdevents.testing``)."""
-    parser = argparse.ArgumentParser(prog="python -m zdevents.testing",
-                                     description="Serve a sample Zendesk account on 127.0.0.1.")
+    parser = argparse.ArgumentParser(
+        prog="python -m zdevents.testing",
+        description="Serve a sample Zendesk account on 127.0.0.1.",
+    )
     parser.add_argument("--tickets", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--requests-per-minute", type=float, default=None,
-                        help="answer 429 over this many requests a minute (default: unlimited)")
-    parser.add_argument("--metric-end-of-stream", action="store_true",
-                        help="add end_of_stream to metric-event pages (Zendesk documents none)")
+    parser.add_argument(
+        "--requests-per-minute",
+        type=float,
+        default=None,
+        help="answer 429 over this many requests a minute (default: unlimited)",
+    )
+    parser.add_argument(
+        "--metric-end-of-stream",
+        action="store_true",
+        help="add end_of_stream to metric-event pages (Zendesk documents none)",
+    )
     args = parser.parse_args(argv)
-    server = LocalZendesk(SampleAccount(args.tickets, seed=args.seed), port=args.port,
-                          requests_per_minute=args.requests_per_minute,
-                          metric_end_of_stream=args.metric_end_of_stream)
+    server = LocalZendesk(
+        SampleAccount(args.tickets, seed=args.seed),
+        port=args.port,
+        requests_per_minute=args.requests_per_minute,
+        metric_end_of_stream=args.metric_end_of_stream,
+    )
     server.start()
     print(f"Serving {args.tickets} sample tickets at {server.url} (Ctrl-C to stop). Set:")
     print(f"  export ZENDESK_BASE_URL={server.url}")

@@ -47,37 +47,62 @@ ATTRIBUTE_COLUMNS: tuple[str, ...] = (
 #: object (``"web"``, ``"email"``...) and the ``via`` string of older or child events
 #: (``"Web form"``, ``"Mail"``...). Keys are lower-cased; values are ``via.channel``'s names.
 CHANNELS: dict[str, str] = {
-    "web": "web", "web form": "web",
-    "email": "email", "mail": "email",
+    "web": "web",
+    "web form": "web",
+    "email": "email",
+    "mail": "email",
     "chat": "chat",
-    "api": "api", "web service": "api",
-    "mobile": "mobile", "mobile app": "mobile",
-    "mobile_sdk": "mobile_sdk", "mobile sdk": "mobile_sdk",
-    "web_widget": "web_widget", "web widget": "web_widget",
-    "help_center": "help_center", "help center": "help_center",
-    "voice": "voice", "voicemail": "voice", "phone call (inbound)": "voice",
+    "api": "api",
+    "web service": "api",
+    "mobile": "mobile",
+    "mobile app": "mobile",
+    "mobile_sdk": "mobile_sdk",
+    "mobile sdk": "mobile_sdk",
+    "web_widget": "web_widget",
+    "web widget": "web_widget",
+    "help_center": "help_center",
+    "help center": "help_center",
+    "voice": "voice",
+    "voicemail": "voice",
+    "phone call (inbound)": "voice",
     "phone call (outbound)": "voice",
-    "sms": "sms", "text": "sms",
-    "twitter": "twitter", "facebook": "facebook", "facebook post": "facebook",
+    "sms": "sms",
+    "text": "sms",
+    "twitter": "twitter",
+    "facebook": "facebook",
+    "facebook post": "facebook",
     "facebook message": "facebook",
-    "native_messaging": "native_messaging", "messaging": "native_messaging",
-    "rule": "rule", "system": "system", "closed ticket": "closed_ticket",
-    "closed_ticket": "closed_ticket", "merge": "merge",
+    "native_messaging": "native_messaging",
+    "messaging": "native_messaging",
+    "rule": "rule",
+    "system": "system",
+    "closed ticket": "closed_ticket",
+    "closed_ticket": "closed_ticket",
+    "merge": "merge",
 }
 _TRACKED = (*TEXT_FIELDS, *ID_FIELDS)
 _CLEARED = "\x00cleared"  # marks an explicit change to null so forward-fill stops there
-_DEFAULT_FIELDS = ("status", "priority", "group_id", "assignee_id", "brand_id",
-                   "ticket_form_id", "channel")
+_DEFAULT_FIELDS = (
+    "status",
+    "priority",
+    "group_id",
+    "assignee_id",
+    "brand_id",
+    "ticket_form_id",
+    "channel",
+)
 
 
 def _empty_attributes(time_dtype: Any = "datetime64[ms, UTC]") -> pd.DataFrame:
-    frame = pd.DataFrame({
-        "ticket_id": pd.Series(dtype="Int64"),
-        "valid_from": pd.Series(dtype=time_dtype),
-        **{f: pd.Series(dtype="string") for f in TEXT_FIELDS},
-        **{f: pd.Series(dtype="Int64") for f in ID_FIELDS},
-        "channel": pd.Series(dtype="string"),
-    })
+    frame = pd.DataFrame(
+        {
+            "ticket_id": pd.Series(dtype="Int64"),
+            "valid_from": pd.Series(dtype=time_dtype),
+            **{f: pd.Series(dtype="string") for f in TEXT_FIELDS},
+            **{f: pd.Series(dtype="Int64") for f in ID_FIELDS},
+            "channel": pd.Series(dtype="string"),
+        }
+    )
     return frame[list(ATTRIBUTE_COLUMNS)]
 
 
@@ -106,7 +131,8 @@ def _creation_channels(changes: pd.DataFrame) -> pd.Series:
     else:
         audits["_created"] = False
     audits = audits.sort_values(
-        ["ticket_id", "_created", "time", "audit_id"], ascending=[True, False, True, True],
+        ["ticket_id", "_created", "time", "audit_id"],
+        ascending=[True, False, True, True],
         kind="mergesort",
     )
     return audits.drop_duplicates("ticket_id").set_index("ticket_id")["via_channel"]
@@ -173,12 +199,14 @@ def ticket_attributes(changes: pd.DataFrame) -> pd.DataFrame:
     order = ["ticket_id", "time", "audit_id"] + (["event_id"] if "event_id" in changes else [])
     tracked = tracked.sort_values(order, kind="mergesort")
     values = tracked["value"].astype("string").fillna(_CLEARED)
-    long = pd.DataFrame({
-        "ticket_id": tracked["ticket_id"].astype("Int64"),
-        "valid_from": tracked["time"],
-        "field": tracked["field"].astype(str),
-        "value": values.astype(object),
-    })
+    long = pd.DataFrame(
+        {
+            "ticket_id": tracked["ticket_id"].astype("Int64"),
+            "valid_from": tracked["time"],
+            "field": tracked["field"].astype(str),
+            "value": values.astype(object),
+        }
+    )
     long = long.drop_duplicates(["ticket_id", "valid_from", "field"], keep="last")
     wide = long.pivot(index=["ticket_id", "valid_from"], columns="field", values="value")
 
@@ -285,11 +313,13 @@ def attach_ticket_attributes(
         raise ValueError("brands needs 'brand_id' in fields")
 
     time_dtype = targets[at].dtype
-    left = pd.DataFrame({
-        "_pos": range(len(targets)),
-        "ticket_id": targets["ticket_id"].astype("Int64").array,
-        "_at": targets[at].array,
-    })
+    left = pd.DataFrame(
+        {
+            "_pos": range(len(targets)),
+            "ticket_id": targets["ticket_id"].astype("Int64").array,
+            "_at": targets[at].array,
+        }
+    )
     right = attributes[["ticket_id", "valid_from", *fields]].copy()
     right["ticket_id"] = right["ticket_id"].astype("Int64")
     right["_at"] = right.pop("valid_from").astype(time_dtype)
@@ -297,22 +327,28 @@ def attach_ticket_attributes(
 
     usable = left["ticket_id"].notna() & left["_at"].notna()
     merged = pd.merge_asof(
-        left[usable].sort_values("_at", kind="mergesort"), right, on="_at", by="ticket_id",
-        direction="backward", allow_exact_matches=True,
+        left[usable].sort_values("_at", kind="mergesort"),
+        right,
+        on="_at",
+        by="ticket_id",
+        direction="backward",
+        allow_exact_matches=True,
     )
     merged = merged.set_index("_pos").reindex(range(len(targets)))
 
     out = targets.copy()
     for name in fields:
         out[name] = merged[name].astype(right[name].dtype).array
-    for mapping, ids, column in ((groups, "group_id", "group_name"),
-                                 (brands, "brand_id", "brand_name")):
+    for mapping, ids, column in (
+        (groups, "group_id", "group_name"),
+        (brands, "brand_id", "brand_name"),
+    ):
         if mapping is not None:
             out[column] = _names(out[ids], mapping).array
     return out
 
 
 def _names(ids: pd.Series, mapping: Mapping[int, str]) -> pd.Series:
-    return ids.map(
-        lambda i: mapping.get(int(i), str(int(i))) if pd.notna(i) else None
-    ).astype("string")
+    return ids.map(lambda i: mapping.get(int(i), str(int(i))) if pd.notna(i) else None).astype(
+        "string"
+    )

@@ -26,9 +26,7 @@ __all__ = [
 ]
 
 
-def open_store(
-    data_dir: str | os.PathLike[str], account: str, stream: str
-) -> Cache | DeltaCache:
+def open_store(data_dir: str | os.PathLike[str], account: str, stream: str) -> Cache | DeltaCache:
     """The cache of ``account``'s ``stream`` under ``data_dir``: Delta table or Parquet folder.
 
     Parameters

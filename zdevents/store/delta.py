@@ -84,8 +84,13 @@ VACUUM_RETENTION_HOURS = 168
 _URL = re.compile(r"^(s3|s3a|gs|gcs|az|abfs|abfss)://?(?P<rest>.+)$")
 _PART_NAME = re.compile(r"^month=(\d{4}-\d{2})/part-[0-9a-f]{32}\.parquet$")
 _STATE_FIELDS = (
-    "cursor", "covered_since", "covered_until", "horizon", "support_type_scope",
-    "after_cursor", "updated_at",
+    "cursor",
+    "covered_since",
+    "covered_until",
+    "horizon",
+    "support_type_scope",
+    "after_cursor",
+    "updated_at",
 )
 
 
@@ -207,7 +212,8 @@ class DeltaCache:
         self.dir: Path | _Location = _Location(self.uri) if self.remote else Path(self.uri)
         self._schema = _c._STORAGE_SCHEMAS.get(stream)
         self._lock = (
-            None if self.remote
+            None
+            if self.remote
             else filelock.FileLock(str(Path(self.uri) / ".zdevents.lock"), thread_local=False)
         )
         self._held = False
@@ -262,7 +268,9 @@ class DeltaCache:
                     f"the table {self.uri} has no version {version}: {_short(exc)}",
                     path=self.uri,
                 ) from None
-            raise CacheError(f"cannot read the table {self.uri}: {_short(exc)}", path=self.uri) from None
+            raise CacheError(
+                f"cannot read the table {self.uri}: {_short(exc)}", path=self.uri
+            ) from None
         if as_of_commit is not None:
             # the commit times recorded in the log (object stores' file times have 1 s steps)
             when = pd.Timestamp(as_of_commit)
@@ -477,7 +485,7 @@ class DeltaCache:
             except OSError as exc:
                 raise CacheError(
                     f"cannot write the cache folder {self.uri} ({exc.strerror or exc}): it is "
-                    "read-only for this user; read it with refresh=\"never\", or point "
+                    'read-only for this user; read it with refresh="never", or point '
                     "ZDEVENTS_DATA_DIR at a writable folder to fetch",
                     path=self.uri,
                 ) from None
@@ -579,8 +587,12 @@ class DeltaCache:
                 written += merged_out
                 removed += merged_in
             new_state = _c._covering(
-                state, cursor, covered_since, tuple(files),
-                after_cursor=after_cursor, support_type_scope=support_type_scope,
+                state,
+                cursor,
+                covered_since,
+                tuple(files),
+                after_cursor=after_cursor,
+                support_type_scope=support_type_scope,
             )
             live = {p.path for p in files}
             self._transact(
@@ -788,8 +800,10 @@ class DeltaCache:
             with fs.open_input_file(f"{root}/{part.path}") as fh:
                 table = pq.read_table(fh, columns=columns, page_checksum_verification=True)
             if self._schema is not None:
-                wanted = self._schema if columns is None else pa.schema(
-                    [self._schema.field(c) for c in columns]
+                wanted = (
+                    self._schema
+                    if columns is None
+                    else pa.schema([self._schema.field(c) for c in columns])
                 )
                 table = table.select(wanted.names).cast(wanted)
             return table
@@ -868,15 +882,16 @@ class DeltaCache:
         new_state = replace(state, files=files, rows=sum(p.rows for p in files), coverage=coverage)
         live = {p.path for p in files}
         self._transact(
-            delta, adds=[], removes=damaged,
+            delta,
+            adds=[],
+            removes=damaged,
             meta=_meta(new_state, {k: v for k, v in state.footers.items() if k in live}),
         )
         log.warning(
             "dropped %d damaged cache files; %s no longer cached until fetched again",
             len(damaged),
             ", ".join(
-                f"{_c._iso(p.min_time // 1000)}..{_c._iso(p.max_time // 1000 + 1)}"
-                for p in damaged
+                f"{_c._iso(p.min_time // 1000)}..{_c._iso(p.max_time // 1000 + 1)}" for p in damaged
             ),
         )
         return damaged
@@ -953,7 +968,9 @@ class DeltaCache:
         self._base = self._table().version()
         return result
 
-    def vacuum(self, retention_hours: int = VACUUM_RETENTION_HOURS, *, dry_run: bool = False) -> list[str]:
+    def vacuum(
+        self, retention_hours: int = VACUUM_RETENTION_HOURS, *, dry_run: bool = False
+    ) -> list[str]:
         """Delete data files no version within ``retention_hours`` references.
 
         The default (7 days) keeps every file a running reader or a recent ``version=``
@@ -1051,29 +1068,33 @@ def _stats(part: PartFile) -> str:
     def iso(ms: int) -> str:
         return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
-    return json.dumps({
-        "numRecords": part.rows,
-        "minValues": {"time": iso(part.min_time)},
-        "maxValues": {"time": iso(part.max_time)},
-        "nullCount": {"time": 0, "id": 0},
-    })
+    return json.dumps(
+        {
+            "numRecords": part.rows,
+            "minValues": {"time": iso(part.min_time)},
+            "maxValues": {"time": iso(part.max_time)},
+            "nullCount": {"time": 0, "id": 0},
+        }
+    )
 
 
 def _meta(state: CacheState, footers: dict) -> str:
     """The commit metadata of a state: what is needed to continue, nothing else."""
-    return json.dumps({
-        "schema_version": SCHEMA_VERSION,
-        "stream": state.stream,
-        "cursor": state.cursor,
-        "covered_since": state.covered_since,
-        "covered_until": state.covered_until,
-        "coverage": [list(pair) for pair in state.coverage],
-        "horizon": state.horizon,
-        "support_type_scope": state.support_type_scope,
-        "after_cursor": state.after_cursor,
-        "updated_at": state.updated_at or _now_iso(),
-        "footers": footers,
-    })
+    return json.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "stream": state.stream,
+            "cursor": state.cursor,
+            "covered_since": state.covered_since,
+            "covered_until": state.covered_until,
+            "coverage": [list(pair) for pair in state.coverage],
+            "horizon": state.horizon,
+            "support_type_scope": state.support_type_scope,
+            "after_cursor": state.after_cursor,
+            "updated_at": state.updated_at or _now_iso(),
+            "footers": footers,
+        }
+    )
 
 
 def _ms(value: object) -> int:
@@ -1107,7 +1128,6 @@ def _write_message(exc: BaseException, what: str) -> str:
     if "No space left" in text or "ENOSPC" in text:
         return _c._write_error(OSError(errno.ENOSPC, "No space left on device"), what)
     return f"could not write {what} ({_short(exc)}); the table and its cursor are unchanged"
-
 
 
 @dataclass(frozen=True)
