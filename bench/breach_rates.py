@@ -34,7 +34,7 @@ NAME = "breach_rates"
 TITLE = "breach_rates(sla_targets(events)) per engine vs DuckDB SQL"
 COUNTS = ("targets", "breached", "achieved", "active")
 
-# The rules of zdevents.sla.sla_targets (its docstring, "Notes"), for the counts per metric.
+# The rules of zdevents.analysis.sla.sla_targets (its docstring, "Notes"), for the counts per metric.
 # A target is a (ticket_id, metric, instance_id, sla_kind) with an apply at or before the
 # fulfilment (or, when open, at or before as_of); which apply is in force does not change
 # the outcome, so the reference only needs whether one exists.
@@ -156,7 +156,7 @@ def run_engine(data_dir: str, engine: str, as_of: str, repeat: int) -> dict[str,
     import duckdb
 
     import zdevents as zd
-    from zdevents.cache import Cache
+    from zdevents.store.parquet import Cache
 
     cache = Cache(data_dir, data.ACCOUNT, "metric_events")
     files = [str(p) for p in cache.files()]
@@ -233,7 +233,7 @@ def _try_engine(data_dir: Path, engine: str, as_of: str, repeat: int) -> dict[st
 
 
 def run(size: Size, folder: Path) -> Result:
-    from zdevents.cache import Cache
+    from zdevents.store.parquet import Cache
 
     result = Result(NAME, TITLE)
     pages = data.export_pages(folder, size.tickets)

@@ -32,7 +32,7 @@ DEFAULT_RESULTS = REPO / "bench" / "results"
 RESULT_MARK = "@@BENCH_RESULT@@ "
 MB = 1_000_000
 
-# The local server's credentials (zdevents.testing.LocalZendesk defaults).
+# The local server's credentials (zdevents.sample.server.LocalZendesk defaults).
 SERVER_EMAIL = "admin@sample.test"
 SERVER_TOKEN = "sample-api-token"
 
@@ -52,7 +52,7 @@ class Size:
     naive_whole_events : int or None
         Also run the naive baseline on the whole export in one frame up to this many events.
     batch_pages : int or None
-        Pages per normalise+commit batch (None: ``zdevents.ingest.BATCH_PAGES``).
+        Pages per normalise+commit batch (None: ``zdevents.export.fetch.BATCH_PAGES``).
     fetch_tickets : int
         Sample tickets served for the rate-limited fetch.
     fetch_rpm : float
@@ -292,7 +292,7 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """A ``python -m zdevents.testing`` process of our own."""
+    """A ``python -m zdevents.sample.server`` process of our own."""
 
     url: str
     process: subprocess.Popen
@@ -338,10 +338,10 @@ class Server:
 def local_server(
     tickets: int, *, seed: int = 7, requests_per_minute: float | None = None
 ) -> Iterator[Server]:
-    """Start ``python -m zdevents.testing`` in its own process; stop it afterwards."""
+    """Start ``python -m zdevents.sample.server`` in its own process; stop it afterwards."""
     port = free_port()
     args = [
-        sys.executable, "-m", "zdevents.testing",
+        sys.executable, "-m", "zdevents.sample.server",
         "--tickets", str(tickets), "--seed", str(seed), "--port", str(port),
     ]  # fmt: skip
     if requests_per_minute is not None:

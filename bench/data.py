@@ -1,8 +1,8 @@
 """Benchmark data, generated once with the sample generator and kept under the results folder.
 
-* :func:`export_pages` - the metric-event export of a :class:`~zdevents.sample.SampleAccount`
-  exactly as the local server serves it: a ``python -m zdevents.testing`` process of our own
-  is paged through with zdevents' own :class:`~zdevents.client.Client`, and every page body
+* :func:`export_pages` - the metric-event export of a :class:`~zdevents.sample.account.SampleAccount`
+  exactly as the local server serves it: a ``python -m zdevents.sample.server`` process of our own
+  is paged through with zdevents' own :class:`~zdevents.export.client.Client`, and every page body
   is written, untouched, as one line of an ``.ndjson`` file (a page body never contains a raw
   newline: JSON forbids them inside strings and the server writes compact JSON). A ``.json``
   sidecar holds each page's ``count`` and ``end_time``.
@@ -61,15 +61,18 @@ class PagesFile:
         return sum(self.counts[:pages])
 
 
-def fingerprint(names: tuple[str, ...] = ("sample.py", "testing.py")) -> str:
-    """Short hash of the source of these zdevents modules (default: generator and server)."""
+def fingerprint(names: tuple[str, ...] = ("sample",)) -> str:
+    """Short hash of the source of these zdevents modules or packages (default: the sample
+    account's generator and server)."""
     digest = hashlib.sha1()
     for name in names:
-        digest.update((REPO / "zdevents" / name).read_bytes())
+        path = REPO / "zdevents" / name
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.read_bytes())
     return digest.hexdigest()[:10]
 
 
-WRITER_MODULES = ("normalize.py", "cache.py", "ingest.py")
+WRITER_MODULES = ("schema.py", "export/parse.py", "export/fetch.py", "store")
 """The code that decides what the cache files hold (their names carry its fingerprint)."""
 
 
@@ -92,7 +95,7 @@ def export_pages(folder: Path, tickets: int, *, seed: int = SEED) -> PagesFile:
     if path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         return PagesFile(path, meta["counts"], meta["end_times"], tickets, meta["seconds"])
-    from zdevents.client import Client
+    from zdevents.export.client import Client
 
     for old in folder.glob(f"pages-t{tickets}-s{seed}-*"):
         old.unlink()
@@ -166,7 +169,7 @@ def xl_cache(folder: Path, base: Path, *, copies: int = 10) -> Path:
 
     Copy ``c`` shifts every ``ticket_id`` and event ``id`` by ``c`` times a step larger than
     any of them, so each copy is a separate, identical set of tickets (``copies`` times the
-    targets and counts of ``base``). Written through :meth:`zdevents.cache.Cache.commit`, one
+    targets and counts of ``base``). Written through :meth:`zdevents.store.parquet.Cache.commit`, one
     commit per part file of ``base`` (time order), in a fresh process; built once.
     """
     data_dir = folder / f"{base.name}-x{copies}"
@@ -185,7 +188,7 @@ def write_copies(base: str, out: str, copies: int) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from zdevents.cache import Cache
+    from zdevents.store.parquet import Cache
 
     source = Cache(base, ACCOUNT, "metric_events")
     state = source.state()

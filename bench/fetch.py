@@ -1,6 +1,6 @@
 """Benchmark 4: ``zd.fetch`` through the local server, rate-limited and unlimited.
 
-The server is ``python -m zdevents.testing`` in its own process; the fetch runs in a fresh
+The server is ``python -m zdevents.sample.server`` in its own process; the fetch runs in a fresh
 process of its own (``zd.fetch("metric_events", settings=...)``, the real client, normalise
 and cache), so its peak RSS is the fetch's alone.
 

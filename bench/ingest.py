@@ -9,10 +9,10 @@ in its own fresh process (peak RSS of the whole process):
   per batch of pages (batched like zdevents so its memory stays bounded; a whole-export
   variant, one frame for everything, runs at the smaller size);
 * **zdevents** - what :func:`zdevents.fetch` runs after its HTTP client: the pages go
-  through :class:`zdevents.ingest.PageWriter` (batches of ``BATCH_PAGES`` pages parsed by
-  :func:`zdevents.normalize.metric_events_table`, each committed by
-  :meth:`zdevents.cache.Cache.commit` - dedupe, month split, zstd Parquet, manifest - in the
-  writer thread while the next batch is parsed), inside :func:`zdevents.ingest.memory_pool`.
+  through :class:`zdevents.export.fetch.PageWriter` (batches of ``BATCH_PAGES`` pages parsed by
+  :func:`zdevents.export.parse.metric_events_table`, each committed by
+  :meth:`zdevents.store.parquet.Cache.commit` - dedupe, month split, zstd Parquet, manifest - in the
+  writer thread while the next batch is parsed), inside :func:`zdevents.export.fetch.memory_pool`.
 
 Events/s count every record in the pages read (page-boundary repeats included), the same
 number for every path.
@@ -116,13 +116,13 @@ def zdevents_ingest(
 ) -> dict[str, Any]:
     """zdevents' path, exactly as :func:`zdevents.fetch` runs it after the HTTP client.
 
-    Pages go through :class:`zdevents.ingest.PageWriter`: parsed ``BATCH_PAGES`` at a time
-    (:func:`zdevents.normalize.metric_events_table`), committed by its writer thread while
-    the next batch is read and parsed, inside :func:`zdevents.ingest.memory_pool`.
+    Pages go through :class:`zdevents.export.fetch.PageWriter`: parsed ``BATCH_PAGES`` at a time
+    (:func:`zdevents.export.parse.metric_events_table`), committed by its writer thread while
+    the next batch is read and parsed, inside :func:`zdevents.export.fetch.memory_pool`.
     """
-    from zdevents import ingest
-    from zdevents.cache import Cache
-    from zdevents.client import Page
+    from zdevents.export import fetch as ingest
+    from zdevents.export.client import Page
+    from zdevents.store.parquet import Cache
     from zdevents.streams import METRIC_EVENTS
 
     cache = Cache(data_dir, data.ACCOUNT, "metric_events")
@@ -237,7 +237,7 @@ def run(size: Size, folder: Path) -> Result:
         "thread), the others use one"
     )
     batch_pages = size.batch_pages
-    from zdevents.ingest import BATCH_PAGES
+    from zdevents.export.fetch import BATCH_PAGES
 
     per_batch = batch_pages or BATCH_PAGES
     table = Table(

@@ -49,7 +49,7 @@ def read_variant(
     import pyarrow.parquet as pq
 
     import zdevents as zd
-    from zdevents.cache import Cache
+    from zdevents.store.parquet import Cache
 
     settings = settings_for(data_dir)
     files = [str(p) for p in Cache(data_dir, data.ACCOUNT, "metric_events").files(since, until)]
@@ -83,7 +83,7 @@ def read_variant(
 
 def pick_month(data_dir: Path) -> tuple[str, str]:
     """[since, until) of the cache month with the most rows."""
-    from zdevents.cache import Cache
+    from zdevents.store.parquet import Cache
 
     state = Cache(data_dir, data.ACCOUNT, "metric_events").state()
     rows: dict[str, int] = {}

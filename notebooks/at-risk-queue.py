@@ -36,7 +36,7 @@ from matplotlib.ticker import MaxNLocator
 import zdevents as zd
 
 if use_sample:
-    from zdevents.sample import AGENTS, GROUPS
+    from zdevents.sample.account import AGENTS, GROUPS
 
     settings = zd.prepare_sample(data_dir)
     groups = GROUPS

@@ -99,7 +99,7 @@ zd.breach_rates(updates, by=["metric", "policy_title"])
 # target on the time they had. A breach of both is the team's own delay.
 
 # %%
-from zdevents.takeaways import pairing_takeaway
+from zdevents.viz.takeaways import pairing_takeaway
 
 pairs = zd.update_pairs(targets)
 print(pairing_takeaway(zd.update_pairing_summary(pairs, by=None)))
@@ -166,7 +166,7 @@ zd.save_figure(ax, f"{out_dir}/breach_trend_monthly")
 # effect size and p-value. Incomplete weeks, the hatched ones above, are never used.
 
 # %%
-from zdevents.takeaways import in_metric_order, trend_takeaway, verdict_sentences
+from zdevents.viz.takeaways import in_metric_order, trend_takeaway, verdict_sentences
 
 verdicts = zd.trend_verdicts(targets, by="metric_label", k=4, as_of=as_of)
 print(trend_takeaway(verdicts))
@@ -206,7 +206,7 @@ zd.save_figure(ax, f"{out_dir}/fulfilment_vs_target")
 # what is typical, the p90 how bad the tail is.
 
 # %%
-from zdevents.takeaways import in_metric_order, lateness_takeaway
+from zdevents.viz.takeaways import in_metric_order, lateness_takeaway
 
 late = zd.lateness(targets, as_of=as_of)
 late_by_metric = in_metric_order(zd.lateness_summary(late, by="metric_label"))

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from zdevents.config import Settings
-from zdevents.ingest import fetch
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.export.fetch import fetch
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
 
 COUNTS = ["targets", "breached", "achieved", "active"]
 RATES = ["breach_rate", "achievement_rate", "ci_low", "ci_high"]

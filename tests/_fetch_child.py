@@ -45,7 +45,8 @@ def run_fetch(
 
     from tqdm import tqdm
 
-    from zdevents import cli, ingest
+    from zdevents import cli
+    from zdevents.export import fetch as ingest
 
     # tqdm's default lock is a multiprocessing semaphore, which a SIGKILLed child leaks
     tqdm.set_lock(threading.RLock())
@@ -73,7 +74,7 @@ def _counter(kill_on: int) -> Callable[[], bool]:
 
 
 def _arm(point: str, kill_on: int) -> None:
-    import zdevents.cache as cache_module
+    import zdevents.store.parquet as cache_module
 
     if point not in KILL_POINTS:
         raise ValueError(f"unknown kill point {point!r}")
@@ -113,7 +114,7 @@ def _arm(point: str, kill_on: int) -> None:
 
 def _record_commits(path: str) -> None:
     """Append the manifest's row count of every state.json written (one line per commit)."""
-    from zdevents.cache import Cache
+    from zdevents.store.parquet import Cache
 
     real = Cache._write_state
 

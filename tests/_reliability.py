@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import zdevents as zd
-from zdevents import testing
-from zdevents.cache import Cache
+from zdevents.sample import server as testing
+from zdevents.store.parquet import Cache
 
 STREAM = "metric_events"
 

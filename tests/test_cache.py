@@ -14,10 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from zdevents import cache as cache_module
-from zdevents.cache import Cache
 from zdevents.errors import CacheError, CacheLocked, ConfigError
-from zdevents.normalize import METRIC_EVENTS_SCHEMA, metric_events_table
+from zdevents.export.parse import metric_events_table
+from zdevents.schema import METRIC_EVENTS_SCHEMA
+from zdevents.store import parquet as cache_module
+from zdevents.store.parquet import Cache
 
 
 def events(*rows: tuple) -> pa.Table:
@@ -293,7 +294,7 @@ def test_lock_held_by_another_process(tmp_path: Path):
     script = textwrap.dedent(
         f"""
         import sys, time
-        from zdevents.cache import Cache
+        from zdevents.store.parquet import Cache
         with Cache({str(tmp_path)!r}, "acme", "metric_events").lock():
             print("locked", flush=True)
             sys.stdin.readline()
@@ -452,7 +453,8 @@ def test_no_settings_or_secrets_in_files(cache: Cache):
 
 
 def test_ticket_events_audits_round_trip(tmp_path: Path):
-    from zdevents.normalize import TICKET_EVENTS_SCHEMA, ticket_events_table
+    from zdevents.export.parse import ticket_events_table
+    from zdevents.schema import TICKET_EVENTS_SCHEMA
 
     def audit(id: int, when: int, status: str) -> dict:
         child = {"id": id * 10, "status": status, "event_type": "Change"}

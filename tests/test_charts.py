@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zdevents import charts
-from zdevents.charts import (
+from zdevents.viz import charts
+from zdevents.viz.charts import (
     metric_label,
     metric_labels,
     plot_breach_heatmap,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from zdevents.cli import build_parser
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -223,7 +223,7 @@ def test_sigterm_and_sighup_keep_what_was_fetched(signame, command, tmp_path):
     import threading
     import time
 
-    from zdevents.cache import Cache
+    from zdevents.store.parquet import Cache
 
     number = getattr(signal, signame)
     with LocalZendesk(

@@ -1,4 +1,4 @@
-"""Unit tests of zdevents.client: paging, stopping rules, retries, pacing, errors, envelopes.
+"""Unit tests of zdevents.export.client: paging, stopping rules, retries, pacing, errors, envelopes.
 
 Time is fake (sleep/clock/now injected), HTTP is a fake session (or ``responses`` for the
 real requests stack), so nothing waits and nothing leaves the process.
@@ -26,7 +26,7 @@ from zdevents import (
     ServerError,
     Settings,
 )
-from zdevents.client import Client, parse_retry_after, read_envelope
+from zdevents.export.client import Client, parse_retry_after, read_envelope
 
 TOKEN = "tok-SECRET-7f3e9"
 EMAIL = "admin@acme.test"
@@ -484,7 +484,7 @@ def test_429_waits_retry_after_seconds_then_succeeds(caplog):
         reply(body=page_body(1, end_time=START)),
     )
     client = make_client(session, ft)
-    with caplog.at_level(logging.INFO, logger="zdevents.client"):
+    with caplog.at_level(logging.INFO, logger="zdevents.export.client"):
         pages = list(client.pages("metric_events", START))
     # said once, without "(Retry-After of a 429 (7 s))"
     assert "waiting 7.0 s before the next request (Retry-After of a 429)" in [
@@ -516,7 +516,7 @@ def test_429_without_retry_after_waits_one_slot_then_doubles(caplog):
         reply(body={"ok": 1}),
     )
     client = make_client(session, ft, requests_per_minute=10)
-    with caplog.at_level(logging.INFO, logger="zdevents.client"):
+    with caplog.at_level(logging.INFO, logger="zdevents.export.client"):
         client.get("/api/v2/x")
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("waiting")] == [
         "waiting 6.0 s before the next request (a 429 with no usable Retry-After)",
@@ -691,7 +691,7 @@ def test_pacing_rpm_3_seven_requests_hand_computed_waits(caplog):
     ft = FakeTime()
     session = FakeSession(*[reply(body={"ok": i}) for i in range(7)], time=ft, latency=5.0)
     client = make_client(session, ft, requests_per_minute=3)
-    with caplog.at_level(logging.DEBUG, logger="zdevents.client"):
+    with caplog.at_level(logging.DEBUG, logger="zdevents.export.client"):
         for _ in range(7):
             client.get("/api/v2/x")
     assert [c["at"] for c in session.calls] == [0, 5, 10, 65, 70, 75, 130]
@@ -931,7 +931,7 @@ def test_retry_after_cap_is_configurable_and_long_waits_log_a_warning(status, ca
     client = make_client(session, ft, max_retry_after=50)
     seen: list[tuple[float, str]] = []
     client.on_wait = lambda seconds, reason: seen.append((seconds, reason))
-    with caplog.at_level(logging.WARNING, logger="zdevents.client"):
+    with caplog.at_level(logging.WARNING, logger="zdevents.export.client"):
         client.get("/api/v2/x")
     assert ft.sleeps == [45.0]
     assert seen == [(45.0, f"Retry-After of {'a 429' if status == 429 else 'an HTTP 503'} (45 s)")]

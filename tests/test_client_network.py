@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import pytest
 
 from zdevents import PageError, ServerError, Settings
-from zdevents.client import Client
+from zdevents.export.client import Client
 
 PAGE = b'{"ticket_metric_events":[],"count":0,"end_of_stream":true,"end_time":1700000000}'
 

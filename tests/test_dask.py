@@ -18,12 +18,12 @@ dask = pytest.importorskip("dask")
 
 from _engines import GROUPINGS, assert_rates_equal, assert_same, sample_cache  # noqa: E402
 
-from zdevents.cache import Cache  # noqa: E402
+from zdevents.analysis.sla import breach_rates, sla_targets  # noqa: E402
 from zdevents.config import Settings  # noqa: E402
 from zdevents.errors import CacheError  # noqa: E402
-from zdevents.frame import load_frame  # noqa: E402
-from zdevents.scan import EngineUnavailable, scan, scan_as_of  # noqa: E402
-from zdevents.sla import breach_rates, sla_targets  # noqa: E402
+from zdevents.read.frame import load_frame  # noqa: E402
+from zdevents.read.scan import EngineUnavailable, scan, scan_as_of  # noqa: E402
+from zdevents.store.parquet import Cache  # noqa: E402
 
 pytestmark = [
     pytest.mark.e2e,

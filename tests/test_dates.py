@@ -54,7 +54,7 @@ def test_equal_bounds_are_an_empty_half_open_range_not_an_error():
 
 def test_epoch_seconds_mean_seconds_in_sla_targets_as_of():
     """1704067200 is 2024-01-01 for as_of too (it was read as nanoseconds: 0 targets)."""
-    from zdevents.sla import sla_targets
+    from zdevents.analysis.sla import sla_targets
 
     t = pd.Timestamp("2023-12-31 23:00", tz="UTC")
     events = pd.DataFrame(
@@ -78,9 +78,9 @@ def test_epoch_seconds_mean_seconds_in_sla_targets_as_of():
 def test_every_entry_point_reads_a_time_the_same_way(tmp_path, value):
     import pyarrow as pa
 
-    from zdevents.cache import Cache
-    from zdevents.normalize import METRIC_EVENTS_SCHEMA
-    from zdevents.sla import applied_between
+    from zdevents.analysis.sla import applied_between
+    from zdevents.schema import METRIC_EVENTS_SCHEMA
+    from zdevents.store.parquet import Cache
 
     targets = pd.DataFrame(
         {
@@ -141,8 +141,8 @@ def test_a_since_in_the_future_is_an_error_not_clamped():
 
 def test_a_future_since_fails_before_any_request_or_file(tmp_path):
     import zdevents as zd
-    from zdevents.sample import SampleAccount
-    from zdevents.testing import LocalZendesk
+    from zdevents.sample.account import SampleAccount
+    from zdevents.sample.server import LocalZendesk
 
     with LocalZendesk(SampleAccount(tickets=2)) as server:
         settings = server.settings(data_dir=tmp_path)

@@ -22,7 +22,7 @@ from pptx import Presentation  # noqa: E402
 from pptx.enum.shapes import MSO_SHAPE_TYPE  # noqa: E402
 
 import zdevents as zd  # noqa: E402
-from zdevents.deck import DECK_TITLES, deck_slides  # noqa: E402
+from zdevents.viz.deck import DECK_TITLES, deck_slides  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("no_plt_show")
 
@@ -97,7 +97,7 @@ def test_takeaways_are_computed_from_the_data():
 
 
 def test_appendix_lists_metrics_in_their_usual_order():
-    from zdevents.deck import _appendix_rows
+    from zdevents.viz.deck import _appendix_rows
 
     rates = pd.DataFrame(
         {

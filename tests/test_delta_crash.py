@@ -25,9 +25,9 @@ from _delta_s3 import BUCKET, s3_server
 from _reliability import assert_cursor_covers, child_env, plain, quick_local_sockets
 
 import zdevents as zd
-from zdevents.sample import SampleAccount
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
 from zdevents.store import DeltaCache, open_store
-from zdevents.testing import LocalZendesk
 
 pytest.importorskip("deltalake")
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -67,7 +67,7 @@ def truth(server, tmp_path_factory):
 @pytest.fixture(scope="module")
 def forkserver():
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["zdevents.cli", "zdevents.ingest", "_fetch_child"])
+    ctx.set_forkserver_preload(["zdevents.cli", "zdevents.export.fetch", "_fetch_child"])
     return ctx
 
 

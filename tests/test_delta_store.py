@@ -21,13 +21,13 @@ from _engines import assert_same
 from _reliability import plain
 
 import zdevents as zd
-from zdevents.cache import Cache
 from zdevents.errors import CacheError, CacheLocked
-from zdevents.normalize import METRIC_EVENTS_SCHEMA
 from zdevents.pipeline import format_status
-from zdevents.sample import SampleAccount
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
+from zdevents.schema import METRIC_EVENTS_SCHEMA
 from zdevents.store import DeltaCache, open_store
-from zdevents.testing import LocalZendesk
+from zdevents.store.parquet import Cache
 
 pytest.importorskip("deltalake")
 
@@ -613,7 +613,7 @@ def test_the_report_records_the_table_version_it_read(server, tmp_path):
     [line] = [ln for ln in page.splitlines() if "Data as of:" in ln]
     assert f"UTC (Delta table version {version}).</p>" in line
     # an earlier version read by hand and passed on to write_report
-    from zdevents.report import write_report
+    from zdevents.viz.report import write_report
 
     events = zd.load_frame(refresh="never", settings=settings, version=1)
     result = write_report(

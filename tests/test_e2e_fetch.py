@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import zdevents as zd
-from zdevents import ingest as fetch_module
-from zdevents.cache import Cache
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.export import fetch as fetch_module
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
+from zdevents.store.parquet import Cache
 
 pytestmark = pytest.mark.e2e
 

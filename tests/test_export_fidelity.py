@@ -11,10 +11,10 @@ import pytest
 import requests
 
 import zdevents as zd
-from zdevents.cache import Cache
 from zdevents.cli import main as cli_main
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
+from zdevents.store.parquet import Cache
 
 pytestmark = pytest.mark.e2e
 

@@ -13,10 +13,10 @@ import requests
 
 import zdevents as zd
 from zdevents import cli
-from zdevents.frame import open_cache
-from zdevents.normalize import METRIC_EVENTS_SCHEMA
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.read.frame import open_cache
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
+from zdevents.schema import METRIC_EVENTS_SCHEMA
 
 SEED_BODY = Path(__file__).parent / "data" / "seed_ticket_events_response.json"
 SEED_FILE = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_b088de2ab19e1290.txt"

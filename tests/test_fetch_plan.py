@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from zdevents.cache import CacheState
-from zdevents.ingest import _plan
+from zdevents.export.fetch import _plan
+from zdevents.store.parquet import CacheState
 
 
 def state(coverage=(), cursor=None, covered_since=None) -> CacheState:

@@ -10,10 +10,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from zdevents import ingest, normalize
-from zdevents.cache import Cache
-from zdevents.client import Page
 from zdevents.errors import CacheError, PageError
+from zdevents.export import fetch as ingest
+from zdevents.export import parse as normalize
+from zdevents.export.client import Page
+from zdevents.store.parquet import Cache
 from zdevents.streams import METRIC_EVENTS
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z

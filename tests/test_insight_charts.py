@@ -13,9 +13,14 @@ import pandas as pd
 import pytest
 
 import zdevents as zd
-from zdevents.charts import METRIC_COLOURS
-from zdevents.insight_charts import format_minutes, plot_funnel, plot_lateness, plot_update_pairing
-from zdevents.insights import funnel_table, lateness, update_pairing_summary
+from zdevents.analysis.insights import funnel_table, lateness, update_pairing_summary
+from zdevents.viz.charts import METRIC_COLOURS
+from zdevents.viz.insight_charts import (
+    format_minutes,
+    plot_funnel,
+    plot_lateness,
+    plot_update_pairing,
+)
 
 pytestmark = pytest.mark.usefixtures("no_plt_show")
 

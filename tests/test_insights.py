@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import zdevents as zd
-from zdevents.insights import (
+from zdevents.analysis.insights import (
     due_summary,
     due_targets,
     format_due,
@@ -574,7 +574,7 @@ def test_funnel_leaves_out_rows_without_a_unit():
 
 
 def test_trend_takeaway_names_the_week_of_each_metric_when_they_differ():
-    from zdevents.takeaways import trend_takeaway
+    from zdevents.viz.takeaways import trend_takeaway
 
     week = pd.Timestamp("2024-06-17", tz="UTC")
     verdicts = pd.DataFrame(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import zdevents as zd
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
 
 METRICS = "/api/v2/incremental/ticket_metric_events"
 TICKETS = "/api/v2/incremental/ticket_events"

@@ -9,9 +9,9 @@ import time
 import pytest
 
 import zdevents as zd
-from zdevents.names import NAMES_FILE, Names, fetch_names, load_names
-from zdevents.sample import BRANDS, GROUPS, SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.export.names import NAMES_FILE, Names, fetch_names, load_names
+from zdevents.sample.account import BRANDS, GROUPS, SampleAccount
+from zdevents.sample.server import LocalZendesk
 
 pytestmark = pytest.mark.e2e
 

@@ -27,9 +27,9 @@ import requests
 import zenpy
 
 import zdevents as zd
-from zdevents.cache import Cache
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
+from zdevents.store.parquet import Cache
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,9 @@ import re
 import pytest
 
 import zdevents as zd
-from zdevents.progress import FetchProgress
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.export.progress import FetchProgress
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
 
 
 def frames(text: str) -> list[str]:
@@ -89,8 +89,8 @@ def test_in_jupyter_load_frame_shows_the_progress_as_a_widget(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     code = (
         "import zdevents as zd\n"
-        "from zdevents.sample import SampleAccount\n"
-        "from zdevents.testing import LocalZendesk\n"
+        "from zdevents.sample.account import SampleAccount\n"
+        "from zdevents.sample.server import LocalZendesk\n"
         "with LocalZendesk(SampleAccount(tickets=20, seed=1)) as server:\n"
         f"    events = zd.load_frame(settings=server.settings(data_dir={str(tmp_path)!r}))\n"
         "print(len(events), 'events')\n"

@@ -21,9 +21,9 @@ from _reliability import (
 )
 
 import zdevents as zd
-from zdevents import normalize
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
+from zdevents.schema import to_pandas
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -84,7 +84,7 @@ def test_a_second_fetch_refuses_the_lock_and_a_third_waits_for_it(server, truth,
 @pytest.fixture(scope="module")
 def forkserver():
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["zdevents.cli", "zdevents.ingest", "_fetch_child"])
+    ctx.set_forkserver_preload(["zdevents.cli", "zdevents.export.fetch", "_fetch_child"])
     return ctx
 
 
@@ -134,7 +134,7 @@ def test_load_frame_while_a_fetch_commits_sees_whole_snapshots_only(
     committed = {0} | {int(n) for n in commits_file.read_text().split()}
     assert len(committed) > 20  # many commits happened while reading
 
-    expected = normalize.to_pandas(truth, "metric_events").set_index("id")
+    expected = to_pandas(truth, "metric_events").set_index("id")
     sizes = set()
     for n, frame in enumerate(observed):
         ids = frame["id"]

@@ -18,10 +18,11 @@ import pytest
 from _reliability import assert_exact, cache_of, clean_fetch, cli_env, quick_local_sockets
 
 import zdevents as zd
-from zdevents import cli, ingest
-from zdevents.cache import Cache
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents import cli
+from zdevents.export import fetch as ingest
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
+from zdevents.store.parquet import Cache
 
 pytestmark = pytest.mark.e2e
 

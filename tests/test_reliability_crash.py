@@ -39,8 +39,8 @@ from _reliability import (
 )
 
 import zdevents as zd
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -70,7 +70,7 @@ def truth(server, tmp_path_factory):
 @pytest.fixture(scope="module")
 def forkserver():
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["zdevents.cli", "zdevents.ingest", "_fetch_child"])
+    ctx.set_forkserver_preload(["zdevents.cli", "zdevents.export.fetch", "_fetch_child"])
     return ctx
 
 

@@ -26,8 +26,8 @@ from _reliability import assert_exact, cache_of, clean_fetch, cli_env, quick_loc
 
 import zdevents as zd
 from zdevents import cli
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
 
 pytestmark = pytest.mark.e2e
 
@@ -91,7 +91,7 @@ def test_auto_reads_the_last_snapshot_while_another_process_fetches(server, trut
     script = textwrap.dedent(
         f"""
         import sys
-        from zdevents.cache import Cache
+        from zdevents.store.parquet import Cache
         with Cache({str(tmp_path)!r}, {settings.account!r}, "metric_events").lock():
             print("locked", flush=True)
             sys.stdin.readline()

@@ -27,11 +27,11 @@ from _reliability import (
 )
 
 import zdevents as zd
-import zdevents.cache as cache_module
-from zdevents import client as client_module
-from zdevents import ingest
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+import zdevents.store.parquet as cache_module
+from zdevents.export import client as client_module
+from zdevents.export import fetch as ingest
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
 
 pytestmark = pytest.mark.e2e
 

@@ -37,11 +37,12 @@ from hypothesis import strategies as st
 from responses import matchers
 
 import zdevents as zd
-from zdevents import cli, ingest
-from zdevents.cache import Cache
-from zdevents.normalize import metric_events_table
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents import cli
+from zdevents.export import fetch as ingest
+from zdevents.export.parse import metric_events_table
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
+from zdevents.store.parquet import Cache
 
 TOKEN = "zd-SECRET-TOKEN-4242"
 SUBDOMAIN = "hostile-input"  # an origin of its own: no other test's pacing budget applies

@@ -27,10 +27,10 @@ from _reliability import cache_of, cli_env, quick_local_sockets
 
 import zdevents as zd
 from zdevents import cli
-from zdevents import client as client_module
-from zdevents.cache import Cache
-from zdevents.sample import SampleAccount
-from zdevents.testing import LocalZendesk
+from zdevents.export import client as client_module
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
+from zdevents.store.parquet import Cache
 
 pytestmark = pytest.mark.e2e
 
@@ -385,7 +385,7 @@ def test_the_real_command_with_verbose_logging_and_progress(server, tmp_path):
     out = subprocess.run([sys.executable, "-m", "zdevents", "--verbose", "fetch"], env=env,
                          capture_output=True, timeout=240)  # fmt: skip
     assert out.returncode == 2
-    assert b"DEBUG zdevents.client: GET" in out.stderr  # the verbose log really ran
+    assert b"DEBUG zdevents.export.client: GET" in out.stderr  # the verbose log really ran
     assert b"caught up to" in out.stderr  # and the progress bar
     assert_clean([out.stdout, out.stderr], "the real command's output")
     assert_clean(list(files_texts(tmp_path)), "the data folder")

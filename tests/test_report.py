@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zdevents.report import CHART_NAMES, format_rates_table, write_report
+from zdevents.viz.report import CHART_NAMES, format_rates_table, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -32,7 +32,7 @@ def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
 
 
 def reference_breach_rates(targets, by="metric", *, freq=None):
-    """A small stand-in for zdevents.sla.breach_rates with the same output columns."""
+    """A small stand-in for zdevents.analysis.sla.breach_rates with the same output columns."""
     keys = [by] if isinstance(by, str) else list(by)
     frame = targets.copy()
     if freq == "W":
@@ -327,7 +327,7 @@ def test_report_rejects_since_after_until(targets, tmp_path):
 
 
 def test_report_with_the_real_breach_rates(targets, tmp_path):
-    pytest.importorskip("zdevents.sla")
+    pytest.importorskip("zdevents.analysis.sla")
     result = write_report(targets, tmp_path, as_of="2024-01-20")  # default: sla.breach_rates
     by_metric = result.by_metric.set_index("metric_label")
     assert by_metric.loc["First reply", ["breached", "achieved", "active"]].tolist() == [1, 3, 0]
@@ -409,7 +409,7 @@ def test_report_names_the_account_and_has_brand_tables(targets, tmp_path):
 
 def test_build_report_shows_group_and_brand_names_fetched_from_zendesk(tmp_path):
     import zdevents as zd
-    from zdevents.sample import BRANDS, GROUPS
+    from zdevents.sample.account import BRANDS, GROUPS
 
     settings = zd.prepare_sample(tmp_path / "data", tickets=150)
     assert (tmp_path / "data" / "sample" / "names.json").exists()

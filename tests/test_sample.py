@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from zdevents.sample import GROUPS, SampleAccount
+from zdevents.sample.account import GROUPS, SampleAccount
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 

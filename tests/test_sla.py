@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zdevents.sla import (
+from zdevents.analysis.sla import (
     METRIC_LABELS,
     TARGET_COLUMNS,
     WindowedEventsWarning,

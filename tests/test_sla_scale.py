@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from _engines import assert_same
 
-from zdevents.frame import load_frame
-from zdevents.ingest import fetch
-from zdevents.sample import SampleAccount
-from zdevents.scan import scan, scan_as_of
-from zdevents.sla import breach_rates, sla_targets
-from zdevents.testing import LocalZendesk
+from zdevents.analysis.sla import breach_rates, sla_targets
+from zdevents.export.fetch import fetch
+from zdevents.read.frame import load_frame
+from zdevents.read.scan import scan, scan_as_of
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
 
 pytestmark = [
     pytest.mark.e2e,

@@ -37,9 +37,9 @@ if _missing():
 
 from _engines import GROUPINGS, assert_rates_equal, assert_same, sample_cache  # noqa: E402
 
-from zdevents.frame import load_frame  # noqa: E402
-from zdevents.scan import scan, scan_as_of  # noqa: E402
-from zdevents.sla import breach_rates, sla_targets  # noqa: E402
+from zdevents.analysis.sla import breach_rates, sla_targets  # noqa: E402
+from zdevents.read.frame import load_frame  # noqa: E402
+from zdevents.read.scan import scan, scan_as_of  # noqa: E402
 
 pytestmark = [
     pytest.mark.e2e,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from zdevents.tickets import ATTRIBUTE_COLUMNS, attach_ticket_attributes, ticket_attributes
+from zdevents.analysis.tickets import ATTRIBUTE_COLUMNS, attach_ticket_attributes, ticket_attributes
 
 T0 = pd.Timestamp("2024-03-04 09:00", tz="UTC")
 MS = pd.Timedelta(milliseconds=1)
@@ -149,7 +149,7 @@ def test_attach_at_another_time_column_and_bad_arguments():
 
 
 def test_channels_have_one_spelling_each():
-    from zdevents.tickets import normalize_channels
+    from zdevents.analysis.tickets import normalize_channels
 
     raw = pd.Series(
         [

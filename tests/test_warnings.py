@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import zdevents as zd
-from zdevents.ingest import FetchResult
+from zdevents.export.fetch import FetchResult
 
 
 def test_monthly_breach_rates_raise_no_pandas_deprecation_warning():

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import zdevents as zd
-from zdevents.sample import SampleAccount
-from zdevents.sla import WindowedEventsWarning
-from zdevents.testing import LocalZendesk
+from zdevents.analysis.sla import WindowedEventsWarning
+from zdevents.sample.account import SampleAccount
+from zdevents.sample.server import LocalZendesk
 
 SINCE, UNTIL = "2024-02-01", "2024-02-08"
 KEY = ["ticket_id", "metric", "instance_id", "sla_kind"]

@@ -6,6 +6,19 @@
 >>> rates = zd.breach_rates(targets, by="metric")  # doctest: +SKIP
 """
 
+from . import _moved
+from .analysis.insights import (
+    due_summary,
+    due_targets,
+    funnel_table,
+    lateness,
+    lateness_summary,
+    trend_verdicts,
+    update_pairing_summary,
+    update_pairs,
+)
+from .analysis.sla import applied_between, breach_rates, sla_targets
+from .analysis.tickets import attach_ticket_attributes, normalize_channels, ticket_attributes
 from .config import Settings
 from .dates import time_range, to_utc
 from .errors import (
@@ -21,26 +34,16 @@ from .errors import (
     ServerError,
     ZdEventsError,
 )
-from .exports import read_export
-from .frame import load_changes, load_frame, rebuild_cache
-from .ingest import FetchResult, fetch
-from .insights import (
-    due_summary,
-    due_targets,
-    funnel_table,
-    lateness,
-    lateness_summary,
-    trend_verdicts,
-    update_pairing_summary,
-    update_pairs,
-)
-from .names import fetch_names, load_names
+from .export.fetch import FetchResult, fetch
+from .export.names import fetch_names, load_names
 from .pipeline import build_report, cache_status, prepare_sample, run_demo
-from .scan import scan, scan_as_of
-from .sla import applied_between, breach_rates, sla_targets
-from .tickets import attach_ticket_attributes, normalize_channels, ticket_attributes
+from .read.exports import read_export
+from .read.frame import load_changes, load_frame, rebuild_cache
+from .read.scan import scan, scan_as_of
 
 __version__ = "0.1.0"
+
+_moved.install()
 
 # Charts pull in matplotlib (seconds of import time): load them on first use, so the CLI's
 # fetch and status start fast.
@@ -54,16 +57,16 @@ _CHARTS = (
 )
 # The insight charts and the deck (matplotlib, python-pptx) load on first use too.
 _LAZY = {
-    "plot_funnel": "insight_charts",
-    "plot_lateness": "insight_charts",
-    "plot_update_pairing": "insight_charts",
-    "build_deck": "deck",
+    "plot_funnel": "viz.insight_charts",
+    "plot_lateness": "viz.insight_charts",
+    "plot_update_pairing": "viz.insight_charts",
+    "build_deck": "viz.deck",
 }
 
 
 def __getattr__(name: str):
     if name in _CHARTS:
-        from . import charts
+        from .viz import charts
 
         return getattr(charts, name)
     if name in _LAZY:

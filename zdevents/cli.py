@@ -32,7 +32,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Fetch what is new from Zendesk into the cache."""
-    from .ingest import fetch
+    from .export.fetch import fetch
 
     settings = _settings(args)
     streams = ["metric_events", "ticket_events"] if args.stream == "all" else [args.stream]
@@ -58,7 +58,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_cache_rebuild(args: argparse.Namespace) -> int:
     """Rebuild a stream's lost or damaged state.json from its data files (deletes nothing)."""
-    from .frame import open_cache, rebuild_cache
+    from .read.frame import open_cache, rebuild_cache
 
     settings = _settings(args)
     streams = ["metric_events", "ticket_events"] if args.stream == "all" else [args.stream]
@@ -77,7 +77,7 @@ def cmd_cache_rebuild(args: argparse.Namespace) -> int:
 def cmd_cache_table(args: argparse.Namespace) -> int:
     """Delta tables: migrate a Parquet cache folder, optimize (compact) or vacuum a table."""
     from .errors import CacheError
-    from .frame import _account_name
+    from .read.frame import _account_name
     from .store import DeltaCache, migrate, open_store
 
     settings = _settings(args)
@@ -132,7 +132,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(result.summary)
     print(f"report: {result.index}")
     if args.pptx:
-        from .deck import build_deck
+        from .viz.deck import build_deck
 
         deck = build_deck(
             Path(args.out) / "sla.pptx",
@@ -148,8 +148,8 @@ def cmd_due(args: argparse.Namespace) -> int:
     """List the active SLA targets that fall due in the next hours, by group and assignee."""
     import pandas as pd
 
+    from .analysis.insights import format_due
     from .insight_pipeline import due_from_cache
-    from .insights import format_due
 
     try:
         within = pd.Timedelta(args.within)
@@ -164,7 +164,7 @@ def cmd_due(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Add saved export pages (.json, .json.gz, JSON lines) to the cache; the cursor stays."""
-    from .exports import import_pages
+    from .read.exports import import_pages
 
     results = import_pages(args.files, stream=args.stream, settings=_settings(args))
     for result in results:
@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from tqdm.contrib.logging import logging_redirect_tqdm
 
-        from .ingest import signals_as_interrupt
+        from .export.fetch import signals_as_interrupt
 
         # a warning during a fetch prints above the bar; SIGTERM/SIGHUP end the command
         # like Ctrl-C (what was fetched is kept), with the message and exit status below

@@ -16,7 +16,7 @@ _AS_OF_ATTR = "zdevents_as_of"
 
 def _changes(settings: Settings) -> pd.DataFrame | None:
     """The cached ticket changes, or None when the ticket events are not cached."""
-    from .frame import load_changes
+    from .read.frame import load_changes
 
     try:
         changes = load_changes(refresh="never", settings=settings)
@@ -28,7 +28,7 @@ def _changes(settings: Settings) -> pd.DataFrame | None:
 def _group_names(settings: Settings) -> dict[int, str] | None:
     """Group names from the cached names file (nothing is fetched), or None."""
     from .errors import ZdEventsError
-    from .names import load_names
+    from .export.names import load_names
 
     try:
         return load_names(settings=settings, refresh="never").groups or None
@@ -46,9 +46,9 @@ def targets_from_cache(settings: Settings | None = None) -> tuple[pd.DataFrame, 
     --------
     >>> targets, account = targets_from_cache()  # doctest: +SKIP
     """
-    from .frame import load_frame
-    from .sla import sla_targets
-    from .tickets import attach_ticket_attributes
+    from .analysis.sla import sla_targets
+    from .analysis.tickets import attach_ticket_attributes
+    from .read.frame import load_frame
 
     settings = settings if settings is not None else Settings.from_env()
     events = load_frame(refresh="never", settings=settings)
@@ -58,7 +58,7 @@ def targets_from_cache(settings: Settings | None = None) -> tuple[pd.DataFrame, 
         targets = attach_ticket_attributes(targets, changes)
     targets.attrs = {**events.attrs, **targets.attrs}
     try:  # the configured account, or the only one in the cache folder (as load_frame reads)
-        from .frame import _account_name
+        from .read.frame import _account_name
 
         account = _account_name(settings)
     except ConfigError:
@@ -74,9 +74,9 @@ def due_from_cache(*, settings: Settings | None = None, as_of: TimeLike = None) 
     --------
     >>> due = due_from_cache()  # doctest: +SKIP
     """
-    from .frame import load_frame
-    from .insights import due_targets
-    from .tickets import attach_ticket_attributes
+    from .analysis.insights import due_targets
+    from .analysis.tickets import attach_ticket_attributes
+    from .read.frame import load_frame
 
     settings = settings if settings is not None else Settings.from_env()
     events = load_frame(refresh="never", settings=settings)

@@ -197,13 +197,13 @@ def build_report(
     >>> run = build_report("reports", since="2024-01-01")  # doctest: +SKIP
     >>> print(run.summary)  # doctest: +SKIP
     """
+    from .analysis.insights import due_targets
+    from .analysis.sla import sla_targets
+    from .analysis.tickets import attach_ticket_attributes
     from .errors import ZdEventsError
-    from .frame import load_changes, load_frame, open_cache
-    from .insights import due_targets
-    from .names import Names, load_names
-    from .report import format_rates_table, write_report
-    from .sla import sla_targets
-    from .tickets import attach_ticket_attributes
+    from .export.names import Names, load_names
+    from .read.frame import load_changes, load_frame, open_cache
+    from .viz.report import format_rates_table, write_report
 
     settings = settings if settings is not None else Settings.from_env()
     start, end = time_range(since, until)
@@ -276,7 +276,7 @@ def prepare_sample(
 ) -> Settings:
     """Fetch the sample account into ``data_dir`` through the real client; return its settings.
 
-    Serves :class:`~zdevents.sample.SampleAccount` on 127.0.0.1 for the duration and fetches
+    Serves :class:`~zdevents.sample.account.SampleAccount` on 127.0.0.1 for the duration and fetches
     both streams (ticket events with comments). A second call only asks for what is newer than
     the cursor (nothing). The returned settings name the ``sample`` account's cache and carry
     no credentials, so ``load_frame(settings=...)`` reads the cache.
@@ -286,9 +286,9 @@ def prepare_sample(
     >>> settings = prepare_sample("data")  # doctest: +SKIP
     >>> events = zd.load_frame(settings=settings, refresh="never")  # doctest: +SKIP
     """
-    from .ingest import fetch
-    from .sample import SampleAccount
-    from .testing import LocalZendesk
+    from .export.fetch import fetch
+    from .sample.account import SampleAccount
+    from .sample.server import LocalZendesk
 
     account = SampleAccount(tickets=tickets, seed=seed)
     with LocalZendesk(account) as server:
@@ -304,7 +304,7 @@ def prepare_sample(
             )
             if echo:
                 echo(str(result))
-        from .names import fetch_names
+        from .export.names import fetch_names
 
         fetch_names(settings)  # group and brand names, beside the exports
     return Settings(subdomain=settings.subdomain, data_dir=settings.data_dir)
@@ -334,8 +334,8 @@ def run_demo(
     echo(format_status(cache_status(settings=settings)))
     echo("")
     run = build_report(out_dir, settings=settings)
-    from .deck import build_deck
-    from .sample import GROUPS
+    from .sample.account import GROUPS
+    from .viz.deck import build_deck
 
     echo(f"deck: {build_deck(Path(out_dir) / 'sla.pptx', settings=settings, groups=GROUPS)}")
     echo("breach rate by metric:")

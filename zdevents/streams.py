@@ -38,7 +38,7 @@ class Stream:
         False where Zendesk's documented envelope has no ``end_of_stream``. A page without
         it ends the stream only when its ``end_time`` does not move past the page's
         ``start_time`` or has reached the withheld last minute (now - 60 s); a short page
-        alone never does (see :meth:`zdevents.client.Client.pages`).
+        alone never does (see :meth:`zdevents.export.client.Client.pages`).
     page_size : int
         Zendesk's page size for this export's time-based pages (a page can hold more when
         many items share its last second).

@@ -4,7 +4,7 @@
 (:class:`~zdevents.store.delta.DeltaCache`) when the data dir is an object-store URL
 (``s3://bucket/prefix``, ``gs://``, ``az://``, ``abfss://``) or when the stream's folder
 already holds a Delta table (a ``_delta_log`` folder); otherwise the Parquet cache
-(:class:`~zdevents.cache.Cache`). Both offer the same methods (``lock``, ``commit``,
+(:class:`~zdevents.store.parquet.Cache`). Both offer the same methods (``lock``, ``commit``,
 ``state``, ``read``, ``parts``, ``files``, ``repair``, ``rebuild``, ``uncovered``).
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 
-from ..cache import Cache
 from .delta import DeltaCache, DeltaState, MigrationResult, is_object_store, migrate, table_uri
+from .parquet import Cache
 
 __all__ = [
     "DeltaCache",

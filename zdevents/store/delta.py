@@ -58,8 +58,9 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .. import cache as _c
-from ..cache import (
+from ..errors import CacheError, CacheLocked
+from . import parquet as _c
+from .parquet import (
     MAX_PARTS_PER_MONTH,
     ROW_GROUP_ROWS,
     SCHEMA_VERSION,
@@ -70,7 +71,6 @@ from ..cache import (
     PartFile,
     RebuildResult,
 )
-from ..errors import CacheError, CacheLocked
 
 __all__ = ["DeltaCache", "DeltaState", "MigrationResult", "is_object_store", "migrate", "table_uri"]
 
@@ -141,7 +141,7 @@ class _Location(str):
 
 @dataclass(frozen=True)
 class DeltaState(CacheState):
-    """A :class:`~zdevents.cache.CacheState` read from one table version.
+    """A :class:`~zdevents.store.parquet.CacheState` read from one table version.
 
     Attributes
     ----------
@@ -161,7 +161,7 @@ class DeltaState(CacheState):
 class DeltaCache:
     """The cache of one account's stream as a Delta Lake table.
 
-    The same methods as :class:`zdevents.cache.Cache`; reads also take ``version=`` (a
+    The same methods as :class:`zdevents.store.parquet.Cache`; reads also take ``version=`` (a
     table version) or ``as_of_commit=`` (a time: the version current then).
 
     Parameters
@@ -182,7 +182,7 @@ class DeltaCache:
     Examples
     --------
     >>> import tempfile
-    >>> from zdevents.normalize import metric_events_table
+    >>> from zdevents.export.parse import metric_events_table
     >>> cache = DeltaCache(tempfile.mkdtemp(), "acme", "metric_events")
     >>> body = (b'{"ticket_metric_events": [{"id": 1, "ticket_id": 7, "metric": "reply_time",'
     ...         b' "instance_id": 1, "type": "activate", "time": "2024-01-02T03:04:05Z"}]}')
@@ -524,7 +524,7 @@ class DeltaCache:
     ) -> CommitResult:
         """Append ``table`` (deduped keep-last by ``id``) and what it covers, in one commit.
 
-        Same parameters and meaning as :meth:`zdevents.cache.Cache.commit`. Data files are
+        Same parameters and meaning as :meth:`zdevents.store.parquet.Cache.commit`. Data files are
         written first; the commit (files added and removed, the state in its metadata) is
         one Delta transaction, so a crash leaves the previous version intact. A month whose
         small files exceed ``MAX_PARTS_PER_MONTH`` is compacted in the same commit.
@@ -854,7 +854,7 @@ class DeltaCache:
     def repair(self, since: object = None, until: object = None) -> list[PartFile]:
         """Drop damaged data files (one commit) and the coverage of their time span.
 
-        Must run inside :meth:`lock`; as :meth:`zdevents.cache.Cache.repair`.
+        Must run inside :meth:`lock`; as :meth:`zdevents.store.parquet.Cache.repair`.
 
         Examples
         --------
@@ -1173,7 +1173,7 @@ def migrate(data_dir: str | os.PathLike[str], account: str, stream: str) -> Migr
     --------
     >>> import tempfile
     >>> root = tempfile.mkdtemp()
-    >>> from zdevents.normalize import metric_events_table
+    >>> from zdevents.export.parse import metric_events_table
     >>> old = Cache(root, "acme", "metric_events")
     >>> body = (b'{"ticket_metric_events": [{"id": 1, "ticket_id": 7, "metric": "reply_time",'
     ...         b' "instance_id": 1, "type": "activate", "time": "2024-01-02T03:04:05Z"}]}')

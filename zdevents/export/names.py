@@ -2,7 +2,7 @@
 
 Ticket events carry only ``group_id`` and ``brand_id``. :func:`fetch_names` reads Zendesk's
 groups and brands lists (``GET /api/v2/groups``, ``GET /api/v2/brands``, the normal
-paginated API) through :class:`zdevents.client.Client` and keeps them in a small JSON file
+paginated API) through :class:`zdevents.export.client.Client` and keeps them in a small JSON file
 beside the exports (``<data dir>/<account>/names.json``). :func:`load_names` reads that file,
 fetching it first when it is missing or older than a day and an account is configured.
 """
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .config import Settings
-from .errors import CacheError, ConfigError, ZdEventsError
-from .files import write_atomic
+from ..config import Settings
+from ..errors import CacheError, ConfigError, ZdEventsError
+from ..files import write_atomic
 
 if TYPE_CHECKING:
     import requests
@@ -188,7 +188,7 @@ def load_names(
         if refresh == "force":
             settings.account  # noqa: B018 - raises ConfigError naming what to set
         # like load_frame: the only account in the cache folder (the demo's, say), read only
-        from .frame import _account_name
+        from ..read.frame import _account_name
 
         try:
             account = _account_name(settings)

@@ -78,13 +78,13 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from .cache import Cache
-from .config import Settings
-from .dates import TimeLike, time_range
-from .errors import CacheError, ConfigError, ZdEventsError
+from ..config import Settings
+from ..dates import TimeLike, time_range
+from ..errors import CacheError, ConfigError, ZdEventsError
+from ..store import DeltaCache, open_store
+from ..store.parquet import Cache
+from ..streams import get_stream
 from .frame import _account_name, _outside_package
-from .store import DeltaCache, open_store
-from .streams import get_stream
 
 __all__ = ["ENGINES", "EngineUnavailable", "scan", "scan_as_of"]
 
@@ -185,7 +185,7 @@ def scan(
         are opened, and rows outside it are filtered out.
     stream : {"metric_events", "ticket_events"}
         ``ticket_events`` frames include the nested ``child_events`` column as the engine
-        reads it (:func:`zdevents.normalize.ticket_changes` is pandas-only).
+        reads it (:func:`zdevents.export.parse.ticket_changes` is pandas-only).
     columns : sequence of str, optional
         Only these columns (projection pushed down to the Parquet reader).
     settings : Settings, optional

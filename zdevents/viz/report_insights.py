@@ -1,10 +1,10 @@
 """The HTML report's insight sections: how late, is it really better, periodic vs pausable,
 the league table of groups and what is due next.
 
-:func:`insight_tables` computes the tables (with :mod:`zdevents.insights`) and their
-one-sentence takeaways (with :mod:`zdevents.takeaways`, the same sentences as the deck);
+:func:`insight_tables` computes the tables (with :mod:`zdevents.analysis.insights`) and their
+one-sentence takeaways (with :mod:`zdevents.viz.takeaways`, the same sentences as the deck);
 :func:`insight_drawers` gives the charts; :func:`insight_html` renders each section as HTML.
-Used by :func:`zdevents.report.write_report`.
+Used by :func:`zdevents.viz.report.write_report`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 from matplotlib.axes import Axes
 
-from . import insight_charts, insights, takeaways
+from ..analysis import insights
+from . import insight_charts, takeaways
 
 __all__ = ["InsightTables", "insight_drawers", "insight_html", "insight_tables"]
 

@@ -10,9 +10,7 @@ Two streams, two paths:
 * **ticket events** (audits, far less dense, polymorphic) are parsed page by page with
   :func:`json.loads` and built column-wise.
 
-The storage schemas (:data:`METRIC_EVENTS_SCHEMA`, :data:`TICKET_EVENTS_SCHEMA`) are what the
-cache writes; :func:`to_pandas` turns any of them into a frame with nullable dtypes,
-categoricals and tz-aware UTC times.
+Both build tables in the storage schemas of :mod:`zdevents.schema`.
 """
 
 from __future__ import annotations
@@ -31,100 +29,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from .errors import PageError
+from ..errors import PageError
+from ..schema import (
+    CHILD_EVENT_TYPE,
+    METRIC_EVENTS_SCHEMA,
+    TICKET_CHANGES_SCHEMA,
+    TICKET_EVENTS_SCHEMA,
+    TIME_TYPE,
+    empty_table,
+    to_pandas,
+)
 
 __all__ = [
-    "METRIC_EVENTS_SCHEMA",
-    "TICKET_CHANGES_SCHEMA",
-    "TICKET_EVENTS_SCHEMA",
-    "empty_table",
     "is_metric_event",
     "metric_events_frame",
     "metric_events_table",
-    "schema_for",
     "ticket_changes",
     "ticket_events_table",
-    "to_pandas",
 ]
 
 log = logging.getLogger(__name__)
 
-_TIME = pa.timestamp("ms", tz="UTC")
-_DICT = pa.dictionary(pa.int32(), pa.string())
 _METRIC_KEYS = ("ticket_metric_events", "ticket_events")
 _REQUIRED = ("id", "ticket_id", "metric", "type", "time")
-
-METRIC_EVENTS_SCHEMA: pa.Schema = pa.schema(
-    [
-        pa.field("id", pa.int64(), nullable=False),
-        pa.field("ticket_id", pa.int64(), nullable=False),
-        pa.field("metric", _DICT, nullable=False),
-        pa.field("instance_id", pa.int32()),
-        pa.field("type", _DICT, nullable=False),
-        pa.field("time", _TIME, nullable=False),
-        pa.field("sla_kind", _DICT),
-        pa.field("sla_target_minutes", pa.int32()),
-        pa.field("sla_business_hours", pa.bool_()),
-        pa.field("policy_id", pa.int64()),
-        pa.field("policy_title", pa.string()),
-        pa.field("status_calendar_minutes", pa.int32()),
-        pa.field("status_business_minutes", pa.int32()),
-        pa.field("deleted", pa.bool_()),
-    ]
-)
-"""Arrow storage schema of SLA metric events (column order == the pandas frame's)."""
-
-CHILD_EVENT_TYPE: pa.StructType = pa.struct(
-    [
-        ("id", pa.int64()),
-        ("event_type", pa.string()),
-        ("field", pa.string()),
-        ("value", pa.string()),
-        ("previous_value", pa.string()),
-        ("via_channel", pa.string()),
-        ("author_id", pa.int64()),
-        ("public", pa.bool_()),
-        ("body", pa.string()),
-    ]
-)
-
-TICKET_EVENTS_SCHEMA: pa.Schema = pa.schema(
-    [
-        pa.field("id", pa.int64(), nullable=False),
-        pa.field("ticket_id", pa.int64(), nullable=False),
-        pa.field("time", _TIME, nullable=False),
-        pa.field("updater_id", pa.int64()),
-        pa.field("via_channel", pa.string()),
-        pa.field("event_type", pa.string()),
-        pa.field("child_events", pa.list_(CHILD_EVENT_TYPE)),
-    ]
-)
-"""Arrow storage schema of ticket events: one row per audit, its changes in ``child_events``."""
-
-TICKET_CHANGES_SCHEMA: pa.Schema = pa.schema(
-    [
-        pa.field("ticket_id", pa.int64()),
-        pa.field("audit_id", pa.int64()),
-        pa.field("time", _TIME),
-        pa.field("updater_id", pa.int64()),
-        pa.field("via_channel", _DICT),
-        pa.field("event_id", pa.int64()),
-        pa.field("event_type", _DICT),
-        pa.field("field", _DICT),
-        pa.field("value", pa.string()),
-        pa.field("previous_value", pa.string()),
-        pa.field("author_id", pa.int64()),
-        pa.field("public", pa.bool_()),
-        pa.field("body", pa.string()),
-    ]
-)
-"""Long form of ticket events (:func:`ticket_changes`): one row per field change or comment."""
-
-_SCHEMAS = {
-    "metric_events": METRIC_EVENTS_SCHEMA,
-    "ticket_events": TICKET_EVENTS_SCHEMA,
-    "ticket_changes": TICKET_CHANGES_SCHEMA,
-}
 
 # ---------------------------------------------------------------------------------- JSON schema
 # Times are parsed at ns precision (any number of fractional digits up to 9) and truncated to ms.
@@ -176,38 +103,6 @@ class _BadPage(Exception):
         super().__init__(reason)
         self.reason = reason
         self.field = field
-
-
-def schema_for(stream_name: str) -> pa.Schema:
-    """The Arrow storage schema of ``stream_name``.
-
-    Parameters
-    ----------
-    stream_name : str
-        ``"metric_events"``, ``"ticket_events"`` (audits) or ``"ticket_changes"`` (long form).
-
-    Examples
-    --------
-    >>> schema_for("metric_events").names[:3]
-    ['id', 'ticket_id', 'metric']
-    """
-    try:
-        return _SCHEMAS[stream_name]
-    except KeyError:
-        raise ValueError(
-            f"unknown stream {stream_name!r}; choose one of: {', '.join(sorted(_SCHEMAS))}"
-        ) from None
-
-
-def empty_table(stream_name: str) -> pa.Table:
-    """An empty table in the storage schema of ``stream_name``.
-
-    Examples
-    --------
-    >>> empty_table("metric_events").num_rows
-    0
-    """
-    return schema_for(stream_name).empty_table()
 
 
 # ---------------------------------------------------------------------------------- metric events
@@ -473,7 +368,7 @@ def _metric_columns(records: pa.ChunkedArray) -> pa.Table:
         "metric": rec["metric"].dictionary_encode(),
         "instance_id": _int32(rec["instance_id"], "instance_id"),
         "type": rec["type"].dictionary_encode(),
-        "time": rec["time"].cast(_TIME, safe=False),
+        "time": rec["time"].cast(TIME_TYPE, safe=False),
         "sla_kind": kind.dictionary_encode(),
         "sla_target_minutes": _int32(target, "sla.target"),
         "sla_business_hours": pick("business_hours"),
@@ -771,7 +666,7 @@ class _AuditBuilder:
         arrays = [
             pa.array(self.audit["id"], type=pa.int64()),
             pa.array(self.audit["ticket_id"], type=pa.int64()),
-            pa.array(self.audit["time"], type=pa.int64()).cast(_TIME),
+            pa.array(self.audit["time"], type=pa.int64()).cast(TIME_TYPE),
             pa.array(self.audit["updater_id"], type=pa.int64()),
             pa.array(self.audit["via_channel"], type=pa.string()),
             pa.array(self.audit["event_type"], type=pa.string()),
@@ -823,49 +718,3 @@ def ticket_changes(audits: pa.Table) -> pa.Table:
             column = column.dictionary_encode()
         arrays.append(column.cast(field.type))
     return pa.Table.from_arrays(arrays, schema=TICKET_CHANGES_SCHEMA)
-
-
-# ---------------------------------------------------------------------------------- pandas
-_PANDAS_TYPES = {
-    pa.int64(): pd.Int64Dtype(),
-    pa.int32(): pd.Int32Dtype(),
-    pa.bool_(): pd.BooleanDtype(),
-    pa.string(): pd.StringDtype("pyarrow"),
-    pa.large_string(): pd.StringDtype("pyarrow"),
-}
-
-
-def to_pandas(
-    table: pa.Table, stream_name: str = "metric_events", *, child_events: bool = False
-) -> pd.DataFrame:
-    """Convert a table of ``stream_name`` to pandas with analysis-ready dtypes.
-
-    Integers become ``Int64``/``Int32``, booleans ``boolean``, strings ``string[pyarrow]``,
-    dictionary columns ``category`` (unknown values kept), times ``datetime64[ms, UTC]``.
-    Columns missing from ``table`` (a projection) are simply absent.
-
-    Parameters
-    ----------
-    table : pyarrow.Table
-    stream_name : str
-        ``"metric_events"``, ``"ticket_events"`` or ``"ticket_changes"``.
-    child_events : bool
-        For ``ticket_events``: keep the ``child_events`` list column (as Python objects);
-        dropped by default (use :func:`ticket_changes` for the long form).
-
-    Examples
-    --------
-    >>> frame = to_pandas(empty_table("metric_events"), "metric_events")
-    >>> str(frame["metric"].dtype), str(frame["id"].dtype)
-    ('category', 'Int64')
-    """
-    schema_for(stream_name)  # validates the name
-    if stream_name == "ticket_events" and not child_events and "child_events" in table.column_names:
-        table = table.drop_columns(["child_events"])
-    table = table.replace_schema_metadata(None)
-    frame = table.to_pandas(types_mapper=_PANDAS_TYPES.get, self_destruct=False)
-    for name in frame.columns:
-        arrow_type = table.schema.field(name).type
-        if pa.types.is_timestamp(arrow_type) and str(frame[name].dtype) != "datetime64[ms, UTC]":
-            frame[name] = frame[name].astype("datetime64[ms, UTC]")
-    return frame

@@ -24,15 +24,12 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 
-from . import normalize
-from .cache import Cache, CacheState
-from .client import Client, Page
-from .config import Settings
-from .dates import TimeLike, time_range
-from .errors import ConfigError, PageError, ZdEventsError
-from .progress import FetchProgress
-from .store import open_store
-from .streams import (
+from ..config import Settings
+from ..dates import TimeLike, time_range
+from ..errors import ConfigError, PageError, ZdEventsError
+from ..store import open_store
+from ..store.parquet import Cache, CacheState
+from ..streams import (
     METRIC_EVENTS,
     PAGINATION_MODES,
     SUPPORT_TYPE_SCOPES,
@@ -40,6 +37,9 @@ from .streams import (
     Stream,
     get_stream,
 )
+from . import parse as normalize
+from .client import Client, Page
+from .progress import FetchProgress
 
 if TYPE_CHECKING:
     import requests

@@ -2,7 +2,7 @@
 
 Breach rates split by priority, group or channel need the ticket's attributes *as they
 were* when the SLA applied, not as they are today. :func:`ticket_attributes` turns the
-long form of ticket changes (``zdevents.normalize.ticket_changes``) into one row per
+long form of ticket changes (``zdevents.export.parse.ticket_changes``) into one row per
 change of a tracked field, forward-filled per ticket; :func:`attach_ticket_attributes`
 joins the values in force at a time column of the targets (an as-of join).
 """
@@ -145,7 +145,7 @@ def ticket_attributes(changes: pd.DataFrame) -> pd.DataFrame:
     ----------
     changes : pandas.DataFrame
         Ticket changes in long form (``ticket_id, audit_id, time, via_channel, event_type,
-        field, value``, ... as ``zdevents.normalize.ticket_changes`` gives them).
+        field, value``, ... as ``zdevents.export.parse.ticket_changes`` gives them).
 
     Returns
     -------

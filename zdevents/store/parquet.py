@@ -52,8 +52,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from .errors import CacheError, CacheLocked, ConfigError
-from .normalize import METRIC_EVENTS_SCHEMA, TICKET_EVENTS_SCHEMA
+from ..errors import CacheError, CacheLocked, ConfigError
+from ..schema import METRIC_EVENTS_SCHEMA, TICKET_EVENTS_SCHEMA
 
 __all__ = ["SCHEMA_VERSION", "Cache", "CacheState", "CommitResult", "PartFile", "RebuildResult"]
 
@@ -313,7 +313,7 @@ def _check_name(value: str, what: str) -> str:
 
 def _to_ms(value: object, what: str) -> int | None:
     """A point in time as Unix ms, rounded up (so ``time >= since`` stays exact)."""
-    from .dates import to_epoch_ms  # the one time parser
+    from ..dates import to_epoch_ms  # the one time parser
 
     return to_epoch_ms(value, name=what)  # type: ignore[arg-type]
 
@@ -351,7 +351,7 @@ class Cache:
     Examples
     --------
     >>> import tempfile, pyarrow as pa
-    >>> from zdevents.normalize import metric_events_table
+    >>> from zdevents.export.parse import metric_events_table
     >>> cache = Cache(Path(tempfile.mkdtemp()), "acme", "metric_events")
     >>> body = (b'{"ticket_metric_events": [{"id": 1, "ticket_id": 7, "metric": "reply_time",'
     ...         b' "instance_id": 1, "type": "activate", "time": "2024-01-02T03:04:05Z"}]}')

@@ -22,9 +22,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
 
-from . import charts, insight_charts, insights
-from .dates import TimeLike, time_range, to_utc
-from .files import write_atomic
+from ..analysis import insights
+from ..dates import TimeLike, time_range, to_utc
+from ..files import write_atomic
+from . import charts, insight_charts
 from .takeaways import (
     funnel_takeaway,
     in_metric_order,
@@ -143,7 +144,7 @@ def deck_slides(
     >>> slides, tables = deck_slides(targets)  # doctest: +SKIP
     >>> [s.takeaway for s in slides]  # doctest: +SKIP
     """
-    from .sla import breach_rates
+    from ..analysis.sla import breach_rates
 
     cutoff = _resolve_as_of(targets, as_of)
     heading = (
@@ -524,10 +525,10 @@ def build_deck(
     >>> zd.build_deck("reports/sla.pptx", since="2024-01-01")  # doctest: +SKIP
     PosixPath('reports/sla.pptx')
     """
-    from .sla import applied_between
+    from ..analysis.sla import applied_between
 
     if targets is None:
-        from .insight_pipeline import targets_from_cache
+        from ..insight_pipeline import targets_from_cache
 
         targets, account_name = targets_from_cache(settings)
         account = account or account_name

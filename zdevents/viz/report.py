@@ -10,7 +10,7 @@ writes, into one folder:
 - ``index.html``: inline CSS, charts embedded as base64 PNG (the single file still works when
   attached to an email), tables of rates by metric, policy, priority and group with 95% CIs,
   the period covered, the data's as-of time and a note on censoring of recent weeks; and the
-  insight sections of :mod:`zdevents.report_insights` (trend verdicts in words, lateness,
+  insight sections of :mod:`zdevents.viz.report_insights` (trend verdicts in words, lateness,
   periodic vs pausable, league table of groups, due next), each with a one-sentence takeaway.
 
 :func:`format_rates_table` renders a rates frame as plain text for the command line.
@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from ..analysis.sla import applied_between
+from ..dates import TimeLike, time_range, to_utc
+from ..files import write_atomic
 from . import charts
-from .dates import TimeLike, time_range, to_utc
-from .files import write_atomic
 from .report_insights import InsightTables, insight_drawers, insight_html, insight_tables
-from .sla import applied_between
 
 __all__ = ["CHART_NAMES", "ReportResult", "format_rates_table", "write_report"]
 
@@ -244,7 +244,7 @@ def _grid(
 
 
 def _default_breach_rates() -> BreachRates:
-    from .sla import breach_rates
+    from ..analysis.sla import breach_rates
 
     return breach_rates
 
@@ -380,7 +380,7 @@ def write_report(
         and the as-of time.
     breach_rates : callable, optional
         ``breach_rates(targets, by=..., freq=...)``; defaults to
-        :func:`zdevents.sla.breach_rates`.
+        :func:`zdevents.analysis.sla.breach_rates`.
     formats : iterable of {"png", "svg", "pdf"}
         Chart file formats. The HTML always embeds PNG.
     due : DataFrame, optional

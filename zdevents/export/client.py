@@ -58,8 +58,8 @@ import urllib3
 import urllib3.connection
 import urllib3.exceptions
 
-from .config import Settings
-from .errors import (
+from ..config import Settings
+from ..errors import (
     ApiError,
     AuthError,
     NotFound,
@@ -68,7 +68,7 @@ from .errors import (
     RateLimited,
     ServerError,
 )
-from .streams import (
+from ..streams import (
     METRIC_EVENTS,
     PAGINATION_MODES,
     SUPPORT_TYPE_SCOPES,
@@ -697,7 +697,7 @@ class Client:
         self._origin = _origin(self.base_url)
         self._own_session = session is None
         if session is None:
-            from . import __version__
+            from .. import __version__
 
             session = requests.Session()
             session.headers["User-Agent"] = f"zdevents/{__version__}"

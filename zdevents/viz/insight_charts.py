@@ -1,8 +1,8 @@
-"""Charts for the questions of :mod:`zdevents.insights`: lateness, periodic vs pausable, funnels.
+"""Charts for the questions of :mod:`zdevents.analysis.insights`: lateness, periodic vs pausable, funnels.
 
-Same contract as :mod:`zdevents.charts`: each ``plot_*`` takes a frame computed by
-:mod:`zdevents.insights`, draws on ``ax`` (a new figure when None) inside
-:func:`zdevents.charts.chart_style` and returns the Axes. Nothing here calls ``plt.show()``
+Same contract as :mod:`zdevents.viz.charts`: each ``plot_*`` takes a frame computed by
+:mod:`zdevents.analysis.insights`, draws on ``ax`` (a new figure when None) inside
+:func:`zdevents.viz.charts.chart_style` and returns the Axes. Nothing here calls ``plt.show()``
 or changes matplotlib's global settings. Export with :func:`zdevents.save_figure`.
 """
 
@@ -64,7 +64,7 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     return ax
 
 
-# The same heading as the charts of :mod:`zdevents.charts`: a bold title on the left and a
+# The same heading as the charts of :mod:`zdevents.viz.charts`: a bold title on the left and a
 # grey subtitle (account, period, as-of) under it.
 _SUBTITLE_RAISE = 14  # points above the axes
 _TITLE_PAD_WITH_SUBTITLE = 30

@@ -4,7 +4,7 @@ Pages saved from curl, Postman, a browser or another client are read here: a ``.
 a JSON list of pages, JSON lines (one page per line), each optionally gzipped, or pages
 already parsed into dicts. The stream of each page is told by its records' shape, not by its
 key: metric-event objects under ``ticket_events`` (as in Zendesk's reference example) are
-metric events. Values then go through the same parsers as a fetch (:mod:`zdevents.normalize`),
+metric events. Values then go through the same parsers as a fetch (:mod:`zdevents.export.parse`),
 so types and errors are exactly those of the cache.
 
 :func:`read_export` returns a frame; :func:`import_pages` adds the pages to the cache without
@@ -24,11 +24,12 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from . import normalize
-from .config import Settings
-from .dates import to_utc
-from .errors import CacheError, PageError
-from .streams import get_stream
+from ..config import Settings
+from ..dates import to_utc
+from ..errors import CacheError, PageError
+from ..export import parse as normalize
+from ..schema import empty_table, to_pandas
+from ..streams import get_stream
 
 __all__ = ["ImportResult", "PageSource", "import_pages", "read_export"]
 
@@ -106,7 +107,7 @@ def read_export(
     pages = _read_pages(paths_or_pages)
     name = _one_stream(pages, stream)
     chosen = [p for p in pages if p.stream in (None, name)]
-    frame = normalize.to_pandas(_table(chosen, name), name)
+    frame = to_pandas(_table(chosen, name), name)
     if len(frame):
         frame = frame.drop_duplicates("id", keep="last")
         frame = frame.sort_values(["time", "id"], kind="stable").reset_index(drop=True)
@@ -379,7 +380,7 @@ def _table(pages: list[_Page], stream: str) -> pa.Table:
     bodies = [p.body for p in pages]
     labels = [p.label for p in pages]
     if not pages:
-        return normalize.empty_table(stream)
+        return empty_table(stream)
     if stream == "metric_events":
         return normalize.metric_events_table(bodies, labels)
     audits, _ = normalize.ticket_events_table(bodies, labels)  # only audit pages are given

@@ -1,6 +1,6 @@
 """Deck-ready matplotlib charts of SLA breach rates.
 
-Every ``plot_*`` function takes the frames computed by :mod:`zdevents.sla` (it never computes
+Every ``plot_*`` function takes the frames computed by :mod:`zdevents.analysis.sla` (it never computes
 them), draws on ``ax`` (a new figure when ``ax`` is None) and returns the Axes. Nothing here
 calls ``plt.show()`` or changes matplotlib's global settings: each function draws inside
 :func:`chart_style`, which sets the keys of :data:`STYLE` and restores
@@ -34,8 +34,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator, PercentFormatter
 
-from .sla import METRIC_LABELS as _SLA_METRIC_LABELS
-from .sla import metric_label as sla_metric_label
+from ..analysis.sla import METRIC_LABELS as _SLA_METRIC_LABELS
+from ..analysis.sla import metric_label as sla_metric_label
 
 __all__ = [
     "METRIC_COLOURS",
@@ -107,7 +107,7 @@ STYLE: dict[str, Any] = {
 }
 
 #: Human labels of Zendesk's metric names (and of the first/next reply split); the names
-#: themselves are defined once, in :data:`zdevents.sla.METRIC_LABELS`.
+#: themselves are defined once, in :data:`zdevents.analysis.sla.METRIC_LABELS`.
 METRIC_LABELS: dict[str, str] = {
     "first_reply": "First reply",
     "next_reply": "Next reply",
@@ -197,7 +197,7 @@ def chart_subtitle(
     ...                as_of="2024-07-01 06:00")
     'acme · SLAs applied 2024-01-01 to 2024-06-30 · data as of 2024-07-01 06:00 UTC'
     """
-    from .dates import to_utc
+    from ..dates import to_utc
 
     parts = []
     if account:
@@ -654,7 +654,7 @@ def plot_breach_trend(
     >>> weekly = breach_rates(targets, by="metric", freq="W")  # doctest: +SKIP
     >>> plot_breach_trend(weekly, as_of="2024-07-01").figure.savefig("trend.png")  # doctest: +SKIP
     """
-    from .dates import to_utc
+    from ..dates import to_utc
 
     if "period" not in rates.columns:
         raise ValueError("rates has no 'period' column: use breach_rates(..., freq='W' or 'M')")

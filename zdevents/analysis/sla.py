@@ -43,8 +43,8 @@ try:  # narwhals >= 2 has the v2 stable API; fall back to v1 on older installs
 except ImportError:  # pragma: no cover - depends on the installed narwhals
     import narwhals.stable.v1 as nw  # type: ignore[no-redef]
 
-from .dates import time_range, to_utc
-from .normalize import METRIC_EVENTS_SCHEMA, metric_events_frame
+from ..dates import time_range, to_utc
+from ..schema import METRIC_EVENTS_SCHEMA, empty_table, to_pandas
 
 __all__ = [
     "METRIC_LABELS",
@@ -367,7 +367,7 @@ def sla_targets(events: Any, *, as_of: Any = None) -> Any:
     if isinstance(events, pd.DataFrame):
         absent = [c for c in _OPTIONAL if c not in events.columns]
         if absent:
-            typed = metric_events_frame([])  # no rows, load_frame's dtypes
+            typed = to_pandas(empty_table("metric_events"))  # no rows, load_frame's dtypes
             events = events.assign(
                 **{c: pd.Series(pd.NA, index=events.index, dtype=typed[c].dtype) for c in absent}
             )

@@ -12,13 +12,14 @@ from typing import Literal
 
 import pandas as pd
 
-from . import normalize
-from .cache import Cache, RebuildResult
-from .config import Settings
-from .dates import TimeLike, time_range
-from .errors import CacheError, CacheLocked, ConfigError, RateLimited, ServerError
-from .store import DeltaCache, DeltaState, open_store
-from .streams import get_stream
+from ..config import Settings
+from ..dates import TimeLike, time_range
+from ..errors import CacheError, CacheLocked, ConfigError, RateLimited, ServerError
+from ..export import parse as normalize
+from ..schema import schema_for, to_pandas
+from ..store import DeltaCache, DeltaState, open_store
+from ..store.parquet import Cache, RebuildResult
+from ..streams import get_stream
 
 __all__ = ["load_changes", "load_frame", "open_cache", "rebuild_cache"]
 
@@ -51,7 +52,7 @@ def _account_name(settings: Settings) -> str:
 def open_cache(
     stream: str = "metric_events", *, settings: Settings | None = None
 ) -> Cache | DeltaCache:
-    """The cache of one stream of the configured account: a :class:`~zdevents.cache.Cache`,
+    """The cache of one stream of the configured account: a :class:`~zdevents.store.parquet.Cache`,
     or a :class:`~zdevents.store.DeltaCache` for a Delta table (see :func:`zdevents.store.open_store`).
 
     Examples
@@ -80,7 +81,7 @@ def rebuild_cache(
     """Rebuild a stream's ``state.json`` from its part files (after it was lost or damaged).
 
     Takes the stream's lock, reads every part file once and writes a new state listing the
-    readable ones (see :meth:`zdevents.cache.Cache.rebuild`); no file is deleted. The
+    readable ones (see :meth:`zdevents.store.parquet.Cache.rebuild`); no file is deleted. The
     coverage becomes the time from the first cached event to the last; the next fetch
     continues from there.
 
@@ -133,7 +134,7 @@ def _refresh(
     """Fetch before a read. ``"auto"`` degrades to reading: when Zendesk cannot be reached,
     the cache is read-only or another process holds its lock, it warns once and returns
     (the read then sees the last committed snapshot). ``"force"`` raises instead."""
-    from .ingest import fetch
+    from ..export.fetch import fetch
 
     if refresh == "never":
         return
@@ -285,7 +286,7 @@ def load_frame(
         state = cache.state()
         table = cache.read(columns=wanted, since=start, until=end)
     cache.warn_uncovered(start, end, state=state, stacklevel=_outside_package())
-    frame = normalize.to_pandas(table, name)
+    frame = to_pandas(table, name)
     if state.as_of is not None:
         frame.attrs["zdevents_as_of"] = state.as_of
     if isinstance(state, DeltaState) and state.version is not None:
@@ -302,7 +303,7 @@ def _check_columns(columns: Sequence[str], stream: str) -> None:
     """A ValueError naming the unknown columns and the available ones (a typo, not the cache)."""
     if isinstance(columns, str):
         raise ValueError(f"columns must be a list of column names, not the string {columns!r}")
-    available = normalize.schema_for(stream).names
+    available = schema_for(stream).names
     unknown = [c for c in columns if c not in available]
     if unknown:
         raise ValueError(
@@ -347,7 +348,7 @@ def load_changes(
     state = cache.state()
     table = cache.read(since=start, until=end)
     cache.warn_uncovered(start, end, state=state, stacklevel=_outside_package())
-    frame = normalize.to_pandas(normalize.ticket_changes(table), "ticket_changes")
+    frame = to_pandas(normalize.ticket_changes(table), "ticket_changes")
     if state.as_of is not None:
         frame.attrs["zdevents_as_of"] = state.as_of
     return frame

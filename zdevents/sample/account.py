@@ -344,7 +344,7 @@ def _advance(t: int, seconds: int, business: bool) -> int:
 
 
 def _parse_day(value: str | date | datetime) -> int:
-    from .dates import to_utc  # the one time parser
+    from ..dates import to_utc  # the one time parser
 
     return int(to_utc(value, name="start").timestamp())  # type: ignore[union-attr]
 

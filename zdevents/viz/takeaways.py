@@ -1,6 +1,6 @@
 """One-sentence takeaways computed from the insight tables, shared by the deck and the report.
 
-Each function takes a table computed by :mod:`zdevents.sla` or :mod:`zdevents.insights` and
+Each function takes a table computed by :mod:`zdevents.analysis.sla` or :mod:`zdevents.analysis.insights` and
 returns plain text (no markup): the sentence a manager reads under a chart.
 """
 

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from .dates import TimeLike, to_utc
+from ..dates import TimeLike, to_utc
 
 __all__ = [
     "DUE_SOURCES",

@@ -1,0 +1,63 @@
+"""Import paths of the 0.1 layout, kept working for one release with a DeprecationWarning.
+
+``import zdevents.sla`` (or ``from zdevents.charts import plot_breach_rates``) still works and
+gives the module at its new place, :mod:`zdevents.analysis.sla`; the warning names that place.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import warnings
+from types import ModuleType
+
+#: Old module -> its place in the current layout.
+MOVED: dict[str, str] = {
+    "zdevents.cache": "zdevents.store.parquet",
+    "zdevents.client": "zdevents.export.client",
+    "zdevents.normalize": "zdevents.export.parse",
+    "zdevents.ingest": "zdevents.export.fetch",
+    "zdevents.progress": "zdevents.export.progress",
+    "zdevents.names": "zdevents.export.names",
+    "zdevents.frame": "zdevents.read.frame",
+    "zdevents.scan": "zdevents.read.scan",
+    "zdevents.exports": "zdevents.read.exports",
+    "zdevents.sla": "zdevents.analysis.sla",
+    "zdevents.tickets": "zdevents.analysis.tickets",
+    "zdevents.insights": "zdevents.analysis.insights",
+    "zdevents.takeaways": "zdevents.viz.takeaways",
+    "zdevents.charts": "zdevents.viz.charts",
+    "zdevents.insight_charts": "zdevents.viz.insight_charts",
+    "zdevents.report": "zdevents.viz.report",
+    "zdevents.report_insights": "zdevents.viz.report_insights",
+    "zdevents.deck": "zdevents.viz.deck",
+}
+
+
+class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds an old module name and loads it as the module at its new place."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in MOVED:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec) -> ModuleType:
+        new = MOVED[spec.name]
+        warnings.warn(
+            f"{spec.name} moved to {new}; the old path stops working in the next release",
+            DeprecationWarning,
+            stacklevel=2,  # the import machinery's own frames are skipped by warnings
+        )
+        return importlib.import_module(new)
+
+    def exec_module(self, module: ModuleType) -> None:
+        """The module ran when it was imported at its new place."""
+
+
+def install() -> None:
+    """Put the alias finder on ``sys.meta_path`` once."""
+    if not any(isinstance(finder, _Alias) for finder in sys.meta_path):
+        sys.meta_path.append(_Alias())
