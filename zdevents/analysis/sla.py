@@ -45,6 +45,14 @@ except ImportError:  # pragma: no cover - depends on the installed narwhals
 
 from ..dates import time_range, to_utc
 from ..schema import METRIC_EVENTS_SCHEMA, empty_table, to_pandas
+from .labels import (
+    FIRST_REPLY,
+    METRIC_LABELS,
+    NEXT_REPLY,
+    REPLY_METRIC,
+    metric_label,
+    metric_label_sql,
+)
 
 __all__ = [
     "METRIC_LABELS",
@@ -62,17 +70,6 @@ logger = logging.getLogger(__name__)
 class WindowedEventsWarning(UserWarning):
     """:func:`sla_targets` was given events loaded for a window of a longer history."""
 
-
-#: Human labels for Zendesk's metric names (``reply_time`` is split by :func:`metric_label`).
-METRIC_LABELS: dict[str, str] = {
-    "reply_time": "Reply",
-    "periodic_update_time": "Periodic update",
-    "pausable_update_time": "Pausable update",
-    "requester_wait_time": "Requester wait",
-    "agent_work_time": "Agent work",
-    "resolution_time": "Resolution",
-    "group_ownership_time": "Group ownership",
-}
 
 #: Columns of the frame :func:`sla_targets` returns, in order.
 TARGET_COLUMNS: tuple[str, ...] = (
@@ -123,43 +120,6 @@ def _decode_categories(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Data
         values = pa.array(column).cast(pa.string())  # a DictionaryArray, decoded
         decoded[name] = pd.Series(pd.arrays.ArrowStringArray(values), index=frame.index)
     return frame.assign(**decoded) if decoded else frame
-
-
-def metric_label(metric: str | None, instance_id: int | None = None) -> str:
-    """Human label of a metric, splitting ``reply_time`` into first and next replies.
-
-    Parameters
-    ----------
-    metric : str or None
-        Zendesk metric name, e.g. ``"reply_time"`` or ``"periodic_update_time"``.
-    instance_id : int, optional
-        The metric instance; for ``reply_time`` 1 is the first reply, 2 and up next replies.
-
-    Returns
-    -------
-    str
-        ``"First reply"``, ``"Next reply"``, ``"Reply"`` (reply_time without a usable
-        instance), the :data:`METRIC_LABELS` entry, or for unknown metrics the raw name
-        with underscores as spaces, title-cased (``"custom_time"`` -> ``"Custom Time"``).
-
-    Examples
-    --------
-    >>> metric_label("reply_time", 1), metric_label("reply_time", 3)
-    ('First reply', 'Next reply')
-    >>> metric_label("periodic_update_time"), metric_label("my_new_metric")
-    ('Periodic update', 'My New Metric')
-    """
-    if metric is None or (not isinstance(metric, str) and pd.isna(metric)):
-        return "Unknown"
-    metric = str(metric)
-    if metric == "reply_time" and instance_id is not None and not pd.isna(instance_id):
-        if int(instance_id) == 1:
-            return "First reply"
-        if int(instance_id) > 1:
-            return "Next reply"
-    if metric in METRIC_LABELS:
-        return METRIC_LABELS[metric]
-    return metric.replace("_", " ").title()
 
 
 def _resolve_as_of(events: Any, as_of: Any) -> pd.Timestamp:
@@ -252,9 +212,10 @@ def _label_expr() -> Any:
     expr = metric.str.replace_all("_", " ").str.to_titlecase()
     for name, label in METRIC_LABELS.items():
         expr = nw.when(metric == name).then(nw.lit(label)).otherwise(expr)
-    reply = metric == "reply_time"
-    expr = nw.when(reply & (nw.col("instance_id") > 1)).then(nw.lit("Next reply")).otherwise(expr)
-    return nw.when(reply & (nw.col("instance_id") == 1)).then(nw.lit("First reply")).otherwise(expr)
+    reply = metric == REPLY_METRIC
+    first, later = METRIC_LABELS[FIRST_REPLY], METRIC_LABELS[NEXT_REPLY]
+    expr = nw.when(reply & (nw.col("instance_id") > 1)).then(nw.lit(later)).otherwise(expr)
+    return nw.when(reply & (nw.col("instance_id") == 1)).then(nw.lit(first)).otherwise(expr)
 
 
 def sla_targets(events: Any, *, as_of: Any = None) -> Any:
@@ -503,11 +464,11 @@ def _targets_narwhals(events: Any, as_of_ts: pd.Timestamp) -> Any:
         .then(nw.lit("breached"))
         .otherwise(nw.when(fulfilled).then(nw.lit("achieved")).otherwise(nw.lit("active")))
         .alias("outcome"),
-        nw.when((nw.col("metric") == "reply_time") & (nw.col("instance_id") == 1))
-        .then(nw.lit("first_reply"))
+        nw.when((nw.col("metric") == REPLY_METRIC) & (nw.col("instance_id") == 1))
+        .then(nw.lit(FIRST_REPLY))
         .otherwise(
-            nw.when((nw.col("metric") == "reply_time") & (nw.col("instance_id") > 1)).then(
-                nw.lit("next_reply")
+            nw.when((nw.col("metric") == REPLY_METRIC) & (nw.col("instance_id") > 1)).then(
+                nw.lit(NEXT_REPLY)
             )
         )
         .alias("reply_kind"),
@@ -544,26 +505,6 @@ def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _sql_label() -> str:
-    """SQL equal to :func:`metric_label` on ``metric``/``instance_id`` (``str.title`` rules)."""
-    spaced = "replace(metric, '_', ' ')"
-    title = (
-        f"array_to_string(list_transform(range(1, length({spaced}) + 1), lambda i: CASE "
-        f"WHEN i = 1 OR NOT regexp_matches(substring({spaced}, i - 1, 1), '[[:alpha:]]') "
-        f"THEN upper(substring({spaced}, i, 1)) ELSE lower(substring({spaced}, i, 1)) END), '')"
-    )
-    known = " ".join(
-        f"WHEN metric = {_sql_text(name)} THEN {_sql_text(label)}"
-        for name, label in METRIC_LABELS.items()
-        if name != "reply_time"
-    )
-    return (
-        "CASE WHEN metric = 'reply_time' AND instance_id = 1 THEN 'First reply' "
-        "WHEN metric = 'reply_time' AND instance_id > 1 THEN 'Next reply' "
-        f"WHEN metric = 'reply_time' THEN 'Reply' {known} ELSE {title} END"
-    )
-
-
 def _sql_list(values: Sequence[str]) -> str:
     return "[" + ", ".join(map(_sql_text, values)) + "]"
 
@@ -595,11 +536,11 @@ def _targets_sql(
         label = f"{_sql_list(labels)}[mk + 1]"
     else:
         metric_key, metric_name = metric, "mk"
-        label = _sql_label().replace("metric", "mk")
+        label = metric_label_sql("mk")
     reply = "mk = " + (
-        str(list(metrics).index("reply_time"))
-        if metrics and "reply_time" in metrics
-        else ("-1" if metrics is not None else "'reply_time'")
+        str(list(metrics).index(REPLY_METRIC))
+        if metrics and REPLY_METRIC in metrics
+        else ("-1" if metrics is not None else _sql_text(REPLY_METRIC))
     )
     type_code = f'CASE CAST("type" AS VARCHAR) {types} END'
     kind_code = (
@@ -712,10 +653,10 @@ targets AS (
 ),
 rows AS (
     SELECT {key}, {decoded + "," if metrics is not None else ""} kind,
-           CASE WHEN {reply} AND instance_id = 1 THEN 'first_reply'
-                WHEN {reply} AND instance_id > 1 THEN 'next_reply' END AS reply_kind,
-           CASE WHEN {reply} AND instance_id = 1 THEN 'First reply'
-                WHEN {reply} AND instance_id > 1 THEN 'Next reply'
+           CASE WHEN {reply} AND instance_id = 1 THEN {_sql_text(FIRST_REPLY)}
+                WHEN {reply} AND instance_id > 1 THEN {_sql_text(NEXT_REPLY)} END AS reply_kind,
+           CASE WHEN {reply} AND instance_id = 1 THEN {_sql_text(METRIC_LABELS[FIRST_REPLY])}
+                WHEN {reply} AND instance_id > 1 THEN {_sql_text(METRIC_LABELS[NEXT_REPLY])}
                 ELSE {label} END AS metric_label,
            a.policy_id AS policy_id, a.policy_title AS policy_title,
            a.target_minutes AS target_minutes, a.business_hours AS business_hours,

@@ -7,7 +7,7 @@ calls ``plt.show()`` or changes matplotlib's global settings: each function draw
 only those (backend, interactive mode and every other setting are left alone). Export with
 :func:`save_figure`.
 
-Metric names are shown in the analyst's words (:func:`metric_label`): ``reply_time`` instance 1
+Metric names are shown in the analyst's words (:func:`zdevents.analysis.labels.metric_label`): ``reply_time`` instance 1
 is "First reply" and later instances are "Next reply" when the frame says which (a
 ``metric_label``/``label``/``reply_kind`` column, or ``instance_id``).
 """
@@ -34,8 +34,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator, PercentFormatter
 
-from ..analysis.sla import METRIC_LABELS as _SLA_METRIC_LABELS
-from ..analysis.sla import metric_label as sla_metric_label
+from ..analysis.labels import METRIC_LABELS, metric_label, metric_labels, metric_sort_key
 
 __all__ = [
     "METRIC_COLOURS",
@@ -106,16 +105,6 @@ STYLE: dict[str, Any] = {
     "pdf.fonttype": 42,
 }
 
-#: Human labels of Zendesk's metric names (and of the first/next reply split); the names
-#: themselves are defined once, in :data:`zdevents.analysis.sla.METRIC_LABELS`.
-METRIC_LABELS: dict[str, str] = {
-    "first_reply": "First reply",
-    "next_reply": "Next reply",
-    **_SLA_METRIC_LABELS,
-}
-_ORDER = list(dict.fromkeys(METRIC_LABELS.values()))
-# Columns that may already say which label (or which reply) a row is, most specific first.
-_LABEL_COLUMNS = ("metric_label", "label", "reply_kind")
 _COUNT_COLUMNS = ("breached", "achieved")
 
 #: One colour per metric, the same in every chart (Okabe & Ito's palette, plus Tol's wine
@@ -265,37 +254,6 @@ def _heading(ax: Axes, title: str, subtitle: str) -> None:
 # ---------------------------------------------------------------- labels
 
 
-def _key(text: str) -> str:
-    return text.strip().lower().replace(" ", "_").replace("-", "_")
-
-
-def metric_label(metric: object, *, instance_id: object = None, reply_kind: object = None) -> str:
-    """The analyst's name of a metric.
-
-    ``reply_time`` becomes "First reply" (instance 1 or ``reply_kind="first_reply"``) or
-    "Next reply" (later instances); without either it stays "Reply". Unknown metrics are
-    title-cased ("custom_time" -> "Custom Time"); a missing metric is "Unknown".
-
-    Examples
-    --------
-    >>> metric_label("periodic_update_time")
-    'Periodic update'
-    >>> metric_label("reply_time", instance_id=2)
-    'Next reply'
-    """
-    if metric is None or (not isinstance(metric, str) and pd.isna(metric)):
-        return "Unknown"
-    name = str(metric)
-    if _key(name) == "reply_time":
-        if _present(reply_kind):
-            kind = _key(str(reply_kind))
-            if kind in ("first_reply", "next_reply"):
-                return METRIC_LABELS[kind]
-        if _present(instance_id):
-            return METRIC_LABELS["first_reply" if int(instance_id) <= 1 else "next_reply"]
-    return sla_metric_label(_key(name) if _key(name) in METRIC_LABELS else name)
-
-
 def _present(value: object) -> bool:
     if value is None:
         return False
@@ -303,49 +261,6 @@ def _present(value: object) -> bool:
         return not bool(pd.isna(value))
     except (TypeError, ValueError):
         return True
-
-
-def _label_from_column(value: object, metric: object, instance_id: object) -> str:
-    """A label column's value in human words (it may hold keys or finished labels)."""
-    if _present(value):
-        text = str(value)
-        key = _key(text)
-        if key in ("first_reply", "next_reply"):
-            return METRIC_LABELS[key]
-        if key in METRIC_LABELS and key != "reply_time":
-            return METRIC_LABELS[key]
-        if key != "reply_time" and not key.endswith("_time"):
-            return text  # already a human label
-    return metric_label(metric, instance_id=instance_id)
-
-
-def metric_labels(frame: pd.DataFrame) -> pd.Series:
-    """Human metric labels for every row of a targets or rates frame.
-
-    Uses, in this order: a ``metric_label``, ``label`` or ``reply_kind`` column (keys such as
-    ``first_reply`` or finished labels), then ``instance_id`` (for ``reply_time``), then the
-    ``metric`` name alone.
-
-    Examples
-    --------
-    >>> frame = pd.DataFrame({"metric": ["reply_time", "reply_time"], "instance_id": [1, 3]})
-    >>> metric_labels(frame).tolist()
-    ['First reply', 'Next reply']
-    """
-    if "metric" not in frame.columns:
-        raise ValueError("the frame has no 'metric' column to label")
-    metrics = frame["metric"].astype(object).tolist()
-    instances = (
-        frame["instance_id"].astype(object).tolist()
-        if "instance_id" in frame.columns
-        else [None] * len(frame)
-    )
-    column = next((c for c in _LABEL_COLUMNS if c in frame.columns), None)
-    values = frame[column].astype(object).tolist() if column else [None] * len(frame)
-    labels = [
-        _label_from_column(v, m, i) for v, m, i in zip(values, metrics, instances, strict=True)
-    ]
-    return pd.Series(labels, index=frame.index, name="metric_label", dtype=object)
 
 
 def _row_labels(frame: pd.DataFrame, by: str | Sequence[str]) -> pd.Series:
@@ -365,10 +280,6 @@ def _row_labels(frame: pd.DataFrame, by: str | Sequence[str]) -> pd.Series:
     for part in parts[1:]:
         out = out + " · " + part
     return out
-
-
-def _order_key(label: str) -> tuple[int, str]:
-    return (_ORDER.index(label) if label in _ORDER else len(_ORDER), label)
 
 
 def _completed(frame: pd.DataFrame) -> pd.Series:
@@ -464,7 +375,7 @@ def plot_breach_rates(
             key=lambda i: (
                 math.isnan(rate[i]),
                 -rate[i] if not math.isnan(rate[i]) else 0.0,
-                _order_key(labels.iloc[i]),
+                metric_sort_key(labels.iloc[i]),
             ),
         )
         height = max(2.5, 0.45 * len(frame) + 1.4)
@@ -690,7 +601,7 @@ def plot_breach_trend(
             cutoff.tz_localize(None) if cutoff is not None else None,
             incomplete_weeks,
         )
-        labels = sorted(frame["_label"].unique(), key=_order_key)
+        labels = sorted(frame["_label"].unique(), key=metric_sort_key)
         word, axis_text = _PERIODS[freq]
         heading = title if title is not None else f"{word} SLA breach rate by metric"
         if subtitle is None:
@@ -910,7 +821,7 @@ def plot_breach_heatmap(
                 "completed": _completed(frame) if len(frame) else [],
             }
         )
-        row_order = sorted(counts["row"].unique(), key=_order_key)
+        row_order = sorted(counts["row"].unique(), key=metric_sort_key)
         col_order = sorted(counts["col"].unique(), key=str)
         grid_b = counts.pivot_table(
             index="row", columns="col", values="breached", aggfunc="sum"
@@ -1070,7 +981,7 @@ def plot_fulfilment_ratio(
         labels = metric_labels(frame) if len(frame) else pd.Series([], dtype=object)
         data = pd.DataFrame({"label": labels[keep].to_numpy(), "ratio": ratio[keep]})
         totals = pd.Series(completed, index=labels.to_numpy()).groupby(level=0).sum()
-        groups = sorted(data["label"].unique(), key=_order_key, reverse=True)  # first on top
+        groups = sorted(data["label"].unique(), key=metric_sort_key, reverse=True)  # first on top
         ax = _new_axes(ax, (8.0, max(3.2, 0.5 * len(groups) + 2.2)))
         _tidy(ax)
         _heading(

@@ -21,14 +21,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
+from ..analysis.labels import metric_labels, metric_sort_key
 from .charts import (
     METRIC_COLOURS,
-    METRIC_LABELS,
     OKABE_ITO,
     chart_style,
     chart_subtitle,
     metric_colour,
-    metric_labels,
 )
 
 __all__ = ["format_minutes", "plot_funnel", "plot_lateness", "plot_update_pairing"]
@@ -36,7 +35,6 @@ __all__ = ["format_minutes", "plot_funnel", "plot_lateness", "plot_update_pairin
 _BLUE, _ORANGE, _GREEN, _RED, _SKY = OKABE_ITO[:5]
 _MUTED = "#6b6b6b"
 _NEUTRAL = "#4d4d4d"
-_ORDER = list(dict.fromkeys(METRIC_LABELS.values()))
 
 
 def format_minutes(minutes: float) -> str:
@@ -110,10 +108,6 @@ def _labels(frame: pd.DataFrame, by: str) -> pd.Series:
     return frame[by].astype(object).map(lambda v: "(none)" if pd.isna(v) else str(v))
 
 
-def _order(label: str) -> tuple[int, str]:
-    return (_ORDER.index(label) if label in _ORDER else len(_ORDER), label)
-
-
 # ---------------------------------------------------------------- lateness
 
 # ``vert=False`` became ``orientation="horizontal"`` in matplotlib 3.10 (3.8 is supported).
@@ -176,7 +170,7 @@ def plot_lateness(
                 "open": frame.loc[keep, "open"].to_numpy(bool) if "open" in frame else False,
             }
         )
-        groups = sorted(data["label"].unique(), key=_order, reverse=True)  # first on top
+        groups = sorted(data["label"].unique(), key=metric_sort_key, reverse=True)  # first on top
         ax = _axes(ax, (9.0, max(2.8, 0.55 * len(groups) + 1.6)))
         _heading(
             ax,

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from ..analysis.labels import LABEL_COLUMNS, metric_labels, metric_sort_key
 from ..analysis.sla import applied_between
 from ..dates import TimeLike, time_range, to_utc
 from ..files import write_atomic
@@ -141,8 +142,8 @@ def _display(rates: pd.DataFrame) -> tuple[list[str], list[list[str]], list[bool
     frame = rates.reset_index(drop=True)
     shown: dict[str, pd.Series] = {}
     if "metric" in keys:
-        shown["metric"] = charts.metric_labels(frame) if len(frame) else pd.Series([], dtype=object)
-        hidden = {"metric", "instance_id", *charts._LABEL_COLUMNS}
+        shown["metric"] = metric_labels(frame) if len(frame) else pd.Series([], dtype=object)
+        hidden = {"metric", "instance_id", *LABEL_COLUMNS}
     else:
         hidden = set()
     for key in keys:
@@ -178,7 +179,7 @@ def _display(rates: pd.DataFrame) -> tuple[list[str], list[list[str]], list[bool
 
 def _sort_key(name: str, value: str) -> tuple[int, str]:
     if name == "metric":
-        return charts._order_key(value)
+        return metric_sort_key(value)
     if name == "priority" and value.lower() in _PRIORITY_ORDER:
         return (_PRIORITY_ORDER.index(value.lower()), value)
     return (len(_PRIORITY_ORDER) + (value == _NONE), value)
@@ -256,7 +257,7 @@ def _prepare(
     if "applied_at" in frame.columns and (start is not None or end is not None):
         frame = applied_between(frame, start, end)
     frame = frame.copy()
-    frame[_LABEL] = charts.metric_labels(frame) if len(frame) else pd.Series([], dtype=object)
+    frame[_LABEL] = metric_labels(frame) if len(frame) else pd.Series([], dtype=object)
     for key in ("policy_title", "priority", *_GROUP_COLUMNS, *_BRAND_COLUMNS):
         if key in frame.columns:  # a missing key must not drop its targets from the tables
             frame[key] = (

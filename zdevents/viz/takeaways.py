@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .charts import METRIC_LABELS
+from ..analysis.labels import metric_sort_key
 from .insight_charts import format_minutes
-
-_ORDER = list(dict.fromkeys(METRIC_LABELS.values()))
 
 __all__ = [
     "due_takeaway",
@@ -60,11 +58,7 @@ def in_metric_order(table: pd.DataFrame, column: str = "metric_label") -> pd.Dat
     """
     if table.empty or column not in table.columns:
         return table
-    rank = (
-        table[column]
-        .astype(str)
-        .map(lambda label: _ORDER.index(label) if label in _ORDER else len(_ORDER))
-    )
+    rank = table[column].astype(str).map(lambda label: metric_sort_key(label)[0])
     ordered = table.assign(_rank=rank.to_numpy()).sort_values(["_rank", column], kind="mergesort")
     return ordered.drop(columns="_rank").reset_index(drop=True)
 
