@@ -180,7 +180,7 @@ def test_pretty_printed_multiline_body_is_read():
 
 
 def test_pages_parsed_in_parallel_chunks_give_the_table_of_one_read(monkeypatch):
-    import zdevents.export.parse as normalize_module
+    import zdevents.export.metric_events as normalize_module
 
     pages = [page([event(3 * n + k, type=("measure", "apply_sla")[k % 2]) for k in range(3)])
              for n in range(7)]  # fmt: skip
@@ -194,7 +194,7 @@ def test_pages_parsed_in_parallel_chunks_give_the_table_of_one_read(monkeypatch)
 
 
 def test_a_bad_page_in_a_later_chunk_is_named(monkeypatch):
-    import zdevents.export.parse as normalize_module
+    import zdevents.export.metric_events as normalize_module
 
     monkeypatch.setattr(normalize_module, "PARSE_PAGES", 2)
     pages = [page([event(n)]) for n in range(5)]
