@@ -46,11 +46,11 @@ def run_fetch(
     from tqdm import tqdm
 
     from zdevents import cli
-    from zdevents.export import fetch as ingest
+    from zdevents.export import writer as page_writer
 
     # tqdm's default lock is a multiprocessing semaphore, which a SIGKILLed child leaks
     tqdm.set_lock(threading.RLock())
-    ingest.BATCH_PAGES = batch_pages
+    page_writer.BATCH_PAGES = batch_pages
     if kill_point is not None:
         _arm(kill_point, kill_on)
     if commits_path is not None:

@@ -7,9 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import zdevents as zd
-from zdevents.export import fetch as fetch_module
+from zdevents.export import writer as page_writer
 from zdevents.sample.account import SampleAccount
 from zdevents.sample.server import LocalZendesk
+from zdevents.store import open_store
 from zdevents.store.parquet import Cache
 
 pytestmark = pytest.mark.e2e
@@ -45,6 +46,26 @@ def test_metric_events_fetch_caches_exactly_the_unique_events(server, settings):
     assert result.new_events == len(served) == result.rows
     assert result.events_received > len(served)  # the inclusive boundary repeated items
     assert result.rate_limited == 0
+
+
+@pytest.mark.parametrize("stream", ["metric_events", "ticket_events"])
+def test_fetch_returns_the_state_it_committed(server, settings, stream):
+    for _ in range(2):  # a first fetch, then one from the cursor with nothing new
+        result = zd.fetch(stream, settings=settings, progress=False)
+        fresh = open_store(settings.data_dir, settings.account, stream).state()
+        assert result.state == fresh
+        assert (result.state.cursor, result.state.horizon, result.state.coverage) == (
+            fresh.cursor,
+            fresh.horizon,
+            fresh.coverage,
+        )
+        assert result.rows == fresh.rows == len(server.unique_ids(stream))
+        assert result.cursor == pd.Timestamp(fresh.cursor, unit="s", tz="UTC")
+    # nothing to read (until is inside what the store covers): no commit, the same state
+    nothing = zd.fetch(stream, until=result.cursor - pd.Timedelta(days=1), settings=settings,
+                       progress=False)  # fmt: skip
+    assert nothing.requests == 0
+    assert nothing.state == open_store(settings.data_dir, settings.account, stream).state()
 
 
 def test_second_fetch_with_nothing_new_sends_one_request_from_the_cursor(server, settings):
@@ -102,7 +123,7 @@ def test_columns_are_projected(server, settings):
 
 
 def test_crash_mid_fetch_resumes_without_loss_or_duplicates(server, settings, monkeypatch):
-    monkeypatch.setattr(fetch_module, "BATCH_PAGES", 2)
+    monkeypatch.setattr(page_writer, "BATCH_PAGES", 2)
     server.fail_next(status=503, times=100, after=5)  # pages 1-5 succeed, then the server dies
     with pytest.raises(zd.ServerError):
         zd.fetch("metric_events", settings=settings.with_(max_retries=1), progress=False)

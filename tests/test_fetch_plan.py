@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from zdevents.export.fetch import _plan
+from zdevents.export.plan import fetch_plan
 from zdevents.store.parquet import CacheState
 
 
@@ -49,9 +49,9 @@ def t(seconds: int | None) -> pd.Timestamp | None:
     ],
 )
 def test_plan(held, since, until, force, plan):
-    assert _plan(held, t(since), t(until), force) == plan
+    assert fetch_plan(held, t(since), t(until), force) == plan
 
 
 def test_an_until_inside_a_second_still_reads_that_second():
     held = state()
-    assert _plan(held, t(50), pd.Timestamp(150.5, unit="s", tz="UTC"), True) == [(50, 151)]
+    assert fetch_plan(held, t(50), pd.Timestamp(150.5, unit="s", tz="UTC"), True) == [(50, 151)]

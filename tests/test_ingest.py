@@ -13,6 +13,7 @@ import pytest
 from zdevents.errors import CacheError, PageError
 from zdevents.export import fetch as ingest
 from zdevents.export import parse as normalize
+from zdevents.export import writer as page_writer
 from zdevents.export.client import Page
 from zdevents.store.parquet import Cache
 from zdevents.streams import METRIC_EVENTS
@@ -79,7 +80,7 @@ def test_batch_commits_overlap_the_next_batch_and_land_in_order(
         parsed.release()
         return table
 
-    monkeypatch.setattr(ingest.normalize, "metric_events_table", parse)
+    monkeypatch.setattr(page_writer, "metric_events_table", parse)
     commits: list[tuple[str, int]] = []
     overlapped: list[bool] = []
 

@@ -19,7 +19,7 @@ from _reliability import assert_exact, cache_of, clean_fetch, cli_env, quick_loc
 
 import zdevents as zd
 from zdevents import cli
-from zdevents.export import fetch as ingest
+from zdevents.export import writer as page_writer
 from zdevents.sample.account import SampleAccount
 from zdevents.sample.server import LocalZendesk
 from zdevents.store.parquet import Cache
@@ -146,7 +146,7 @@ def test_the_horizon_never_moves_back_while_a_force_runs(server, truth, tmp_path
             targets_seen.append(len(zd.sla_targets(frame)))
         return result
 
-    monkeypatch.setattr(ingest, "BATCH_PAGES", 1)
+    monkeypatch.setattr(page_writer, "BATCH_PAGES", 1)
     monkeypatch.setattr(Cache, "commit", commit_then_read)
     zd.fetch(since="2024-01-01", force=True, settings=settings, progress=False)
     assert len(seen) == 118 and set(seen) == {final}
@@ -177,7 +177,7 @@ def test_a_backfill_stopped_by_a_503_keeps_the_horizon_and_the_reports(
             server.fail_next(503, times=None)  # Zendesk goes down mid-backfill
         return result
 
-    monkeypatch.setattr(ingest, "BATCH_PAGES", 1)
+    monkeypatch.setattr(page_writer, "BATCH_PAGES", 1)
     monkeypatch.setattr(Cache, "commit", commit_then_fail)
     with pytest.raises(zd.ServerError):
         zd.fetch(since="2024-01-01", settings=settings, progress=False)

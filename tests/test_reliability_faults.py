@@ -29,7 +29,7 @@ from _reliability import (
 import zdevents as zd
 import zdevents.store.parquet as cache_module
 from zdevents.export import client as client_module
-from zdevents.export import fetch as ingest
+from zdevents.export import writer as page_writer
 from zdevents.sample.account import SampleAccount
 from zdevents.sample.server import LocalZendesk
 
@@ -215,7 +215,7 @@ def test_ctrl_c_while_waiting_for_zendesk_keeps_the_pages_received(
     server, truths, tmp_path, monkeypatch
 ):
     """The CLI promises 'everything fetched before this point is kept' on Ctrl-C."""
-    monkeypatch.setattr(ingest, "BATCH_PAGES", 100)
+    monkeypatch.setattr(page_writer, "BATCH_PAGES", 100)
     settings = settings_for(server, tmp_path)
     real_pace = client_module.Client._pace
     calls = []
@@ -294,7 +294,7 @@ def test_disk_full_while_writing_is_a_clear_error_and_the_cache_stays_intact(
     before_state, before_rows = cache.state(), read_plain(cache)
     assert 0 < before_rows.num_rows < truth.num_rows
 
-    monkeypatch.setattr(ingest, "BATCH_PAGES", 2)
+    monkeypatch.setattr(page_writer, "BATCH_PAGES", 2)
     failed = _disk_full_after(monkeypatch, target, files_ok)
     with pytest.raises(zd.CacheError) as info:
         zd.fetch("metric_events", settings=settings, progress=False)

@@ -38,7 +38,7 @@ from responses import matchers
 
 import zdevents as zd
 from zdevents import cli
-from zdevents.export import fetch as ingest
+from zdevents.export import writer as page_writer
 from zdevents.export.parse import metric_events_table
 from zdevents.sample.account import SampleAccount
 from zdevents.sample.server import LocalZendesk
@@ -229,8 +229,8 @@ def fetch_pages(bodies: list[bytes], data_dir: Path, batch_pages: int) -> zd.Fet
         subdomain=SUBDOMAIN, email="admin@hostile.test", api_token=TOKEN, data_dir=data_dir,
         requests_per_minute=1e6, max_retries=0,
     )  # fmt: skip
-    before = ingest.BATCH_PAGES
-    ingest.BATCH_PAGES = batch_pages
+    before = page_writer.BATCH_PAGES
+    page_writer.BATCH_PAGES = batch_pages
     try:
         with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
             for i, body in enumerate(bodies):
@@ -240,7 +240,7 @@ def fetch_pages(bodies: list[bytes], data_dir: Path, batch_pages: int) -> zd.Fet
                 )  # fmt: skip
             return zd.fetch("metric_events", since=T0, settings=settings, progress=False)
     finally:
-        ingest.BATCH_PAGES = before
+        page_writer.BATCH_PAGES = before
 
 
 def hostile_cache(data_dir: Path) -> Cache:
@@ -350,8 +350,8 @@ def test_empty_pages_store_nothing_and_move_the_cursor(tmp_path):
 
 
 def test_rejected_pages_are_bounded_in_number_and_size(tmp_path, monkeypatch):
-    monkeypatch.setattr(ingest, "MAX_REJECTED_PAGES", 2)
-    monkeypatch.setattr(ingest, "MAX_REJECTED_BYTES", 100)
+    monkeypatch.setattr(page_writer, "MAX_REJECTED_PAGES", 2)
+    monkeypatch.setattr(page_writer, "MAX_REJECTED_BYTES", 100)
     bad = page_body([{"id": "x"}], 0, True, "ticket_metric_events", True)
     bad = bad.replace(b'"count"', b'"padding": "' + b"z" * 500 + b'", "count"')
     folder = hostile_cache(tmp_path).dir / "rejected"
