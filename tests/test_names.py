@@ -79,6 +79,14 @@ def test_load_names_fetches_when_missing_or_stale_and_keeps_the_file_on_failure(
         load_names(settings=refused)
 
 
+def test_no_account_reads_the_names_of_the_only_cached_account(server, settings, tmp_path):
+    fetch_names(settings)  # <tmp_path>/sample/names.json, as after the demo
+    no_account = zd.Settings(data_dir=tmp_path)
+    assert load_names(settings=no_account).groups == GROUPS
+    (tmp_path / "acme").mkdir()  # two accounts: which one is unknown
+    assert load_names(settings=no_account) == Names()
+
+
 def test_no_account_gives_empty_names_and_a_damaged_file_says_what_to_do(tmp_path):
     assert load_names(settings=zd.Settings(data_dir=tmp_path)) == Names()
     assert not Names()

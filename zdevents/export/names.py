@@ -67,6 +67,14 @@ def names_path(settings: Settings) -> Path:
     return Path(settings.data_dir) / settings.account / NAMES_FILE
 
 
+def _only_cached_account(data_dir: Path) -> str | None:
+    """The account folder under ``data_dir`` when there is exactly one, else None."""
+    if not data_dir.is_dir():
+        return None
+    accounts = [p.name for p in data_dir.iterdir() if p.is_dir()]
+    return accounts[0] if len(accounts) == 1 else None
+
+
 def _records(client: Client, kind: str) -> dict[int, str]:
     """Every ``{id: name}`` of one list, following cursor (``links.next``) or offset
     (``next_page``) pagination, whichever the answer uses."""
@@ -188,11 +196,8 @@ def load_names(
         if refresh == "force":
             settings.account  # noqa: B018 - raises ConfigError naming what to set
         # like load_frame: the only account in the cache folder (the demo's, say), read only
-        from ..read.frame import _account_name
-
-        try:
-            account = _account_name(settings)
-        except ConfigError:
+        account = _only_cached_account(Path(settings.data_dir))
+        if account is None:
             return Names()
         return _read(Path(settings.data_dir) / account / NAMES_FILE) or Names()
     path = names_path(settings)
