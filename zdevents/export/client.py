@@ -41,7 +41,6 @@ import base64
 import logging
 import math
 import random
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -71,7 +70,7 @@ from .answers import (
 )
 from .deadline import DeadlineExceeded, Watchdog, WatchedAdapter, get_within
 from .envelope import Envelope, Page, read_envelope
-from .pacing import RATE_WINDOW, Slot, parse_retry_after, shared_pacer
+from .pacing import RATE_WINDOW, Slot, parse_retry_after, shared_pacer, without_seconds
 from .paging import NOT_BEFORE_NOW, ExportPager
 from .redact import Redactor, origin, origin_text, shorten
 
@@ -548,7 +547,7 @@ class Client:
                 level,
                 "waiting %.1f s before the next request (%s)",
                 wait,
-                re.sub(r" \([\d.e+]+ s\)$", "", reason),
+                without_seconds(reason),
             )
             if self.on_wait is not None:
                 self.on_wait(wait, reason)

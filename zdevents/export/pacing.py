@@ -23,6 +23,7 @@ __all__ = [
     "budget",
     "parse_retry_after",
     "shared_pacer",
+    "without_seconds",
 ]
 
 RATE_WINDOW = 60.0
@@ -146,3 +147,14 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if moment.tzinfo is None:  # HTTP dates are GMT
         moment = moment.replace(tzinfo=UTC)
     return max(0.0, moment.timestamp() - now)
+
+
+def without_seconds(reason: str) -> str:
+    """A wait's reason without its trailing ``" (58 s)"`` (for texts that say the wait).
+
+    Examples
+    --------
+    >>> without_seconds("Retry-After of a 429 (58 s)")
+    'Retry-After of a 429'
+    """
+    return re.sub(r" \([\d.e+]+ s\)$", "", reason)

@@ -6,16 +6,18 @@ with each page, and pages come at most ``requests_per_minute`` a minute.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import TYPE_CHECKING, TextIO
 
 import pandas as pd
 
+from .pacing import without_seconds
+
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from .client import ClientStats, Page
+    from .client import ClientStats
+    from .envelope import Page
 
 __all__ = ["FetchProgress", "eta_seconds"]
 
@@ -230,7 +232,7 @@ def _short_reason(reason: str) -> str:
     """The client's reason for a wait, short enough for one terminal line."""
     if reason.startswith("rate budget"):
         return "rate limit"
-    reason = re.sub(r" \([\d.e+]+ s\)$", "", reason)  # the bar already says how long
+    reason = without_seconds(reason)  # the bar already says how long
     return reason if len(reason) <= 48 else reason[:45] + "..."
 
 
