@@ -10,11 +10,8 @@ where an export ends), :mod:`.redact` (secrets out of every message).
 
 Behaviour, in the order a request meets it:
 
-1. **Pacing.** Every request of one account in this process goes through one shared
-   sliding-window log: at most ``requests_per_minute`` requests in any 60 s window (so a
-   burst of up to N, then the next request when the oldest of the last N leaves the window).
-   A request's entry is its *completion* time, which is never earlier than the moment the
-   server counted it, so the log never under-counts and a paced fetch gets no 429.
+1. **Pacing.** One sliding-window budget per account, shared by every Client of the
+   process: at most ``requests_per_minute`` requests in any 60 s (see :mod:`.pacing`).
 2. **Retries.** 429 waits ``Retry-After`` (seconds or an HTTP date) and also blocks the
    shared budget until then; without a usable header it waits ``60 / rpm`` s, doubling on
    each further 429, never more than 60 s. 5xx, 408, timeouts, connection failures and
@@ -24,10 +21,8 @@ Behaviour, in the order a request meets it:
    ``PageError`` (malformed page) is raised. A ``Retry-After`` (on a 429 or a 5xx) longer
    than ``settings.max_retry_after`` raises at once. A host that does not resolve, or that
    refuses the first connection, is not retried.
-3. **Bounds.** Each request has one overall deadline (``settings.timeout``) from the first
-   byte sent to the last byte read, not only a per-read timeout (a watchdog thread shuts
-   the socket when it passes), and its body is decompressed in chunks up to
-   ``settings.max_page_bytes`` (more is a ``PageError``).
+3. **Bounds.** One overall deadline per request (``settings.timeout``) and a body of at
+   most ``settings.max_page_bytes`` once decompressed (see :mod:`.deadline`).
 4. **Errors.** 401/403/404 and other 4xx map to the classes of :mod:`zdevents.errors` with
    messages that say what to do next. Redirects are not followed.
 
@@ -37,7 +32,6 @@ port is refused before a request is made. Messages, logs and reprs never contain
 
 from __future__ import annotations
 
-import base64
 import logging
 import math
 import random
@@ -52,14 +46,7 @@ import urllib3.exceptions
 
 from ..config import Settings
 from ..errors import ApiError, PageError, ServerError
-from ..streams import (
-    METRIC_EVENTS,
-    PAGINATION_MODES,
-    SUPPORT_TYPE_SCOPES,
-    TICKET_EVENTS,
-    Stream,
-    get_stream,
-)
+from ..streams import Stream, get_stream
 from .answers import (
     Failure,
     final_error,
@@ -68,10 +55,11 @@ from .answers import (
     retry_failure,
     truncation,
 )
+from .auth import auth_for
 from .deadline import DeadlineExceeded, Watchdog, WatchedAdapter, get_within
 from .envelope import Envelope, Page, read_envelope
 from .pacing import RATE_WINDOW, Slot, parse_retry_after, shared_pacer, without_seconds
-from .paging import NOT_BEFORE_NOW, ExportPager
+from .paging import ExportPager, export_query
 from .redact import Redactor, origin, origin_text, shorten
 
 __all__ = [
@@ -122,21 +110,6 @@ class ClientStats:
     retries: int = 0
     seconds_waited: float = 0.0
     rate_waits: int = 0
-
-
-class _HeaderAuth(requests.auth.AuthBase):
-    """Sets fixed headers (the OAuth bearer). As an auth object it also keeps ``requests``
-    from replacing them with ``~/.netrc`` credentials."""
-
-    def __init__(self, headers: Mapping[str, str]) -> None:
-        self._headers = dict(headers)
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers.update(self._headers)
-        return request
-
-    def __repr__(self) -> str:
-        return "_HeaderAuth(***)"
 
 
 class Client:
@@ -203,12 +176,7 @@ class Client:
         self.session = session
         # only this Client's own connections report their sockets to it
         self._watchdog = Watchdog() if self._own_session else None
-        pair = settings.auth()
-        if pair is not None:  # UTF-8, so any password works (requests would use Latin-1)
-            token = base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode("ascii")
-            self._auth: requests.auth.AuthBase = _HeaderAuth({"Authorization": f"Basic {token}"})
-        else:
-            self._auth = _HeaderAuth(settings.auth_headers())
+        self._auth = auth_for(settings)
         self._redact = Redactor(settings)
         self._sleep = sleep
         self._clock = clock
@@ -310,36 +278,19 @@ class Client:
         >>> first.url  # doctest: +SKIP
         'https://acme.zendesk.com/api/v2/incremental/ticket_events?start_time=1704067200'
         """
-        stream = get_stream(stream)
-        if isinstance(start_time, bool) or not isinstance(start_time, int | float):
-            raise TypeError(f"start_time must be Unix seconds (int), not {start_time!r}")
-        if pagination not in PAGINATION_MODES:
-            raise ValueError(
-                f"unknown pagination {pagination!r}; choose one of: {', '.join(PAGINATION_MODES)}"
-            )
-        if pagination == "cursor" and stream.cursor_page_size is None:
-            raise ValueError(
-                f"{stream.name} has no cursor pagination in Zendesk's API; use pagination='time'"
-            )
-        if support_type_scope is not None and support_type_scope not in SUPPORT_TYPE_SCOPES:
-            raise ValueError(
-                f"unknown support_type_scope {support_type_scope!r}; choose one of: "
-                f"{', '.join(SUPPORT_TYPE_SCOPES)}"
-            )
-        cursor = max(0, min(int(start_time), int(self._now()) - NOT_BEFORE_NOW))
-        if cursor != int(start_time):
-            log.debug("start_time %s clamped to %s", start_time, cursor)
-        extra: dict[str, str] = {}
-        if include_comments and stream.name == TICKET_EVENTS.name:
-            extra["include"] = "comment_events"
-        if support_type_scope is not None and stream.name == TICKET_EVENTS.name:
-            extra["support_type_scope"] = support_type_scope
-        if exclude_deleted and stream.name == METRIC_EVENTS.name:
-            extra["exclude_deleted"] = "true"
-        if pagination == "cursor":
-            yield from self._pager.cursor_pages(stream, cursor, extra, after_cursor)
-        else:
-            yield from self._pager.time_pages(stream, cursor, extra)
+        yield from self._pager.pages(
+            get_stream(stream),
+            start_time,
+            query=export_query(
+                get_stream(stream),
+                pagination=pagination,
+                include_comments=include_comments,
+                exclude_deleted=exclude_deleted,
+                support_type_scope=support_type_scope,
+            ),
+            pagination=pagination,
+            after_cursor=after_cursor,
+        )
 
     def _send_page(self, url: str, stream: Stream | None) -> tuple[bytes, Envelope | None]:
         """One export page: its body and (for ``stream``) its envelope; a 422 "Too recent

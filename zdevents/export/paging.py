@@ -13,12 +13,18 @@ from collections.abc import Callable, Iterator
 from urllib.parse import urlencode, urlsplit
 
 from ..errors import PageError
-from ..streams import Stream
+from ..streams import (
+    METRIC_EVENTS,
+    PAGINATION_MODES,
+    SUPPORT_TYPE_SCOPES,
+    TICKET_EVENTS,
+    Stream,
+)
 from .answers import TooRecent
 from .envelope import Envelope, Page, check_progress, read_cursor_page
 from .redact import origin, origin_text
 
-__all__ = ["NOT_BEFORE_NOW", "ExportPager"]
+__all__ = ["NOT_BEFORE_NOW", "ExportPager", "export_query"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +32,52 @@ NOT_BEFORE_NOW = 60
 """Seconds: Zendesk withholds the newest minute; ``start_time`` is clamped to now minus this."""
 
 Send = Callable[[str, "Stream | None"], tuple[bytes, "Envelope | None"]]
+
+
+def export_query(
+    stream: Stream,
+    *,
+    pagination: str = "time",
+    include_comments: bool = False,
+    exclude_deleted: bool = False,
+    support_type_scope: str | None = None,
+) -> dict[str, str]:
+    """The query parameters of an export besides its position; options of the other
+    stream are ignored (see :meth:`zdevents.export.client.Client.pages`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``pagination`` or ``support_type_scope``, or cursor pagination of an
+        export that has none.
+
+    Examples
+    --------
+    >>> from zdevents.streams import TICKET_EVENTS
+    >>> export_query(TICKET_EVENTS, include_comments=True, exclude_deleted=True)
+    {'include': 'comment_events'}
+    """
+    if pagination not in PAGINATION_MODES:
+        raise ValueError(
+            f"unknown pagination {pagination!r}; choose one of: {', '.join(PAGINATION_MODES)}"
+        )
+    if pagination == "cursor" and stream.cursor_page_size is None:
+        raise ValueError(
+            f"{stream.name} has no cursor pagination in Zendesk's API; use pagination='time'"
+        )
+    if support_type_scope is not None and support_type_scope not in SUPPORT_TYPE_SCOPES:
+        raise ValueError(
+            f"unknown support_type_scope {support_type_scope!r}; choose one of: "
+            f"{', '.join(SUPPORT_TYPE_SCOPES)}"
+        )
+    query: dict[str, str] = {}
+    if include_comments and stream.name == TICKET_EVENTS.name:
+        query["include"] = "comment_events"
+    if support_type_scope is not None and stream.name == TICKET_EVENTS.name:
+        query["support_type_scope"] = support_type_scope
+    if exclude_deleted and stream.name == METRIC_EVENTS.name:
+        query["exclude_deleted"] = "true"
+    return query
 
 
 class ExportPager:
@@ -59,6 +111,27 @@ class ExportPager:
         self._redact = redact
         self._now = now
         self._warned: set[str] = set()
+
+    def pages(
+        self,
+        stream: Stream,
+        start_time: int,
+        *,
+        query: dict[str, str],
+        pagination: str = "time",
+        after_cursor: str | None = None,
+    ) -> Iterator[Page]:
+        """The export's pages from ``start_time`` (clamped to now - 60 s, and to 0 at least)
+        with the parameters ``query`` (see :func:`export_query`)."""
+        if isinstance(start_time, bool) or not isinstance(start_time, int | float):
+            raise TypeError(f"start_time must be Unix seconds (int), not {start_time!r}")
+        cursor = max(0, min(int(start_time), int(self._now()) - NOT_BEFORE_NOW))
+        if cursor != int(start_time):
+            log.debug("start_time %s clamped to %s", start_time, cursor)
+        if pagination == "cursor":
+            yield from self.cursor_pages(stream, cursor, query, after_cursor)
+        else:
+            yield from self.time_pages(stream, cursor, query)
 
     def time_pages(self, stream: Stream, cursor: int, extra: dict[str, str]) -> Iterator[Page]:
         """``start_time``/``end_time`` pages from ``cursor`` until the stopping rules end it."""
