@@ -178,3 +178,18 @@ def test_an_oauth_token_that_cannot_be_a_header_is_a_config_error_without_the_to
     with pytest.raises(ConfigError, match="ZENDESK_OAUTH_TOKEN must be printable ASCII") as info:
         Settings(subdomain="a", oauth_token=token, data_dir="/tmp/x")
     assert token not in str(info.value)
+
+
+def test_the_account_is_the_configured_one_else_the_only_one_cached(tmp_path):
+    from zdevents.config import resolve_account
+
+    assert resolve_account(Settings(subdomain="acme", data_dir=tmp_path)) == "acme"
+    with pytest.raises(ConfigError, match="no cached data in .* run `zdevents demo`"):
+        resolve_account(Settings(data_dir=tmp_path))
+    (tmp_path / "sample" / "metric_events").mkdir(parents=True)
+    (tmp_path / "notes.txt").write_text("not an account")
+    assert resolve_account(Settings(data_dir=tmp_path)) == "sample"
+    (tmp_path / "acme").mkdir()
+    with pytest.raises(ConfigError, match=r"several accounts \(acme, sample\)"):
+        resolve_account(Settings(data_dir=tmp_path))
+    assert resolve_account(Settings(subdomain="other", data_dir=tmp_path)) == "other"

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import Settings
+from .config import Settings, resolve_account
 from .errors import ZdEventsError
 
 __all__ = ["main"]
@@ -77,11 +77,10 @@ def cmd_cache_rebuild(args: argparse.Namespace) -> int:
 def cmd_cache_table(args: argparse.Namespace) -> int:
     """Delta tables: migrate a Parquet cache folder, optimize (compact) or vacuum a table."""
     from .errors import CacheError
-    from .read.frame import _account_name
     from .store import DeltaCache, migrate, open_store
 
     settings = _settings(args)
-    account = _account_name(settings)
+    account = resolve_account(settings)
     streams = ["metric_events", "ticket_events"] if args.stream == "all" else [args.stream]
     for stream in streams:
         cache = open_store(settings.data_dir, account, stream)
@@ -300,7 +299,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="end of the report, exclusive (same forms; no offset = UTC)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="folder (default: reports)")
     data_dir(p)
-    p.add_argument("--stream-dir", dest="data_dir", help=argparse.SUPPRESS)
     p.add_argument("--pptx", action="store_true", help="also write the deck sla.pptx")
     p.set_defaults(func=cmd_report)
 

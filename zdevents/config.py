@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "resolve_account"]
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _ENV = {
@@ -105,7 +105,7 @@ class Settings:
     Examples
     --------
     >>> s = Settings(subdomain="acme", email="a@acme.test", api_token="t0k3n")
-    >>> s.base_url
+    >>> s.url
     'https://acme.zendesk.com'
     >>> "t0k3n" in repr(s)
     False
@@ -311,6 +311,40 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """The secret values set (for scrubbing text before it is shown)."""
         return tuple(v for v in (getattr(self, n) for n in _SECRETS) if v)
+
+
+def resolve_account(settings: Settings) -> str:
+    """The configured account, or else the only account present in the cache folder.
+
+    Commands that only read the cache (``status``, ``report``, ``cache migrate``...) need no
+    account setting when the data folder holds one account's cache, as after ``zdevents demo``.
+
+    Raises
+    ------
+    ConfigError
+        When no account is configured and the folder holds none, or several.
+
+    Examples
+    --------
+    >>> resolve_account(Settings(subdomain="acme", data_dir="/nonexistent"))
+    'acme'
+    """
+    if settings.has_account:
+        return settings.account
+    root = Path(settings.data_dir)
+    accounts = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if len(accounts) == 1:
+        return accounts[0]
+    if not accounts:
+        raise ConfigError(
+            f"no cached data in {root} and no Zendesk account configured: set "
+            "ZENDESK_SUBDOMAIN, ZENDESK_EMAIL and ZENDESK_API_TOKEN (or run `zdevents demo` "
+            "for the sample account)"
+        )
+    raise ConfigError(
+        f"{root} holds several accounts ({', '.join(accounts)}): set ZENDESK_SUBDOMAIN to "
+        "choose one"
+    )
 
 
 def _number(value: object, variable: str, name: str, *, zero: bool = False) -> float:

@@ -39,9 +39,6 @@ class Stream:
         it ends the stream only when its ``end_time`` does not move past the page's
         ``start_time`` or has reached the withheld last minute (now - 60 s); a short page
         alone never does (see :meth:`zdevents.export.client.Client.pages`).
-    page_size : int
-        Zendesk's page size for this export's time-based pages (a page can hold more when
-        many items share its last second).
     cursor_page_size : int or None
         Largest ``page[size]`` of the export's cursor pagination; None when the export has
         no cursor pagination.
@@ -53,7 +50,6 @@ class Stream:
     path: str
     records_key: str
     always_has_end_of_stream: bool
-    page_size: int = 1000
     cursor_page_size: int | None = None
     per_page: bool = False
 
