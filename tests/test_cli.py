@@ -73,6 +73,7 @@ def test_expected_failures_print_one_line_without_traceback_or_secret(env, tmp_p
     assert "not-the-token-XYZ" not in out.stderr + out.stdout
 
 
+@pytest.mark.slow
 def test_bad_since_is_a_clear_error(env, tmp_path):
     out = run_cli("fetch", "--since", "last tuesday", env=env, cwd=tmp_path)
     assert out.returncode == 2
@@ -105,7 +106,7 @@ def test_every_cli_command_is_documented_in_the_readme():
         assert row, f"zdevents {name} has no row in the README's Command line table"
         for action in sub._actions:
             for flag in action.option_strings:
-                if flag.startswith("--") and flag not in ("--help", "--stream-dir"):
+                if flag.startswith("--") and flag != "--help":
                     assert flag in row, f"zdevents {name} {flag} is not in its README row"
 
 
@@ -157,6 +158,7 @@ def test_help_texts_state_the_real_data_dir_defaults():
         assert "else ./data when it holds a zdevents cache" in action.help
 
 
+@pytest.mark.slow
 def test_report_without_data_exits_non_zero_and_says_to_fetch(tmp_path):
     out = run_cli("report", env=bare_env(ZDEVENTS_DATA_DIR=str(tmp_path / "empty")), cwd=tmp_path)
     assert out.returncode == 2
@@ -167,6 +169,7 @@ def test_report_without_data_exits_non_zero_and_says_to_fetch(tmp_path):
     assert not (tmp_path / "reports").exists()
 
 
+@pytest.mark.slow
 def test_status_names_the_folder_it_read(tmp_path):
     out = run_cli("status", "--data-dir", str(tmp_path / "c"), env=bare_env(), cwd=tmp_path)
     assert out.returncode == 0
@@ -174,6 +177,7 @@ def test_status_names_the_folder_it_read(tmp_path):
     assert "the cache is empty: run `zdevents fetch`" in out.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["unresolvable", "refused"])
 def test_an_unreachable_account_fails_in_seconds_and_leaves_nothing_behind(where, tmp_path):
     import socket
@@ -277,6 +281,7 @@ def test_sigterm_and_sighup_keep_what_was_fetched(signame, command, tmp_path):
     assert state.rows <= served
 
 
+@pytest.mark.slow
 def test_errors_use_the_command_line_words(tmp_path):
     env = bare_env(ZDEVENTS_DATA_DIR=str(tmp_path))
     out = run_cli("report", "--since", "2024-02-01", "--until", "2024-01-01", env=env, cwd=tmp_path)
