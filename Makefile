@@ -19,18 +19,23 @@ notebooks: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[notebooks]"
 	$(BIN)/jupyter lab notebooks/
 
-# Install with the test extras, then lint and run every test (what CI runs).
-check: $(BIN)/python
+# The test extras, installed again only when pyproject.toml changes.
+$(VENV)/.test-extras: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+# What CI runs: lint, formatting, every test and every docstring example in zdevents/.
+check: $(VENV)/.test-extras
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
-test: check
+# The fast subset while you work (under a minute): no slow, end-to-end or notebook tests.
+test: $(VENV)/.test-extras
+	$(BIN)/python -m pytest -m "not slow and not e2e and not notebooks"
 
 # Benchmarks (not part of check); results go to BENCHMARKS.md by hand.
-bench: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+bench: $(VENV)/.test-extras
 	$(BIN)/python -m bench
 
 clean:
