@@ -290,6 +290,7 @@ def test_lock_contention_raises_cache_locked(tmp_path: Path):
         pass
 
 
+@pytest.mark.slow
 def test_lock_held_by_another_process(tmp_path: Path):
     script = textwrap.dedent(
         f"""

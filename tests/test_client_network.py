@@ -85,6 +85,7 @@ def settings(url: str, **overrides) -> Settings:
     return Settings(**values)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trickled", ["body", "everything"])
 def test_a_server_trickling_one_byte_at_a_time_cannot_beat_the_overall_timeout(trickled):
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
@@ -107,6 +108,7 @@ def test_a_server_trickling_one_byte_at_a_time_cannot_beat_the_overall_timeout(t
         client.close()
 
 
+@pytest.mark.slow
 def test_the_deadline_does_not_cut_a_normal_answer():
     def answer(conn: socket.socket) -> None:
         conn.sendall(
@@ -120,6 +122,7 @@ def test_the_deadline_does_not_cut_a_normal_answer():
             time.sleep(0.4)
 
 
+@pytest.mark.slow
 def test_a_gzip_bomb_is_a_page_error_and_memory_stays_bounded():
     bomb = gzip_of_zeros(1024)  # 1 GiB of zeros in 1 MB
     assert len(bomb) < 2 * 1024 * 1024

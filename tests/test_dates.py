@@ -52,6 +52,7 @@ def test_equal_bounds_are_an_empty_half_open_range_not_an_error():
 # --- one parser, one set of rules, for every time input -------------------------------
 
 
+@pytest.mark.slow
 def test_epoch_seconds_mean_seconds_in_sla_targets_as_of():
     """1704067200 is 2024-01-01 for as_of too (it was read as nanoseconds: 0 targets)."""
     from zdevents.analysis.sla import sla_targets

@@ -115,6 +115,7 @@ def test_appendix_lists_metrics_in_their_usual_order():
     assert [r[0] for r in rows[1:]] == ["First reply", "Agent work", "Resolution"]
 
 
+@pytest.mark.slow
 def test_deck_without_a_group_column_has_no_league_table():
     slides, _ = deck_slides(small_targets().drop(columns="group_name"))
     assert [s.title for s in slides] == list(DECK_TITLES[:4])
@@ -164,6 +165,7 @@ def check_deck(path: Path, *, charts: int) -> list[str]:
     return [s.shapes.title.text for s in slides] + [slides[0].placeholders[1].text_frame.text]
 
 
+@pytest.mark.slow
 def test_build_deck_from_targets_title_slide_and_images(tmp_path):
     targets = small_targets()
     targets.attrs["zdevents_table_version"] = 7
@@ -185,6 +187,7 @@ def test_build_deck_from_targets_title_slide_and_images(tmp_path):
         assert line.encode() in svg, slide.shapes.title.text
 
 
+@pytest.mark.slow
 def test_deck_slides_pass_the_subtitle_to_every_chart():
     slides, _ = deck_slides(small_targets(), min_targets=1, subtitle="acme · one line")
     for slide in slides:
@@ -194,6 +197,7 @@ def test_deck_slides_pass_the_subtitle_to_every_chart():
         matplotlib.pyplot.close(ax.figure)
 
 
+@pytest.mark.slow
 def test_build_deck_keeps_targets_applied_in_since_until(tmp_path):
     path = zd.build_deck(
         tmp_path / "d.pptx", small_targets(), since="2024-01-08", until="2024-01-15"

@@ -42,7 +42,7 @@ def s3():
         yield env
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])
 def location(request, tmp_path) -> str:
     """A fresh data dir: a local folder, or a fresh prefix in the S3 stand-in's bucket."""
     if request.param == "local":
@@ -222,6 +222,7 @@ def test_open_store_picks_delta_for_urls_and_existing_tables(tmp_path):
     assert isinstance(open_store(tmp_path, ACCOUNT, STREAM), DeltaCache)
 
 
+@pytest.mark.slow
 def test_a_second_writer_on_object_storage_fails_cleanly(s3):
     location = f"s3://{BUCKET}/{uuid.uuid4().hex}"
     first = DeltaCache(location, ACCOUNT, STREAM)
@@ -312,6 +313,7 @@ def shared(server, tmp_path_factory):
         yield cache, settings, zd.load_frame(refresh="never", settings=settings), env
 
 
+@pytest.mark.slow
 def test_polars_scan_delta_reads_the_table(shared):
     pl = pytest.importorskip("polars")
     cache, _, events, env = shared
@@ -320,6 +322,7 @@ def test_polars_scan_delta_reads_the_table(shared):
     assert sorted(frame["id"].to_list()) == sorted(events["id"].tolist())
 
 
+@pytest.mark.slow
 def test_duckdb_and_pandas_read_the_table_through_deltalake(shared):
     duckdb = pytest.importorskip("duckdb")
     from deltalake import DeltaTable
@@ -333,6 +336,7 @@ def test_duckdb_and_pandas_read_the_table_through_deltalake(shared):
     assert sorted(frame["id"].tolist()) == sorted(events["id"].tolist())
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Dask support is moving out of Narwhals:FutureWarning")
 def test_sla_on_a_two_worker_dask_cluster_reading_s3_equals_pandas(shared):
     distributed = pytest.importorskip("distributed")
@@ -466,6 +470,7 @@ def test_load_frame_reproduces_an_earlier_version_and_records_the_one_it_read(
         zd.load_frame(settings=parquet, version=1)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Dask support is moving out of Narwhals:FutureWarning")
 @pytest.mark.parametrize("engine", ["polars", "duckdb", "dask"])
 def test_zd_scan_reads_a_local_delta_table(server, tmp_path, engine):
@@ -601,6 +606,7 @@ def test_status_shows_the_table_version_rows_and_file_count(server, location, tm
     assert line.split()[-2:] == [str(len(on_disk)), "-"]
 
 
+@pytest.mark.slow
 def test_the_report_records_the_table_version_it_read(server, tmp_path):
     settings = delta_settings(server, str(tmp_path / "data"))
     zd.fetch(STREAM, settings=settings, progress=False)
@@ -632,6 +638,7 @@ def test_the_report_records_the_table_version_it_read(server, tmp_path):
     assert "Delta table version" not in run.index.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Dask support is moving out of Narwhals:FutureWarning")
 @pytest.mark.parametrize("engine", ["polars", "duckdb", "dask"])
 def test_zd_scan_reads_an_s3_table(shared, engine, caplog):
@@ -661,6 +668,7 @@ def test_zd_scan_reads_an_s3_table(shared, engine, caplog):
     assert sorted(ids) == sorted(events.loc[events["time"] >= since, "id"].tolist())
 
 
+@pytest.mark.slow
 def test_zd_scan_with_spark_on_object_storage_names_the_delta_reader(shared):
     _, settings, _, _ = shared
     with pytest.raises(zd.ConfigError, match=r"spark.read.format\('delta'\)"):

@@ -159,6 +159,7 @@ def test_plot_funnel_names_only_99_8_outliers_when_there_are_many_units():
     assert [t.get_text() for t in ax.texts] == ["u9"]
 
 
+@pytest.mark.slow
 def test_charts_export_through_save_figure(tmp_path):
     rates = pd.DataFrame({"g": ["A", "B"], "breached": [3, 1], "achieved": [7, 9]})
     written = zd.save_figure(

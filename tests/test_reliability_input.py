@@ -251,6 +251,7 @@ def hostile_cache(data_dir: Path) -> Cache:
     max_examples=70, deadline=None, derandomize=True, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )  # fmt: skip
+@pytest.mark.slow
 @given(data=st.data())
 def test_generated_pages_are_stored_exactly_or_rejected_by_page_and_field(data, tmp_path_factory):
     ids = data.draw(st.lists(st.integers(0, 2**62 - 1), min_size=1, max_size=25, unique=True))
@@ -436,6 +437,7 @@ def test_damaged_part_is_an_error_naming_the_file_and_the_repair_that_works(
     assert_no_debris(cache)
 
 
+@pytest.mark.slow
 def test_repair_command_from_a_real_process_end_to_end(server, truth, tmp_path):
     settings, cache = fresh_cache(server, tmp_path)
     victim = next(p for p in cache.state().files if p.month == "2024-02")
@@ -562,6 +564,7 @@ def test_command_line_refuses_bad_dates_and_folders_with_one_line(tmp_path, caps
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_no_single_bit_flip_anywhere_in_a_part_file_reads_as_a_wrong_number(server, tmp_path):
     """Page CRCs (data) + the manifest's size and footer CRC32 (metadata) catch every flip."""
     import random

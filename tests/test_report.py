@@ -184,6 +184,7 @@ def targets():
     )
 
 
+@pytest.mark.slow
 def test_write_report_writes_charts_and_self_contained_html(targets, tmp_path):
     before = set(plt.get_fignums())
     result = write_report(
@@ -265,6 +266,7 @@ def test_report_tables_hold_hand_computed_rates(targets, tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_report_filters_by_since_until_and_escapes_title(targets, tmp_path):
     result = write_report(
         targets,
@@ -284,6 +286,7 @@ def test_report_filters_by_since_until_and_escapes_title(targets, tmp_path):
     assert len(re.findall("data:image/png;base64", page)) == 6  # PNG embedded even so
 
 
+@pytest.mark.slow
 def test_report_without_priority_or_group_columns(targets, tmp_path):
     result = write_report(
         targets.drop(columns=["priority", "group_name"]),
@@ -303,6 +306,7 @@ def test_report_without_priority_or_group_columns(targets, tmp_path):
     assert "lateness_by_metric" not in result.charts and "funnel_by_group" not in result.charts
 
 
+@pytest.mark.slow
 def test_report_with_no_targets(targets, tmp_path):
     result = write_report(
         targets.iloc[0:0], tmp_path, as_of="2024-01-20", breach_rates=reference_breach_rates
@@ -326,6 +330,7 @@ def test_report_rejects_since_after_until(targets, tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_report_with_the_real_breach_rates(targets, tmp_path):
     pytest.importorskip("zdevents.analysis.sla")
     result = write_report(targets, tmp_path, as_of="2024-01-20")  # default: sla.breach_rates
@@ -390,6 +395,7 @@ def test_format_rates_table_other_keys_and_periods():
     assert lines[2].split()[:3] == ["urgent", "2024-01-01", "100.0%"]
 
 
+@pytest.mark.slow
 def test_report_names_the_account_and_has_brand_tables(targets, tmp_path):
     frame = targets.assign(brand_name=["Acme"] * 5 + ["Acme Pay"] * 3)
     result = write_report(
@@ -407,6 +413,7 @@ def test_report_names_the_account_and_has_brand_tables(targets, tmp_path):
         assert line in (tmp_path / f"{name}.svg").read_text(encoding="utf-8"), name
 
 
+@pytest.mark.slow
 def test_build_report_shows_group_and_brand_names_fetched_from_zendesk(tmp_path):
     import zdevents as zd
     from zdevents.sample.account import BRANDS, GROUPS
@@ -547,6 +554,7 @@ def due_queue():
     )
 
 
+@pytest.mark.slow
 def test_report_states_trend_verdicts_in_words_from_complete_weeks_only(insight_targets, tmp_path):
     result = write_report(
         insight_targets, tmp_path, as_of=AS_OF, breach_rates=reference_breach_rates
@@ -580,6 +588,7 @@ def test_report_states_trend_verdicts_in_words_from_complete_weeks_only(insight_
     assert "<li>Resolution: not enough data, no complete week yet.</li>" in page
 
 
+@pytest.mark.slow
 def test_report_lateness_pairing_funnel_and_due_sections(insight_targets, tmp_path):
     result = write_report(
         insight_targets,

@@ -69,6 +69,7 @@ def test_fetch_result_counts_read_as_english(pages, events, text):
     assert str(result).startswith(text)
 
 
+@pytest.mark.slow
 def test_sla_analysis_on_dask_raises_no_warning():
     dd = pytest.importorskip("dask.dataframe")
     t = pd.to_datetime(["2024-01-01 09:00", "2024-01-01 09:30", "2024-01-01 10:00"], utc=True)
