@@ -166,6 +166,7 @@ def _global_state() -> dict:
     }
 
 
+@pytest.mark.slow
 def test_every_chart_function_leaves_matplotlib_global_state_alone(rates, tmp_path):
     calls = {
         "plot_breach_rates": lambda: plot_breach_rates(rates),
@@ -203,6 +204,7 @@ print(matplotlib.is_interactive())
 """
 
 
+@pytest.mark.slow
 def test_first_chart_keeps_what_the_backend_set_when_it_loaded(tmp_path):
     import os
     import subprocess
@@ -541,6 +543,7 @@ def test_fulfilment_ratio_from_minutes_and_given_ax():
 # ---------------------------------------------------------------- save_figure
 
 
+@pytest.mark.slow
 def test_save_figure_with_and_without_suffix_and_pdf(rates, tmp_path):
     ax = plot_breach_rates(rates)
     written = save_figure(ax, tmp_path / "a" / "b" / "chart.png", ("png", "svg", "pdf"))
@@ -560,6 +563,21 @@ def test_save_figure_is_reproducible_and_rejects_unknown_formats(rates, tmp_path
         save_figure(ax, tmp_path / "x", ("png", "gif"))
 
 
-def test_style_is_one_shared_dict():
-    assert charts.STYLE["svg.fonttype"] == "none"
-    assert list(charts.STYLE["axes.prop_cycle"].by_key()["color"]) == list(charts.OKABE_ITO)
+def test_what_an_analyst_adds_to_a_chart_comes_in_the_charts_palette(rates):
+    drawn = {
+        "plot_breach_rates": plot_breach_rates(rates),
+        "plot_breach_trend": plot_breach_trend(weekly()),
+        "plot_breach_heatmap": plot_breach_heatmap(heat_rates()),
+        "plot_fulfilment_ratio": plot_fulfilment_ratio(targets_frame()),
+    }
+    palette = [colour.lower() for colour in charts.OKABE_ITO[:3]]
+    for name, ax in drawn.items():
+        # a reference line drawn on the returned Axes: the next colours of the palette
+        added = [matplotlib.colors.to_hex(ax.plot([0, 1], [0, 1])[0].get_color()) for _ in palette]
+        assert added == palette, name
+    # a figure made outside the charts keeps matplotlib's own colours
+    _, own = plt.subplots()
+    (line,) = own.plot([0, 1], [0, 1])
+    default = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][0]
+    assert matplotlib.colors.to_hex(line.get_color()) == matplotlib.colors.to_hex(default)
+    assert matplotlib.colors.to_hex(line.get_color()) != palette[0]
