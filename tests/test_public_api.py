@@ -141,6 +141,7 @@ def test_each_old_import_path_warns_and_gives_the_module_at_its_new_place(old, n
         ):
             module = importlib.import_module(old)
         assert module is importlib.import_module(new)
+        assert module.__spec__.name == new  # its relative imports still resolve from there
     finally:  # leave no trace for tests that import the old path themselves
         sys.modules.pop(old, None)
         if not had_attribute:

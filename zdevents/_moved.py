@@ -39,6 +39,9 @@ MOVED: dict[str, str] = {
 class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds an old module name and loads it as the module at its new place."""
 
+    def __init__(self) -> None:
+        self._specs: dict[str, importlib.machinery.ModuleSpec] = {}
+
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in MOVED:
             return None
@@ -51,10 +54,17 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             DeprecationWarning,
             stacklevel=2,  # the import machinery's own frames are skipped by warnings
         )
-        return importlib.import_module(new)
+        module = importlib.import_module(new)
+        self._specs[spec.name] = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """The module ran when it was imported at its new place."""
+        """The module ran when it was imported at its new place: give it back its own spec.
+
+        The import system has just set ``__spec__`` to the old name's, which would make
+        the module's relative imports resolve against the old package.
+        """
+        module.__spec__ = self._specs.pop(module.__spec__.name)
 
 
 def install() -> None:
