@@ -92,8 +92,6 @@ KNOWN = {
     "zdevents/viz/deck.py: over 500 lines",
     "zdevents/viz/deck.py: viz imports top (zdevents.insight_pipeline)",
     "zdevents/viz/report.py: over 500 lines",
-    "zdevents/viz/report.py: uses private _LABEL_COLUMNS of zdevents.viz.charts",
-    "zdevents/viz/report.py: uses private _order_key of zdevents.viz.charts",
 }
 
 
