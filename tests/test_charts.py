@@ -554,6 +554,7 @@ def test_save_figure_with_and_without_suffix_and_pdf(rates, tmp_path):
     assert save_figure(ax, tmp_path / "v1.0", "png") == [tmp_path / "v1.0.png"]
 
 
+@pytest.mark.slow
 def test_save_figure_is_reproducible_and_rejects_unknown_formats(rates, tmp_path):
     ax = plot_breach_rates(rates)
     first = save_figure(ax, tmp_path / "one", ("svg", "png"))

@@ -81,6 +81,7 @@ def test_bad_since_is_a_clear_error(env, tmp_path):
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_missing_configuration_names_the_variables(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENDESK_", "ZDEVENTS_"))}
     env["ZDEVENTS_DATA_DIR"] = str(tmp_path)

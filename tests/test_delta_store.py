@@ -559,6 +559,7 @@ def test_the_cache_commands_migrate_optimize_and_vacuum(server, tmp_path, capsys
     assert open_store(settings.data_dir, settings.account, STREAM).state().rows == rows_before
 
 
+@pytest.mark.slow
 def test_zd_scan_opens_an_earlier_table_version(server, tmp_path):
     settings = delta_settings(server, str(tmp_path / "data"))
     server.now = pd.Timestamp("2024-03-01", tz="UTC").timestamp()

@@ -217,6 +217,7 @@ def test_write_report_writes_charts_and_self_contained_html(targets, tmp_path):
     assert "censored" in page
 
 
+@pytest.mark.slow
 def test_report_tables_hold_hand_computed_rates(targets, tmp_path):
     result = write_report(
         targets, tmp_path, as_of="2024-01-20", breach_rates=reference_breach_rates

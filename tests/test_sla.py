@@ -571,7 +571,9 @@ def _engines(df: pd.DataFrame) -> dict:
     return out
 
 
-@pytest.mark.parametrize("engine", ["pandas", "polars", "polars_lazy", "dask"])
+@pytest.mark.parametrize(
+    "engine", ["pandas", "polars", "polars_lazy", pytest.param("dask", marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize(
     ("freq", "expected"),
     [
