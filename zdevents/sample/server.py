@@ -601,9 +601,9 @@ class LocalZendesk:
         elif self.account is None:
             records = iter(())
         elif stream is METRIC_EVENTS:
-            records = self.account._keyed_metric_events()
+            records = self.account.keyed_metric_events()
         else:
-            records = self.account._keyed_ticket_events(include_comments=flag)
+            records = self.account.keyed_ticket_events(include_comments=flag)
         if stream is METRIC_EVENTS and flag:
             deleted = self.deleted_ticket_ids
             records = (item for item in records if item[2].get("ticket_id") not in deleted)
