@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 import zdevents as zd
-from zdevents.sample import server as testing
+from zdevents.sample.server import LocalZendesk
 from zdevents.store.parquet import Cache
 
 STREAM = "metric_events"
-
-
-@contextlib.contextmanager
-def quick_local_sockets() -> Iterator[None]:
-    """LocalZendesk answers with TCP_NODELAY while the block runs.
-
-    The server writes the headers and the body separately; with Nagle's algorithm on, each
-    answer then waits ~40 ms for the client's delayed ACK. Tests that send hundreds of
-    requests switch it off (the class attribute of ``socketserver.StreamRequestHandler``).
-    """
-    before = testing._Handler.disable_nagle_algorithm
-    testing._Handler.disable_nagle_algorithm = True
-    try:
-        yield
-    finally:
-        testing._Handler.disable_nagle_algorithm = before
 
 
 def plain(table: pa.Table) -> pa.Table:
@@ -47,7 +29,7 @@ def cache_of(settings: zd.Settings, stream: str = STREAM) -> Cache:
     return Cache(settings.data_dir, settings.account, stream)
 
 
-def clean_fetch(server: testing.LocalZendesk, data_dir: Path, stream: str = STREAM) -> pa.Table:
+def clean_fetch(server: LocalZendesk, data_dir: Path, stream: str = STREAM) -> pa.Table:
     """The truth: a fetch with no fault, as a plain table (checked against what was served)."""
     settings = server.settings(data_dir=data_dir)
     zd.fetch(stream, settings=settings, progress=False)
@@ -129,7 +111,7 @@ def assert_cursor_covers(cursor: int | None, stored: pa.Table, truth: pa.Table) 
         assert cursor <= newest + 1, (cursor, newest)
 
 
-def cli_env(server: testing.LocalZendesk, data_dir: Path, **extra: str) -> dict[str, str]:
+def cli_env(server: LocalZendesk, data_dir: Path, **extra: str) -> dict[str, str]:
     """Environment of a ``zdevents`` child process pointed at ``server``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENDESK_", "ZDEVENTS_"))}
     env.update(
@@ -144,6 +126,6 @@ def cli_env(server: testing.LocalZendesk, data_dir: Path, **extra: str) -> dict[
     return env
 
 
-def child_env(server: testing.LocalZendesk, data_dir: Path) -> dict[str, str]:
+def child_env(server: LocalZendesk, data_dir: Path) -> dict[str, str]:
     """Only the zdevents variables (a forkserver child keeps the rest of its environment)."""
     return {k: v for k, v in cli_env(server, data_dir).items() if k.startswith(("ZEN", "ZDE"))}

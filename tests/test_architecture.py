@@ -58,8 +58,6 @@ KNOWN = {
     "zdevents/insight_pipeline.py: imports private _account_name from zdevents.read.frame",
     "zdevents/read/scan.py: imports private _account_name from zdevents.read.frame",
     "zdevents/read/scan.py: imports private _outside_package from zdevents.read.frame",
-    "zdevents/sample/server.py: class LocalZendesk over 400 lines",
-    "zdevents/sample/server.py: over 500 lines",
     "zdevents/store/delta.py: class DeltaCache over 400 lines",
     "zdevents/store/delta.py: over 500 lines",
     "zdevents/store/delta.py: uses private _ORDER of zdevents.store.parquet",

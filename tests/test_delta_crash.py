@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pytest
 from _delta_child import DELTA_KILL_POINTS
 from _delta_s3 import BUCKET, s3_server
-from _reliability import assert_cursor_covers, child_env, plain, quick_local_sockets
+from _reliability import assert_cursor_covers, child_env, plain
 
 import zdevents as zd
 from zdevents.sample.account import SampleAccount
@@ -48,11 +48,12 @@ def s3():
 
 @pytest.fixture(scope="module")
 def server():
-    with quick_local_sockets():
-        account = SampleAccount(tickets=TICKETS, seed=SEED % 1000)
-        with LocalZendesk(account, page_size=PAGE_SIZE, metric_end_of_stream=True) as srv:
-            srv.preload()
-            yield srv
+    account = SampleAccount(tickets=TICKETS, seed=SEED % 1000)
+    with LocalZendesk(
+        account, page_size=PAGE_SIZE, metric_end_of_stream=True, tcp_nodelay=True
+    ) as srv:
+        srv.preload()
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from _reliability import (
     child_env,
     clean_fetch,
     cli_env,
-    quick_local_sockets,
 )
 
 import zdevents as zd
@@ -30,11 +29,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def server():
-    with quick_local_sockets():
-        with LocalZendesk(SampleAccount(tickets=60, seed=77), page_size=40,
-                          metric_end_of_stream=True) as srv:  # fmt: skip
-            srv.preload()
-            yield srv
+    with LocalZendesk(SampleAccount(tickets=60, seed=77), page_size=40,
+                      metric_end_of_stream=True, tcp_nodelay=True) as srv:  # fmt: skip
+        srv.preload()
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from _reliability import assert_exact, cache_of, clean_fetch, cli_env, quick_local_sockets
+from _reliability import assert_exact, cache_of, clean_fetch, cli_env
 
 import zdevents as zd
 from zdevents import cli
@@ -36,11 +36,12 @@ def ts(text: str) -> int:
 
 @pytest.fixture(scope="module")
 def server():
-    with quick_local_sockets():
-        account = SampleAccount(tickets=TICKETS)
-        with LocalZendesk(account, page_size=PAGE_SIZE, metric_end_of_stream=True) as srv:
-            srv.preload()
-            yield srv
+    account = SampleAccount(tickets=TICKETS)
+    with LocalZendesk(
+        account, page_size=PAGE_SIZE, metric_end_of_stream=True, tcp_nodelay=True
+    ) as srv:
+        srv.preload()
+        yield srv
 
 
 @pytest.fixture(scope="module")

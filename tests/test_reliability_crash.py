@@ -35,7 +35,6 @@ from _reliability import (
     clean_fetch,
     cli_env,
     debris,
-    quick_local_sockets,
 )
 
 import zdevents as zd
@@ -55,11 +54,12 @@ CLI_TRIALS = 2  # `python -m zdevents fetch`, killed at a random moment after it
 
 @pytest.fixture(scope="module")
 def server():
-    with quick_local_sockets():
-        account = SampleAccount(tickets=TICKETS, seed=SEED % 1000)
-        with LocalZendesk(account, page_size=PAGE_SIZE, metric_end_of_stream=True) as srv:
-            srv.preload()
-            yield srv
+    account = SampleAccount(tickets=TICKETS, seed=SEED % 1000)
+    with LocalZendesk(
+        account, page_size=PAGE_SIZE, metric_end_of_stream=True, tcp_nodelay=True
+    ) as srv:
+        srv.preload()
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -189,11 +189,10 @@ def test_sigkill_at_random_points_then_resume_gives_exactly_the_served_events(
 @pytest.fixture(scope="module")
 def small_pages_server():
     """The same account in pages of 20: the real command commits every 100 pages."""
-    with quick_local_sockets():
-        account = SampleAccount(tickets=TICKETS, seed=SEED % 1000)
-        with LocalZendesk(account, page_size=20, metric_end_of_stream=True) as srv:
-            srv.preload()
-            yield srv
+    account = SampleAccount(tickets=TICKETS, seed=SEED % 1000)
+    with LocalZendesk(account, page_size=20, metric_end_of_stream=True, tcp_nodelay=True) as srv:
+        srv.preload()
+        yield srv
 
 
 def test_the_real_command_killed_mid_fetch_resumes_exactly(small_pages_server, truth, tmp_path):

@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from _reliability import assert_exact, cache_of, clean_fetch, cli_env, quick_local_sockets
+from _reliability import assert_exact, cache_of, clean_fetch, cli_env
 
 import zdevents as zd
 from zdevents import cli
@@ -37,11 +37,10 @@ ROWS = 11_016  # metric events of the 200-ticket sample account
 
 @pytest.fixture(scope="module")
 def server():
-    with quick_local_sockets():
-        account = SampleAccount(tickets=200)
-        with LocalZendesk(account, page_size=100, metric_end_of_stream=True) as srv:
-            srv.preload()
-            yield srv
+    account = SampleAccount(tickets=200)
+    with LocalZendesk(account, page_size=100, metric_end_of_stream=True, tcp_nodelay=True) as srv:
+        srv.preload()
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from _reliability import (
     assert_no_debris,
     cache_of,
     clean_fetch,
-    quick_local_sockets,
     read_plain,
 )
 
@@ -41,11 +40,10 @@ MAX_RETRIES = 3
 
 @pytest.fixture(scope="module")
 def server():
-    with quick_local_sockets():
-        account = SampleAccount(tickets=40, seed=41)
-        with LocalZendesk(account, page_size=40, metric_end_of_stream=True) as srv:
-            srv.preload()
-            yield srv
+    account = SampleAccount(tickets=40, seed=41)
+    with LocalZendesk(account, page_size=40, metric_end_of_stream=True, tcp_nodelay=True) as srv:
+        srv.preload()
+        yield srv
 
 
 @pytest.fixture(scope="module")

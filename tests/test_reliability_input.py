@@ -29,7 +29,6 @@ from _reliability import (
     cache_of,
     clean_fetch,
     cli_env,
-    quick_local_sockets,
 )
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -375,10 +374,9 @@ def test_rejected_pages_are_bounded_in_number_and_size(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------ damaged cache
 @pytest.fixture(scope="module")
 def server():
-    with quick_local_sockets():
-        with LocalZendesk(SampleAccount(tickets=60, seed=5)) as srv:
-            srv.preload()
-            yield srv
+    with LocalZendesk(SampleAccount(tickets=60, seed=5), tcp_nodelay=True) as srv:
+        srv.preload()
+        yield srv
 
 
 @pytest.fixture(scope="module")

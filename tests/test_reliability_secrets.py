@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from _reliability import cache_of, cli_env, quick_local_sockets
+from _reliability import cache_of, cli_env
 
 import zdevents as zd
 from zdevents import cli
@@ -101,11 +101,10 @@ def account():
 
 @pytest.fixture(scope="module")
 def server(account):
-    with quick_local_sockets():
-        with LocalZendesk(account, api_token=TOKEN, page_size=40,
-                          metric_end_of_stream=True) as srv:  # fmt: skip
-            srv.preload()
-            yield srv
+    with LocalZendesk(account, api_token=TOKEN, page_size=40,
+                      metric_end_of_stream=True, tcp_nodelay=True) as srv:  # fmt: skip
+        srv.preload()
+        yield srv
 
 
 @pytest.fixture(scope="module")
