@@ -324,12 +324,19 @@ def test_stop_does_not_hang_on_a_slow_request(hand_server: LocalZendesk) -> None
 
     worker = threading.Thread(target=call)
     worker.start()
-    time.sleep(0.2)
+    # the request has taken the slow fault: its answer is waiting (nothing answered yet)
+    deadline = time.monotonic() + 10
+    while hand_server.pending_faults() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert hand_server.pending_faults() == [] and hand_server.requests == 0
     started = time.monotonic()
     hand_server.stop()
     worker.join(timeout=10)
-    assert time.monotonic() - started < 3
     assert not worker.is_alive()
+    assert time.monotonic() - started < 3  # not the 30 s the answer was to wait
+    # stopping ended the waiting answer: the client got no page, the log says so
+    assert len(results) == 1 and isinstance(results[0], requests.ConnectionError)
+    assert [(r.fault, r.status) for r in hand_server.request_log] == [("slow", 500)]
 
 
 def test_no_internet_in_tests() -> None:
