@@ -36,7 +36,7 @@ from .errors import (
 )
 from .export.fetch import FetchResult, fetch
 from .export.names import fetch_names, load_names
-from .pipeline import build_report, cache_status, prepare_sample, run_demo
+from .pipeline import build_report, cache_status, run_demo
 from .read.exports import read_export
 from .read.frame import load_changes, load_frame, rebuild_cache
 from .read.scan import scan, scan_as_of
@@ -61,6 +61,8 @@ _LAZY = {
     "plot_lateness": "viz.insight_charts",
     "plot_update_pairing": "viz.insight_charts",
     "build_deck": "viz.deck",
+    # the sample account's generator and server load on first use
+    "prepare_sample": "sample.demo",
 }
 
 

@@ -1,4 +1,7 @@
-"""Whole jobs built from the public pieces: cache status, the report, the offline demo."""
+"""Whole jobs built from the public pieces: cache status, the report, the offline demo.
+
+The demo's sample cache comes from :func:`zdevents.sample.demo.prepare_sample`.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +25,6 @@ __all__ = [
     "build_report",
     "cache_status",
     "format_status",
-    "prepare_sample",
     "run_demo",
 ]
 
@@ -266,50 +268,6 @@ def build_report(
     )
 
 
-def prepare_sample(
-    data_dir: str | Path = "data",
-    *,
-    tickets: int = 3000,
-    seed: int = 7,
-    progress: bool = False,
-    echo: Callable[[str], object] | None = None,
-) -> Settings:
-    """Fetch the sample account into ``data_dir`` through the real client; return its settings.
-
-    Serves :class:`~zdevents.sample.account.SampleAccount` on 127.0.0.1 for the duration and fetches
-    both streams (ticket events with comments). A second call only asks for what is newer than
-    the cursor (nothing). The returned settings name the ``sample`` account's cache and carry
-    no credentials, so ``load_frame(settings=...)`` reads the cache.
-
-    Examples
-    --------
-    >>> settings = prepare_sample("data")  # doctest: +SKIP
-    >>> events = zd.load_frame(settings=settings, refresh="never")  # doctest: +SKIP
-    """
-    from .export.fetch import fetch
-    from .sample.account import SampleAccount
-    from .sample.server import LocalZendesk
-
-    account = SampleAccount(tickets=tickets, seed=seed)
-    with LocalZendesk(account) as server:
-        settings = server.settings(data_dir=Path(data_dir))
-        if echo:
-            echo(f"sample account ({tickets:,} tickets, seed {seed}) served at {server.url}")
-        for stream in ("metric_events", "ticket_events"):
-            result = fetch(
-                stream,
-                settings=settings,
-                progress=progress,
-                include_comments=stream == "ticket_events",
-            )
-            if echo:
-                echo(str(result))
-        from .export.names import fetch_names
-
-        fetch_names(settings)  # group and brand names, beside the exports
-    return Settings(subdomain=settings.subdomain, data_dir=settings.data_dir)
-
-
 def run_demo(
     *,
     out_dir: str | Path = "reports/demo",
@@ -328,6 +286,8 @@ def run_demo(
     --------
     >>> run = run_demo(out_dir="reports/demo", data_dir="data")  # doctest: +SKIP
     """
+    from .sample.demo import prepare_sample  # the sample generator and server, on first use
+
     started = time.monotonic()
     settings = prepare_sample(data_dir, tickets=tickets, seed=seed, progress=progress, echo=echo)
     echo("")
