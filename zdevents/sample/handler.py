@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 __all__ = ["ENCODE", "Handler", "LoggedRequest", "Server", "send", "send_json", "send_text"]
 
-logger = logging.getLogger("zdevents.sample.server")
+logger = logging.getLogger("zdevents.sample.server")  # the server's log, as before the split
 
 ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 """Compact JSON encoding, as Zendesk answers."""

@@ -89,6 +89,13 @@ def simulate(idx: int, *, seed: int, start: int, end: int, tickets: int) -> Tick
 class _Life:
     """One ticket being simulated: its clock, status, group, assignee and steps so far."""
 
+    ticket: Ticket
+    priority: str | None
+    late_priority: str | None  # the priority triage will set after the first reply
+    service: str  # the priority agents pace themselves on
+    group: int
+    agents: list[int]  # the group's agents
+
     def __init__(self, idx: int, *, seed: int, start: int, end: int, tickets: int) -> None:
         self.rng = random.Random(seed * 4_294_967_296 + idx)
         self.end = end
@@ -158,13 +165,13 @@ class _Life:
         enterprise = rng.random() < 0.22
         channel = rng.choices(_CHANNELS, _CHANNEL_WEIGHTS)[0]
         priority: str | None = rng.choices(PRIORITIES, (22, 50, 20, 8))[0]
-        self.late_priority: str | None = None
+        self.late_priority = None
         if not enterprise and rng.random() < 0.07:
             # triaged later: the SLA applies late
             self.late_priority, priority = priority, None
         self.priority = priority
         # agents pace themselves on the targets of the policy in force (calendar or business)
-        self.service: str = priority or self.late_priority or "normal"
+        self.service = priority or self.late_priority or "normal"
         tags = sorted(rng.sample(_TAGS, rng.choice((0, 1, 1, 2))))
         if enterprise:
             group = ENTERPRISE_GROUP if rng.random() < 0.6 else TIER1_GROUP
