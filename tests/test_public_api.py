@@ -148,6 +148,18 @@ def test_each_old_import_path_warns_and_gives_the_module_at_its_new_place(old, n
             vars(sys.modules[parent]).pop(leaf, None)
 
 
+def test_importing_an_old_path_named_like_a_public_function_keeps_the_function():
+    scan_function = zd.scan
+    sys.modules.pop("zdevents.scan", None)
+    try:
+        with pytest.warns(DeprecationWarning, match=r"^zdevents\.scan moved to"):
+            importlib.import_module("zdevents.scan")
+        assert zd.scan is scan_function
+        assert callable(zd.scan)
+    finally:
+        sys.modules.pop("zdevents.scan", None)
+
+
 def test_the_testing_module_imports_the_local_server_without_a_warning():
     from zdevents.sample import SampleAccount
     from zdevents.sample.server import LocalZendesk

@@ -6,6 +6,8 @@
 >>> rates = zd.breach_rates(targets, by="metric")  # doctest: +SKIP
 """
 
+import sys
+
 from . import _moved
 from .analysis.insights import (
     due_summary,
@@ -43,7 +45,7 @@ from .read.scan import scan, scan_as_of
 
 __version__ = "0.1.0"
 
-_moved.install()
+_moved.install(sys.modules[__name__])
 
 # Charts pull in matplotlib (seconds of import time): load them on first use, so the CLI's
 # fetch and status start fast.

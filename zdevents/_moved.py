@@ -67,7 +67,27 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__spec__ = self._specs.pop(module.__spec__.name)
 
 
-def install() -> None:
-    """Put the alias finder on ``sys.meta_path`` once."""
+class _Package(ModuleType):
+    """The ``zdevents`` package, which keeps its public functions when an old path loads.
+
+    After ``import zdevents.scan`` the import system sets the attribute ``scan`` of the
+    package to the loaded module; without this, ``zd.scan`` would stop being the function.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        current = self.__dict__.get(name)
+        if (
+            isinstance(value, ModuleType)
+            and f"{self.__name__}.{name}" in MOVED
+            and current is not None
+            and not isinstance(current, ModuleType)
+        ):
+            return
+        super().__setattr__(name, value)
+
+
+def install(package: ModuleType) -> None:
+    """Put the alias finder on ``sys.meta_path`` once, and guard ``package``'s names."""
+    package.__class__ = _Package
     if not any(isinstance(finder, _Alias) for finder in sys.meta_path):
         sys.meta_path.append(_Alias())
