@@ -2,8 +2,10 @@
 
 :data:`METRIC_LABELS` is the one table. Everything else is derived from it: the order
 metrics are listed in (:data:`METRIC_ORDER`), the label of one metric
-(:func:`metric_label`), the labels of a whole frame (:func:`metric_labels`) and the SQL
-that :func:`zdevents.sla_targets` runs (:func:`metric_label_sql`).
+(:func:`metric_label`) and the labels of a whole frame (:func:`metric_labels`); the
+``metric_label`` column of :func:`zdevents.sla_targets` is rendered from the same table in
+SQL (:mod:`zdevents.analysis.targets_sql`) and as a narwhals expression
+(:mod:`zdevents.analysis.targets_frame`).
 
 The one rule beyond the table: ``reply_time`` instance 1 is the first reply
 (``"First reply"``), later instances are next replies (``"Next reply"``); without an
@@ -26,7 +28,6 @@ __all__ = [
     "NEXT_REPLY",
     "REPLY_METRIC",
     "metric_label",
-    "metric_label_sql",
     "metric_labels",
     "metric_sort_key",
 ]
@@ -199,36 +200,3 @@ def metric_sort_key(label: str) -> tuple[int, str]:
     """
     order = METRIC_ORDER.index(label) if label in METRIC_ORDER else len(METRIC_ORDER)
     return (order, label)
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def metric_label_sql(metric: str = "metric", instance_id: str = "instance_id") -> str:
-    """DuckDB SQL equal to :func:`metric_label` of the columns ``metric`` and ``instance_id``.
-
-    Unknown metrics are title-cased by Python's ``str.title`` rules (a letter after a
-    non-letter is upper case).
-
-    Examples
-    --------
-    >>> metric_label_sql("mk").startswith("CASE WHEN mk = 'reply_time' AND instance_id = 1")
-    True
-    """
-    spaced = f"replace({metric}, '_', ' ')"
-    title = (
-        f"array_to_string(list_transform(range(1, length({spaced}) + 1), lambda i: CASE "
-        f"WHEN i = 1 OR NOT regexp_matches(substring({spaced}, i - 1, 1), '[[:alpha:]]') "
-        f"THEN upper(substring({spaced}, i, 1)) ELSE lower(substring({spaced}, i, 1)) END), '')"
-    )
-    reply = f"{metric} = {_sql_text(REPLY_METRIC)}"
-    known = " ".join(
-        f"WHEN {metric} = {_sql_text(name)} THEN {_sql_text(label)}"
-        for name, label in METRIC_LABELS.items()
-    )
-    return (
-        f"CASE WHEN {reply} AND {instance_id} = 1 THEN {_sql_text(METRIC_LABELS[FIRST_REPLY])} "
-        f"WHEN {reply} AND {instance_id} > 1 THEN {_sql_text(METRIC_LABELS[NEXT_REPLY])} "
-        f"{known} ELSE {title} END"
-    )

@@ -1,0 +1,421 @@
+"""SLA targets as one DuckDB query: the rules of :func:`zdevents.sla_targets` for pandas,
+pyarrow and polars inputs and DuckDB relations.
+
+Two passes over the events (the clock per metric instance, then one grouped pass over the
+applies, breaches and statuses joined to it), where the engine-agnostic plan of
+:mod:`zdevents.analysis.targets_frame` needs nine joins and group-bys. Both implement the same
+rules; the tests compare them row for row. pandas data goes in and out through Arrow; a
+DuckDB relation stays lazy on its own connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .columns import AS_OF_ATTR, OPTIONAL_EVENT_COLUMNS, REQUIRED_EVENT_COLUMNS, TARGET_COLUMNS
+from .labels import (
+    FIRST_REPLY,
+    METRIC_LABELS,
+    NEXT_REPLY,
+    REPLY_METRIC,
+    metric_label,
+)
+
+__all__ = ["targets_duckdb"]
+
+_SQL_SOURCE = "zd_events"
+_KNOWN_TYPES = ("fulfill", "activate", "apply_sla", "apply_group_sla", "breach", "update_status")
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _metric_label_sql(metric: str = "metric", instance_id: str = "instance_id") -> str:
+    """SQL equal to :func:`zdevents.analysis.labels.metric_label` of the columns ``metric``
+    and ``instance_id``, built from :data:`~zdevents.analysis.labels.METRIC_LABELS`.
+
+    Unknown metrics are title-cased by Python's ``str.title`` rules (a letter after a
+    non-letter is upper case).
+    """
+    spaced = f"replace({metric}, '_', ' ')"
+    title = (
+        f"array_to_string(list_transform(range(1, length({spaced}) + 1), lambda i: CASE "
+        f"WHEN i = 1 OR NOT regexp_matches(substring({spaced}, i - 1, 1), '[[:alpha:]]') "
+        f"THEN upper(substring({spaced}, i, 1)) ELSE lower(substring({spaced}, i, 1)) END), '')"
+    )
+    reply = f"{metric} = {_sql_text(REPLY_METRIC)}"
+    known = " ".join(
+        f"WHEN {metric} = {_sql_text(name)} THEN {_sql_text(label)}"
+        for name, label in METRIC_LABELS.items()
+    )
+    return (
+        f"CASE WHEN {reply} AND {instance_id} = 1 THEN {_sql_text(METRIC_LABELS[FIRST_REPLY])} "
+        f"WHEN {reply} AND {instance_id} > 1 THEN {_sql_text(METRIC_LABELS[NEXT_REPLY])} "
+        f"{known} ELSE {title} END"
+    )
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(map(_sql_text, values)) + "]"
+
+
+#: Event types the rules read, as small integer codes (group-bys and filters on integers).
+_TYPE_CODES = {name: i for i, name in enumerate(_KNOWN_TYPES, start=1)}
+_MAX_METRIC_CODES = 1000  # more distinct metric names than this: group by the names
+
+
+def _targets_sql(
+    as_of: pd.Timestamp, metrics: Sequence[str] | None, *, order: bool, coded: bool = False
+) -> str:
+    """The rules of :func:`zdevents.sla_targets` as one DuckDB query over the table ``zd_events``.
+
+    ``metrics``: every metric name in the events, sorted: the query then keys metric
+    instances by the name's position (an integer), which makes its group-bys, join and sort
+    several times cheaper than on the names; ordering by the position is ordering by name.
+    None keys them by name. ``coded``: ``metric``, ``type`` and ``sla_kind`` already hold
+    those codes (see :func:`_coded_pandas`).
+    """
+    as_of_sql = f"CAST({_sql_text(as_of.isoformat())} AS TIMESTAMPTZ)"
+    metric = "CAST(metric AS VARCHAR)"
+    types = " ".join(f"WHEN {_sql_text(n)} THEN {c}" for n, c in _TYPE_CODES.items())
+    if metrics is not None:
+        codes = " ".join(f"WHEN {_sql_text(m)} THEN {i}" for i, m in enumerate(metrics))
+        metric_key = f"CASE {metric} {codes} END"
+        metric_name = f"{_sql_list(metrics)}[mk + 1]"
+        labels = [metric_label(m) for m in metrics]
+        label = f"{_sql_list(labels)}[mk + 1]"
+    else:
+        metric_key, metric_name = metric, "mk"
+        label = _metric_label_sql("mk")
+    reply = "mk = " + (
+        str(list(metrics).index(REPLY_METRIC))
+        if metrics and REPLY_METRIC in metrics
+        else ("-1" if metrics is not None else _sql_text(REPLY_METRIC))
+    )
+    type_code = f'CASE CAST("type" AS VARCHAR) {types} END'
+    kind_code = (
+        "CASE WHEN sla_kind IS NULL THEN 0 WHEN CAST(sla_kind AS VARCHAR) = 'sla' THEN 1 "
+        "WHEN CAST(sla_kind AS VARCHAR) = 'group_sla' THEN 2 ELSE 3 END"
+    )
+    if coded:
+        metric_key, type_code, kind_code = "NULLIF(metric, -1)", 'NULLIF("type", -1)', "sla_kind"
+    fulfill, activate = _TYPE_CODES["fulfill"], _TYPE_CODES["activate"]
+    sla, group_sla = _TYPE_CODES["apply_sla"], _TYPE_CODES["apply_group_sla"]
+    breach, status = _TYPE_CODES["breach"], _TYPE_CODES["update_status"]
+    apply = (
+        "struct_pack(policy_id := e.policy_id, policy_title := e.policy_title, "
+        "target_minutes := e.sla_target_minutes, business_hours := e.sla_business_hours, "
+        "t := e.t)"
+    )
+    before = "(c.fulfilled_at IS NULL OR e.t <= c.fulfilled_at)"
+    # The latest event, ties to the larger id, as one number (much faster than a row key).
+    latest = "(CAST(epoch_us(e.t) AS HUGEINT) * 18446744073709551616 + e.id)"
+    if metrics is not None:
+        # One 128-bit number per metric instance, exact for every int64 ticket and int32
+        # instance, ordered as (ticket_id, metric, instance_id): a hash key several times
+        # cheaper than the three columns.
+        key = "k"
+        key_expr = (
+            "CAST(ticket_id AS HUGEINT) * 18446744073709551616 + CAST(mk AS HUGEINT) * "
+            "4294967296 + (CAST(instance_id AS HUGEINT) + 2147483648)"
+        )
+        decoded = (
+            "CAST(k >> 64 AS BIGINT) AS ticket_id, CAST((k >> 32) & 4294967295 AS INTEGER) AS mk,"
+            " CAST((k & 4294967295) - 2147483648 AS INTEGER) AS instance_id"
+        )
+    else:
+        key = "ticket_id, mk, instance_id"
+        key_expr = "NULL"
+        decoded = key
+    ekey = ", ".join(f"e.{c.strip()}" for c in key.split(","))
+    join = " AND ".join(f"c.{c.strip()} = e.{c.strip()}" for c in key.split(","))
+
+    def on(alias: str) -> str:
+        return " AND ".join(f"{alias}.{c.strip()} = e.{c.strip()}" for c in key.split(","))
+
+    sql = f"""
+WITH ev AS (  -- rule 1: no deleted event, nothing after as_of, no null key or time
+    SELECT *, {key_expr} AS k FROM (
+        SELECT CAST(id AS BIGINT) AS id, CAST(ticket_id AS BIGINT) AS ticket_id,
+               {metric_key} AS mk, CAST(instance_id AS INTEGER) AS instance_id,
+               {type_code} AS ty,
+               CAST("time" AS TIMESTAMPTZ) AS t,
+               {kind_code} AS bk,
+               CAST(sla_target_minutes AS INTEGER) AS sla_target_minutes,
+               CAST(sla_business_hours AS BOOLEAN) AS sla_business_hours,
+               CAST(policy_id AS BIGINT) AS policy_id,
+               CAST(policy_title AS VARCHAR) AS policy_title,
+               CAST(status_calendar_minutes AS INTEGER) AS status_calendar_minutes,
+               CAST(status_business_minutes AS INTEGER) AS status_business_minutes
+        FROM {_SQL_SOURCE}
+        WHERE ticket_id IS NOT NULL AND {metric_key} IS NOT NULL AND instance_id IS NOT NULL
+          AND "time" IS NOT NULL AND CAST("time" AS TIMESTAMPTZ) <= {as_of_sql}
+          AND NOT coalesce(CAST(deleted AS BOOLEAN), false)
+    ) WHERE ty IS NOT NULL
+),
+clock AS (  -- rule 2: the last fulfil unless an activate is strictly later
+    SELECT {key},
+           CASE WHEN last_fulfill IS NOT NULL
+                     AND (last_activate IS NULL OR last_activate <= last_fulfill)
+                THEN last_fulfill END AS fulfilled_at,
+           first_activate
+    FROM (
+        SELECT {key},
+               max(t) FILTER (WHERE ty = {fulfill}) AS last_fulfill,
+               max(t) FILTER (WHERE ty = {activate}) AS last_activate,
+               min(t) FILTER (WHERE ty = {activate}) AS first_activate
+        FROM ev WHERE ty IN ({fulfill}, {activate})
+        GROUP BY {key}
+    )
+),
+applies AS (  -- rule 3: the last apply of each kind at or before the fulfilment
+    SELECT {ekey}, CAST(e.ty = {sla} AS INTEGER) AS kind,
+           arg_max({apply}, {latest}) AS a
+    FROM ev e LEFT JOIN clock c ON {join}
+    WHERE e.ty IN ({sla}, {group_sla}) AND {before}
+    GROUP BY {ekey}, kind
+),
+breaches AS (  -- rule 4: the earliest counted breach, by the kind the breach names
+    SELECT {ekey},
+           min(e.t) FILTER (WHERE e.bk = 0) AS b_any,
+           min(e.t) FILTER (WHERE e.bk = 1) AS b_sla,
+           min(e.t) FILTER (WHERE e.bk = 2) AS b_group
+    FROM ev e LEFT JOIN clock c ON {join}
+    WHERE e.ty = {breach} AND {before}
+    GROUP BY {ekey}
+),
+statuses AS (  -- rule 6: the latest update_status at or after the fulfilment
+    SELECT {ekey},
+           arg_max(struct_pack(cal := e.status_calendar_minutes,
+                               bus := e.status_business_minutes), {latest}) AS st
+    FROM ev e JOIN clock c ON {join}
+    WHERE e.ty = {status} AND c.fulfilled_at IS NOT NULL AND e.t >= c.fulfilled_at
+    GROUP BY {ekey}
+),
+targets AS (
+    SELECT {ekey}, e.kind, e.a, c.fulfilled_at, c.first_activate,
+           s.st, least(b.b_any, CASE WHEN e.kind = 1 THEN b.b_sla ELSE b.b_group END)
+               AS breached_at
+    FROM applies e
+    LEFT JOIN clock c ON {join}
+    LEFT JOIN breaches b ON {on("b")}
+    LEFT JOIN statuses s ON {on("s")}
+),
+rows AS (
+    SELECT {key}, {decoded + "," if metrics is not None else ""} kind,
+           CASE WHEN {reply} AND instance_id = 1 THEN {_sql_text(FIRST_REPLY)}
+                WHEN {reply} AND instance_id > 1 THEN {_sql_text(NEXT_REPLY)} END AS reply_kind,
+           CASE WHEN {reply} AND instance_id = 1 THEN {_sql_text(METRIC_LABELS[FIRST_REPLY])}
+                WHEN {reply} AND instance_id > 1 THEN {_sql_text(METRIC_LABELS[NEXT_REPLY])}
+                ELSE {label} END AS metric_label,
+           a.policy_id AS policy_id, a.policy_title AS policy_title,
+           a.target_minutes AS target_minutes, a.business_hours AS business_hours,
+           a.t AS applied_at, fulfilled_at, breached_at,
+           CASE WHEN breached_at IS NOT NULL THEN 'breached'
+                WHEN fulfilled_at IS NOT NULL THEN 'achieved' ELSE 'active' END AS outcome,
+           st.cal AS status_calendar_minutes, st.bus AS status_business_minutes,
+           CASE WHEN fulfilled_at IS NOT NULL THEN coalesce(
+               CAST(CASE WHEN coalesce(a.business_hours, false) THEN st.bus ELSE st.cal END
+                    AS DOUBLE),
+               trunc((epoch_ms(fulfilled_at) - epoch_ms(first_activate)) / 1000.0) / 60.0)
+           END AS elapsed_minutes
+    FROM targets
+)
+SELECT ticket_id, {metric_name} AS metric, instance_id,
+       CASE WHEN kind = 1 THEN 'sla' ELSE 'group_sla' END AS sla_kind,
+       {", ".join(TARGET_COLUMNS[4:-1])},
+       CASE WHEN target_minutes > 0 THEN elapsed_minutes / CAST(target_minutes AS DOUBLE) END
+           AS elapsed_ratio
+FROM rows
+"""
+    if order:
+        sql += f"ORDER BY {key}, kind\n"
+    return sql
+
+
+def _columns_of(events: Any, kind: str) -> list[str]:
+    if kind == "pandas":
+        return [str(c) for c in events.columns]
+    if kind == "arrow":
+        return list(events.schema.names)
+    if kind == "polars":
+        return list(events.collect_schema().names())
+    return list(events.columns)  # DuckDB relation
+
+
+def _input_kind(events: Any) -> str | None:
+    """Which inputs the DuckDB path takes: ``pandas``, ``arrow``, ``polars``, ``duckdb``."""
+    if isinstance(events, pd.DataFrame):
+        return "pandas"
+    if isinstance(events, pa.Table):
+        return "arrow"
+    module = type(events).__module__.split(".")[0]
+    if module == "polars" and type(events).__name__ in ("DataFrame", "LazyFrame"):
+        return "polars"
+    if module in ("duckdb", "_duckdb") and type(events).__name__ == "DuckDBPyRelation":
+        return "duckdb"
+    return None
+
+
+_BATCH_ROWS = 1 << 17
+_STRING_NA = ("metric", "policy_title")  # string dtype with pd.NA, as load_frame's columns
+_PANDAS_INTS = {
+    pa.int64(): pd.Int64Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+    pa.float64(): pd.Float64Dtype(),
+}
+
+
+def _str_dtype(na_value: Any) -> Any:
+    try:
+        return pd.StringDtype("pyarrow", na_value=na_value)
+    except TypeError:  # pragma: no cover - pandas < 2.3 has no NaN-valued string dtype
+        return pd.StringDtype("pyarrow")
+
+
+def _ms_times(table: pa.Table) -> pa.Table:
+    """Timestamps as ``timestamp[ms, UTC]`` (the cache's unit; DuckDB gives microseconds)."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            table = table.set_column(
+                i, field.name, table.column(i).cast(pa.timestamp("ms", tz="UTC"))
+            )
+    return table
+
+
+def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Target rows as pandas with nullable dtypes (what the narwhals plan gives on pandas)."""
+    table = _ms_times(table)
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
+    rest = table.drop_columns(strings)
+    frame = rest.to_pandas(types_mapper=_PANDAS_INTS.get)
+    na_string, nan_string = _str_dtype(pd.NA), _str_dtype(float("nan"))
+    for name in strings:
+        dtype = na_string if name in _STRING_NA else nan_string
+        frame[name] = pd.Series(dtype.__from_arrow__(table.column(name)), index=frame.index)
+    return frame[list(table.schema.names)]
+
+
+_METRICS_SQL = (
+    f"SELECT DISTINCT CAST(metric AS VARCHAR) FROM {_SQL_SOURCE} WHERE metric IS NOT NULL"
+)
+
+
+def _metric_names(source: Any) -> list[str] | None:
+    """The sorted metric names of ``zd_events`` (a connection) or of a relation's query."""
+    rows = (source.sql(_METRICS_SQL) if hasattr(source, "register") else source).fetchall()
+    names = sorted(str(r[0]) for r in rows)
+    return names if len(names) <= _MAX_METRIC_CODES else None
+
+
+def _category_codes(column: pd.Series, lookup: Mapping[str, int], default: int | None) -> Any:
+    """Codes of a categorical column through ``lookup`` (nulls and misses: ``default``,
+    else -1)."""
+    fill = -1 if default is None else default
+    lookup_table = np.array(
+        [lookup.get(str(c), fill) for c in column.cat.categories] + [fill], dtype="int32"
+    )
+    # code -1 (null) picks the last entry; the query reads -1 as null (NULLIF)
+    return pa.array(np.take(lookup_table, column.cat.codes.to_numpy()))
+
+
+def _coded_pandas(events: pd.DataFrame, wanted: list[str]) -> tuple[pa.Table, list[str]] | None:
+    """The events as Arrow with ``metric``/``type``/``sla_kind`` as the query's integer codes.
+
+    Only for load_frame's categorical columns: their codes come without reading a string,
+    where DuckDB would otherwise decode 3 strings per event. None for other frames.
+    """
+    columns = {}
+    for name in ("metric", "type", "sla_kind"):
+        column = events[name]
+        if not isinstance(column.dtype, pd.CategoricalDtype) or not all(
+            isinstance(c, str) for c in column.cat.categories
+        ):
+            return None
+        columns[name] = column
+    metrics = sorted(set(map(str, columns["metric"].cat.categories)))
+    if len(metrics) > _MAX_METRIC_CODES:
+        return None
+    rest = events[[c for c in wanted if c not in columns]]
+    rest.attrs = {}  # the as-of Timestamp is not Arrow metadata
+    try:
+        table = pa.Table.from_pandas(rest, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return None
+    codes = {
+        "metric": _category_codes(columns["metric"], {m: i for i, m in enumerate(metrics)}, None),
+        "type": _category_codes(columns["type"], _TYPE_CODES, None),
+        "sla_kind": _category_codes(columns["sla_kind"], {"sla": 1, "group_sla": 2}, 0),
+    }
+    if columns["sla_kind"].cat.categories.size:  # any other kind: 3 (matches no target)
+        other = [
+            str(c) for c in columns["sla_kind"].cat.categories if c not in ("sla", "group_sla")
+        ]
+        if other:
+            lookup = {"sla": 1, "group_sla": 2, **dict.fromkeys(other, 3)}
+            codes["sla_kind"] = _category_codes(columns["sla_kind"], lookup, 0)
+    for name, array in codes.items():
+        table = table.append_column(name, array)
+    return table, metrics
+
+
+def targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
+    """:func:`zdevents.sla_targets` as one DuckDB query, or None for inputs it does not take."""
+    kind = _input_kind(events)
+    if kind is None:
+        return None
+    import duckdb
+
+    names = _columns_of(events, kind)
+    missing = [c for c in (*REQUIRED_EVENT_COLUMNS, *OPTIONAL_EVENT_COLUMNS) if c not in names]
+    if missing:
+        raise ValueError(f"metric events lack required columns: {', '.join(missing)}")
+    wanted = [*REQUIRED_EVENT_COLUMNS, *OPTIONAL_EVENT_COLUMNS]
+    if kind == "duckdb":  # stays lazy, on the relation's own connection
+        columns = [duckdb.ColumnExpression(c) for c in wanted]
+        relation = events.select(*columns)
+        metrics = _metric_names(relation.query(_SQL_SOURCE, _METRICS_SQL))
+        return relation.query(_SQL_SOURCE, _targets_sql(as_of_ts, metrics, order=False))
+    coded = _coded_pandas(events, wanted) if kind == "pandas" else None
+    if coded is not None:
+        source, metrics = coded
+    elif kind == "pandas":
+        try:
+            columns = events[wanted]
+            columns.attrs = {}  # the as-of Timestamp is not Arrow metadata
+            source: Any = pa.Table.from_pandas(columns, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            return None  # mixed-type object columns: the narwhals plan reads them as pandas
+    else:  # a pyarrow Table or a polars frame
+        source = events.select(wanted)
+    if kind == "pandas":  # Arrow's pool keeps what reading the frame freed: hand it back
+        pa.default_memory_pool().release_unused()
+    if isinstance(source, pa.Table):  # batches DuckDB's threads can share (one chunk: one)
+        source = pa.Table.from_batches(source.to_batches(max_chunksize=_BATCH_ROWS), source.schema)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")  # naive times are UTC, as everywhere in zdevents
+        con.register(_SQL_SOURCE, source)
+        if coded is None:
+            metrics = _metric_names(con)
+        sql = _targets_sql(as_of_ts, metrics, order=True, coded=coded is not None)
+        table = con.sql(sql).to_arrow_table()
+    finally:
+        con.close()
+    if kind == "arrow":
+        return _ms_times(table)
+    if kind == "polars":
+        import polars as pl
+
+        out = pl.from_arrow(_ms_times(table))
+        return out.lazy() if type(events).__name__ == "LazyFrame" else out
+    native = _arrow_to_pandas(table)
+    native.attrs[AS_OF_ATTR] = as_of_ts
+    return native
