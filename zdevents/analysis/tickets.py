@@ -21,6 +21,7 @@ __all__ = [
     "ID_FIELDS",
     "TEXT_FIELDS",
     "attach_ticket_attributes",
+    "id_names",
     "normalize_channels",
     "ticket_attributes",
 ]
@@ -344,11 +345,24 @@ def attach_ticket_attributes(
         (brands, "brand_id", "brand_name"),
     ):
         if mapping is not None:
-            out[column] = _names(out[ids], mapping).array
+            out[column] = id_names(out[ids], mapping).array
     return out
 
 
-def _names(ids: pd.Series, mapping: Mapping[int, str]) -> pd.Series:
-    return ids.map(lambda i: mapping.get(int(i), str(int(i))) if pd.notna(i) else None).astype(
-        "string"
-    )
+def id_names(ids: pd.Series, names: Mapping[int, str]) -> pd.Series:
+    """The names of ids (group, brand, assignee ids...) as a ``string`` Series.
+
+    An id missing from ``names`` reads as its number; a missing id stays missing.
+
+    Examples
+    --------
+    >>> id_names(pd.Series([1, 2, None], dtype="Int64"), {1: "Support"}).tolist()
+    ['Support', '2', <NA>]
+    """
+
+    def name(value: object) -> object:
+        if value is None or pd.isna(value):
+            return pd.NA
+        return names.get(int(value), str(int(value)))  # type: ignore[call-overload]
+
+    return ids.astype(object).map(name).astype("string")
