@@ -140,11 +140,13 @@ def _column_label(value: object) -> str | None:
     return None if key.endswith("_time") else text
 
 
-def _per_value(values: pd.Series, label: Callable[[Hashable], object]) -> pd.Series:
-    """``label`` applied once per distinct present value; missing values give None."""
+def _per_value(
+    values: pd.Series, label: Callable[[Hashable], object], missing: object
+) -> np.ndarray:
+    """``label`` of every value, computed once per distinct value; ``missing`` for nulls."""
     codes, uniques = pd.factorize(values)
-    table = np.array([*(label(v) for v in uniques), None], dtype=object)
-    return pd.Series(table[codes], index=values.index, dtype=object)  # code -1: None
+    table = np.array([*(label(v) for v in uniques), missing], dtype=object)
+    return table[codes]  # code -1 (null) picks ``missing``
 
 
 def metric_labels(frame: pd.DataFrame) -> pd.Series:
@@ -174,20 +176,19 @@ def metric_labels(frame: pd.DataFrame) -> pd.Series:
     if "metric" not in frame.columns:
         raise ValueError("the frame has no 'metric' column to label")
     metric = frame["metric"]
-    labels = _per_value(metric, lambda m: _unsplit_label(str(m))).fillna(_UNKNOWN)
+    labels = _per_value(metric, lambda m: _unsplit_label(str(m)), _UNKNOWN)
     if "instance_id" in frame.columns:
-        reply = _per_value(metric, lambda m: str(m) == REPLY_METRIC).fillna(False).astype(bool)
-        instance = pd.to_numeric(frame["instance_id"], errors="coerce").to_numpy(dtype="float64")
-        with np.errstate(invalid="ignore"):
-            first = reply.to_numpy() & (instance == 1)
-            later = reply.to_numpy() & (instance > 1)
-        labels[first] = METRIC_LABELS[FIRST_REPLY]
-        labels[later] = METRIC_LABELS[NEXT_REPLY]
+        reply = _per_value(metric, lambda m: str(m) == REPLY_METRIC, False).astype(bool)
+        if reply.any():
+            instance = pd.to_numeric(frame["instance_id"], errors="coerce")
+            instance = instance.to_numpy(dtype="float64", na_value=np.nan)
+            labels[reply & (instance == 1)] = METRIC_LABELS[FIRST_REPLY]
+            labels[reply & (instance > 1)] = METRIC_LABELS[NEXT_REPLY]
     column = next((c for c in LABEL_COLUMNS if c in frame.columns), None)
     if column is not None:
-        given = _per_value(frame[column], _column_label)
-        labels = given.where(given.notna(), labels)
-    return pd.Series(labels.to_numpy(dtype=object), index=frame.index, name="metric_label")
+        given = _per_value(frame[column], _column_label, None)
+        labels = np.where(pd.notna(given), given, labels)
+    return pd.Series(labels, index=frame.index, name="metric_label", dtype=object)
 
 
 def metric_sort_key(label: str) -> tuple[int, str]:
