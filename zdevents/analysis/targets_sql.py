@@ -349,18 +349,16 @@ def _coded_pandas(events: pd.DataFrame, wanted: list[str]) -> tuple[pa.Table, li
         table = pa.Table.from_pandas(rest, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         return None
+    # sla_kind: null 0, sla 1, group_sla 2, any other kind 3 (matches no target)
+    kinds = {
+        str(c): {"sla": 1, "group_sla": 2}.get(str(c), 3)
+        for c in columns["sla_kind"].cat.categories
+    }
     codes = {
         "metric": _category_codes(columns["metric"], {m: i for i, m in enumerate(metrics)}, None),
         "type": _category_codes(columns["type"], _TYPE_CODES, None),
-        "sla_kind": _category_codes(columns["sla_kind"], {"sla": 1, "group_sla": 2}, 0),
+        "sla_kind": _category_codes(columns["sla_kind"], kinds, 0),
     }
-    if columns["sla_kind"].cat.categories.size:  # any other kind: 3 (matches no target)
-        other = [
-            str(c) for c in columns["sla_kind"].cat.categories if c not in ("sla", "group_sla")
-        ]
-        if other:
-            lookup = {"sla": 1, "group_sla": 2, **dict.fromkeys(other, 3)}
-            codes["sla_kind"] = _category_codes(columns["sla_kind"], lookup, 0)
     for name, array in codes.items():
         table = table.append_column(name, array)
     return table, metrics
