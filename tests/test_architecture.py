@@ -32,7 +32,7 @@ PARTS = {
     "store": {"store"},
     "viz": {"viz"},
     "analysis": {"analysis"},
-    "bottom": {"schema", "config", "errors", "dates", "streams", "files", "_moved"},
+    "bottom": {"schema", "config", "errors", "dates", "streams", "files", "version", "_moved"},
 }
 
 #: The parts each part may import besides itself. The floors, top to bottom:
@@ -51,7 +51,6 @@ MAY_IMPORT = {
 
 #: The violations when the rules came in. Delete a line once its violation is fixed.
 KNOWN = {
-    "zdevents/export/client.py: export imports top (zdevents)",
     "zdevents/export/client.py: over 500 lines",
     "zdevents/insight_pipeline.py: imports private _account_name from zdevents.read.frame",
     "zdevents/read/scan.py: imports private _account_name from zdevents.read.frame",

@@ -42,8 +42,7 @@ from .pipeline import build_report, cache_status, run_demo
 from .read.exports import read_export
 from .read.frame import load_changes, load_frame, rebuild_cache
 from .read.scan import scan, scan_as_of
-
-__version__ = "0.1.0"
+from .version import __version__
 
 _moved.install(sys.modules[__name__])
 

@@ -47,6 +47,7 @@ import urllib3.exceptions
 from ..config import Settings
 from ..errors import ApiError, PageError, ServerError
 from ..streams import Stream, get_stream
+from ..version import __version__
 from .answers import (
     Failure,
     final_error,
@@ -167,8 +168,6 @@ class Client:
         self._origin = origin(self.base_url)
         self._own_session = session is None
         if session is None:
-            from .. import __version__
-
             session = requests.Session()
             session.headers["User-Agent"] = f"zdevents/{__version__}"
             session.mount("https://", WatchedAdapter())
