@@ -30,10 +30,13 @@ def run_delta_fetch(
 
 def _arm(point: str, kill_on: int) -> None:
     from zdevents.store.delta import DeltaCache
+    from zdevents.store.delta_files import DeltaFiles
 
     seen = [0]
-    name = {"data-written": "_write_part", "committed": "_transact"}[point]
-    real = getattr(DeltaCache, name)
+    owner, name = {"data-written": (DeltaFiles, "write"), "committed": (DeltaCache, "_transact")}[
+        point
+    ]
+    real = getattr(owner, name)
 
     def wrapped(self, *args, **kwargs):
         result = real(self, *args, **kwargs)
@@ -42,4 +45,4 @@ def _arm(point: str, kill_on: int) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return result
 
-    setattr(DeltaCache, name, wrapped)
+    setattr(owner, name, wrapped)

@@ -74,13 +74,13 @@ def _counter(kill_on: int) -> Callable[[], bool]:
 
 
 def _arm(point: str, kill_on: int) -> None:
-    import zdevents.store.parquet as cache_module
+    import zdevents.store.parts as parts_module
 
     if point not in KILL_POINTS:
         raise ValueError(f"unknown kill point {point!r}")
     hit = _counter(kill_on)
     if point == "parquet":
-        writer_class = cache_module.pq.ParquetWriter
+        writer_class = parts_module.pq.ParquetWriter
         real_write = writer_class.write_table
 
         def write_table(self, table, row_group_size=None):

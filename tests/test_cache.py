@@ -17,7 +17,7 @@ import pytest
 from zdevents.errors import CacheError, CacheLocked, ConfigError
 from zdevents.export.parse import metric_events_table
 from zdevents.schema import METRIC_EVENTS_SCHEMA
-from zdevents.store import parquet as cache_module
+from zdevents.store import compaction
 from zdevents.store.parquet import Cache
 
 
@@ -203,7 +203,7 @@ def test_failed_write_leaves_cache_and_cursor_intact(cache: Cache, monkeypatch: 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cache_module.pq.ParquetWriter, "write_table", disk_full)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", disk_full)
     with pytest.raises(CacheError, match="No space left on device.*unchanged"):
         commit(cache, events((2, "2024-01-06T00:00:00Z")), cursor=20)
     monkeypatch.undo()
@@ -335,7 +335,7 @@ def test_host_like_account_names_are_fine(tmp_path: Path):
 
 
 def test_compaction_keeps_rows_exact(cache: Cache, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(cache_module, "MAX_PARTS_PER_MONTH", 3)
+    monkeypatch.setattr(compaction, "MAX_PARTS_PER_MONTH", 3)
     for day in range(1, 6):  # five commits, each overlapping the previous by one id
         ids = [day * 10 + k for k in range(3)] + ([day * 10 - 8] if day > 1 else [])
         rows = [(i, f"2024-01-{i // 10:02d}T00:00:{i % 10:02d}Z") for i in ids]
@@ -352,8 +352,8 @@ def test_compaction_keeps_rows_exact(cache: Cache, monkeypatch: pytest.MonkeyPat
 def test_full_parts_are_never_rewritten_and_small_runs_merge_in_time_then_id_order(
     cache: Cache, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(cache_module, "SMALL_PART_ROWS", 3)
-    monkeypatch.setattr(cache_module, "MAX_PARTS_PER_MONTH", 2)
+    monkeypatch.setattr(compaction, "SMALL_PART_ROWS", 3)
+    monkeypatch.setattr(compaction, "MAX_PARTS_PER_MONTH", 2)
     t = "2024-01-01T00:00:0{}Z".format
     commit(cache, events((1, t(1)), (2, t(2)), (3, t(3))), cursor=1)  # full: 3 rows
     full = cache.state().files[0].path

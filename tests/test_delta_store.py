@@ -272,7 +272,7 @@ def test_fetch_load_frame_and_sla_targets_equal_the_parquet_cache(server, locati
 
 
 def _log_text(cache: DeltaCache) -> str:
-    fs, root = cache._filesystem()
+    fs, root = cache.filesystem()
     import pyarrow.fs as pafs
 
     text = ""
@@ -289,7 +289,7 @@ def test_a_damaged_data_file_is_detected_then_repaired_by_a_forced_fetch(server,
     cache = open_store(settings.data_dir, settings.account, STREAM)
     truth = plain(cache.read())
     part = max(cache.state().files, key=lambda p: p.rows)
-    fs, root = cache._filesystem()
+    fs, root = cache.filesystem()
     with fs.open_input_stream(f"{root}/{part.path}") as fh:
         data = bytearray(fh.read())
     data[len(data) // 3] ^= 0xFF  # one flipped byte inside a data page, same size

@@ -26,7 +26,8 @@ from _reliability import (
 )
 
 import zdevents as zd
-import zdevents.store.parquet as cache_module
+import zdevents.store.manifest as manifest_module
+import zdevents.store.parts as parts_module
 from zdevents.export import client as client_module
 from zdevents.export import writer as page_writer
 from zdevents.sample.account import SampleAccount
@@ -271,7 +272,8 @@ def _disk_full_after(monkeypatch, target: str, files_ok: int) -> list[str]:
                 return Full(fh)
         return fh
 
-    monkeypatch.setattr(cache_module, "open", fake_open, raising=False)
+    monkeypatch.setattr(parts_module, "open", fake_open, raising=False)  # part files
+    monkeypatch.setattr(manifest_module, "open", fake_open, raising=False)  # state.json
     return failed
 
 
@@ -321,7 +323,7 @@ def test_disk_full_message_from_a_real_os_error_in_fsync(server, truths, tmp_pat
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cache_module.os, "fsync", no_space)
+    monkeypatch.setattr(parts_module.os, "fsync", no_space)
     # the first write of a new cache is its (empty) state.json, then the part files
     with pytest.raises(zd.CacheError, match=r"(month=\d{4}-\d\d|state\.json): the disk is full"):
         zd.fetch("metric_events", settings=settings, progress=False)

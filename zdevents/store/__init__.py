@@ -5,20 +5,24 @@
 (``s3://bucket/prefix``, ``gs://``, ``az://``, ``abfss://``) or when the stream's folder
 already holds a Delta table (a ``_delta_log`` folder); otherwise the Parquet cache
 (:class:`~zdevents.store.parquet.Cache`). Both offer the same methods (``lock``, ``commit``,
-``state``, ``read``, ``parts``, ``files``, ``repair``, ``rebuild``, ``uncovered``).
+``state``, ``snapshot``, ``read``, ``parts``, ``files``, ``repair``, ``rebuild``, ``uncovered``).
 """
 
 from __future__ import annotations
 
 import os
 
-from .delta import DeltaCache, DeltaState, MigrationResult, is_object_store, migrate, table_uri
+from .delta import DeltaCache, DeltaState
+from .location import is_object_store, table_uri
+from .migration import MigrationResult, migrate
 from .parquet import Cache
+from .snapshot import Snapshot
 
 __all__ = [
     "DeltaCache",
     "DeltaState",
     "MigrationResult",
+    "Snapshot",
     "is_object_store",
     "migrate",
     "open_store",

@@ -1,0 +1,179 @@
+"""The data files of a Delta table: written by pyarrow with page checksums, verified, read.
+
+Each file's size is in the table's log and its footer CRC32 in zdevents' commit metadata, so
+a damaged file is an error naming it (and the refetch command), never a wrong number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+import zlib
+from collections.abc import Callable
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from ..errors import CacheError
+from .delta_log import DeltaLog, short, to_delta_types, write_message
+from .manifest import PartFile
+from .parts import PARQUET_FORMAT, time_filter
+from .ranges import Window
+from .rows import ORDER, ROW_GROUP_ROWS, dictionary_columns, is_time_ordered, time_range
+
+__all__ = ["DeltaFiles"]
+
+
+class DeltaFiles:
+    """Reads and writes the data files of the table ``log`` describes.
+
+    Parameters
+    ----------
+    log : DeltaLog
+    remote : bool
+        True on object storage (no folders to create).
+    conform : callable
+        Checks and casts a table to the stream's storage schema.
+    """
+
+    def __init__(
+        self, log: DeltaLog, remote: bool, conform: Callable[[pa.Table], pa.Table]
+    ) -> None:
+        self.log = log
+        self.remote = remote
+        self.conform = conform
+
+    @property
+    def uri(self) -> str:
+        return self.log.uri
+
+    def write(self, table: pa.Table, month: str, footers: dict) -> PartFile:
+        """Write one data file (pyarrow, page checksums) and record its footer CRC32."""
+        fs, root = self.log.filesystem()
+        path = f"month={month}/part-{uuid.uuid4().hex}.parquet"
+        table = self.conform(table)
+        if not is_time_ordered(table):
+            table = table.sort_by(ORDER)
+        sink = pa.BufferOutputStream()
+        pq.write_table(
+            to_delta_types(table),
+            sink,
+            compression="zstd",
+            row_group_size=ROW_GROUP_ROWS,
+            use_dictionary=dictionary_columns(table.schema),
+            write_page_checksum=True,
+            write_statistics=True,
+        )
+        data = sink.getvalue()
+        try:
+            if not self.remote:
+                fs.create_dir(f"{root}/month={month}", recursive=True)
+            with fs.open_output_stream(f"{root}/{path}") as out:
+                out.write(data)
+        except (OSError, pa.ArrowException) as exc:
+            with contextlib.suppress(Exception):
+                fs.delete_file(f"{root}/{path}")
+            raise CacheError(write_message(exc, f"{self.uri}/{path}"), path=self.uri) from None
+        size = data.size
+        length = int.from_bytes(data[size - 8 : size - 4].to_pybytes(), "little")
+        crc = zlib.crc32(data[size - 8 - length :].to_pybytes())
+        footers[path] = crc
+        lo, hi = time_range(table)
+        return PartFile(path, month, table.num_rows, lo, hi, size, crc)
+
+    def discard(self, parts: list[PartFile]) -> None:
+        """Delete data files this writer made but never committed (best effort)."""
+        fs, root = self.log.filesystem()
+        for part in parts:
+            with contextlib.suppress(Exception):
+                fs.delete_file(f"{root}/{part.path}")
+
+    def read(self, part: PartFile, columns: list[str] | None = None) -> pa.Table:
+        """One data file in full (verified), in the storage schema."""
+        fs, root = self.log.filesystem()
+        schema = self.log.schema
+        self.verify(part)
+        try:
+            with fs.open_input_file(f"{root}/{part.path}") as fh:
+                table = pq.read_table(fh, columns=columns, page_checksum_verification=True)
+            if schema is not None:
+                wanted = (
+                    schema if columns is None else pa.schema([schema.field(c) for c in columns])
+                )
+                table = table.select(wanted.names).cast(wanted)
+            return table
+        except FileNotFoundError:
+            raise self.error(part, "is missing") from None
+        except (OSError, pa.ArrowException) as exc:
+            raise self.error(part, f"is damaged ({short(exc)})") from None
+
+    def verify(self, part: PartFile) -> None:
+        """Check the file's size (and footer CRC32 when recorded) against the table's log."""
+        fs, root = self.log.filesystem()
+        try:
+            with fs.open_input_file(f"{root}/{part.path}") as fh:
+                size = fh.size()
+                if part.footer_crc32 is None or size != part.size:
+                    found = (size, None)
+                else:
+                    fh.seek(size - 8)
+                    tail = fh.read(8)
+                    length = int.from_bytes(tail[:4], "little")
+                    if tail[4:] != b"PAR1" or length + 12 > size:
+                        raise ValueError("no Parquet footer at its end (truncated?)")
+                    fh.seek(size - 8 - length)
+                    found = (size, zlib.crc32(fh.read(length + 8)))
+        except FileNotFoundError:
+            raise self.error(part, "is listed but missing") from None
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise self.error(part, f"is damaged ({short(exc)})") from None
+        if part.size is not None and found[0] != part.size:
+            raise self.error(
+                part, f"is damaged: {found[0]} bytes, but the table recorded {part.size}"
+            )
+        if part.footer_crc32 is not None and found[1] != part.footer_crc32:
+            raise self.error(
+                part,
+                f"is damaged: footer CRC32 {found[1]:08x}, but the table recorded "
+                f"{part.footer_crc32:08x}",
+            )
+
+    def error(self, part: PartFile, problem: str) -> CacheError:
+        """The error of a damaged or missing file, with the command that refetches its month."""
+        return CacheError(
+            f"the cache file {self.uri}/{part.path} (month {part.month}) {problem}. Refetch "
+            f"that month: zdevents fetch --stream {self.log.stream} --since {part.month}-01 "
+            "--force",
+            path=f"{self.uri}/{part.path}",
+        )
+
+    def read_many(
+        self, parts: list[PartFile], columns: list[str] | None, window: Window
+    ) -> pa.Table:
+        """The rows of ``parts`` inside ``window``, ordered by time."""
+        schema = self.log.schema
+        if not parts:
+            base = schema.empty_table() if schema is not None else pa.table({})
+            return base.select(columns) if columns is not None else base
+        for part in parts:
+            self.verify(part)
+        condition = time_filter(parts, window)
+        overlapping = any(b.min_time < a.max_time for a, b in zip(parts, parts[1:], strict=False))
+        fs, root = self.log.filesystem()
+        try:
+            dataset = ds.dataset(
+                [f"{root}/{p.path}" for p in parts],
+                format=PARQUET_FORMAT,
+                schema=schema,
+                filesystem=fs,
+            )
+            table = dataset.to_table(columns=columns, filter=condition)
+        except (OSError, pa.ArrowException) as exc:
+            for part in parts:
+                self.read(part)  # names the damaged file
+            raise CacheError(f"could not read the table {self.uri}: {short(exc)}") from None
+        if overlapping:
+            if columns is None or {"time", "id"} <= set(columns):
+                table = table.sort_by(ORDER)
+        return table.replace_schema_metadata(None)
