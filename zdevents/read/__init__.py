@@ -4,5 +4,15 @@
 from .exports import read_export
 from .frame import load_changes, load_frame, rebuild_cache
 from .scan import scan, scan_as_of
+from .stores import account_name, open_cache
 
-__all__ = ["load_changes", "load_frame", "read_export", "rebuild_cache", "scan", "scan_as_of"]
+__all__ = [
+    "account_name",
+    "load_changes",
+    "load_frame",
+    "open_cache",
+    "read_export",
+    "rebuild_cache",
+    "scan",
+    "scan_as_of",
+]

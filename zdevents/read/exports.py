@@ -188,7 +188,7 @@ def import_pages(
     ...     print(result)
     metric_events: 1 pages, 1,000 events read, 12 new, 5,387 rows in the cache; cursor ...
     """
-    from .frame import open_cache
+    from .stores import open_cache
 
     settings = settings if settings is not None else Settings.from_env()
     pages = _read_pages(paths_or_pages)

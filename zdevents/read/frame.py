@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
 from ..config import Settings
 from ..dates import TimeLike, time_range
-from ..errors import CacheError, CacheLocked, ConfigError, RateLimited, ServerError
+from ..errors import CacheError, CacheLocked, RateLimited, ServerError
 from ..export import parse as normalize
 from ..schema import schema_for, to_pandas
-from ..store import DeltaCache, DeltaState, open_store
-from ..store.parquet import Cache, RebuildResult
+from ..store.parquet import RebuildResult
+from ..store.ranges import Window
+from ..store.snapshot import Snapshot, read_current
 from ..streams import get_stream
+from .stores import account_name, open_cache, outside_package
 
 __all__ = ["load_changes", "load_frame", "open_cache", "rebuild_cache"]
 
@@ -27,52 +26,6 @@ log = logging.getLogger(__name__)
 
 Refresh = Literal["auto", "never", "force"]
 _told_cache_only: set[str] = set()
-
-
-def _account_name(settings: Settings) -> str:
-    """The configured account, or the only account present in the cache folder."""
-    if settings.has_account:
-        return settings.account
-    root = Path(settings.data_dir)
-    accounts = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    if len(accounts) == 1:
-        return accounts[0]
-    if not accounts:
-        raise ConfigError(
-            f"no cached data in {root} and no Zendesk account configured: set "
-            "ZENDESK_SUBDOMAIN, ZENDESK_EMAIL and ZENDESK_API_TOKEN (or run `zdevents demo` "
-            "for the sample account)"
-        )
-    raise ConfigError(
-        f"{root} holds several accounts ({', '.join(accounts)}): set ZENDESK_SUBDOMAIN to "
-        "choose one"
-    )
-
-
-def open_cache(
-    stream: str = "metric_events", *, settings: Settings | None = None
-) -> Cache | DeltaCache:
-    """The cache of one stream of the configured account: a :class:`~zdevents.store.parquet.Cache`,
-    or a :class:`~zdevents.store.DeltaCache` for a Delta table (see :func:`zdevents.store.open_store`).
-
-    Examples
-    --------
-    >>> cache = open_cache("metric_events")  # doctest: +SKIP
-    >>> cache.state().rows  # doctest: +SKIP
-    712345
-    """
-    settings = settings if settings is not None else Settings.from_env()
-    return open_store(settings.data_dir, _account_name(settings), get_stream(stream).name)
-
-
-def _outside_package() -> int:
-    """The ``stacklevel`` that attributes a warning to the first caller outside zdevents
-    (the analyst's cell or script, not zdevents' own frames nor IPython's)."""
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def rebuild_cache(
@@ -109,8 +62,7 @@ def rebuild_cache(
     >>> zd.rebuild_cache("metric_events").rows  # doctest: +SKIP
     11016
     """
-    settings = settings if settings is not None else Settings.from_env()
-    cache = open_store(settings.data_dir, _account_name(settings), get_stream(stream).name)
+    cache = open_cache(stream, settings=settings)
     if not cache.dir.is_dir():
         raise CacheError(
             f"there is no {cache.stream} cache in {cache.dir} to rebuild: check "
@@ -151,7 +103,7 @@ def _refresh(
             warnings.warn(
                 f"no Zendesk account configured: reading the {stream} cache in "
                 f"{settings.data_dir} without refreshing it",
-                stacklevel=_outside_package(),
+                stacklevel=outside_package(),
             )
         return
     force = refresh == "force"
@@ -183,7 +135,7 @@ def _refresh(
     else:
         return
     log.info("%s", why)
-    warnings.warn(why, stacklevel=_outside_package())
+    warnings.warn(why, stacklevel=outside_package())
 
 
 def load_frame(
@@ -272,30 +224,27 @@ def load_frame(
             lock_timeout=lock_timeout,
             progress=progress,
         )
-    cache = open_store(settings.data_dir, _account_name(settings), name)
+    cache = open_cache(name, settings=settings)
+    window = Window.from_utc(start, end)
     wanted = list(columns) if columns is not None else None
-    if isinstance(cache, DeltaCache):  # one table version for the rows and the attrs
-        state = cache.state(version=version, as_of_commit=as_of_commit)
-        table = cache.read(columns=wanted, since=start, until=end, state=state)
-    elif pinned:
-        raise ConfigError(
-            f"version= and as_of_commit= read an earlier version of a Delta table; the "
-            f"{name} cache in {cache.dir} is a Parquet folder, which keeps only its latest state"
-        )
-    else:
-        state = cache.state()
-        table = cache.read(columns=wanted, since=start, until=end)
-    cache.warn_uncovered(start, end, state=state, stacklevel=_outside_package())
-    frame = to_pandas(table, name)
-    if state.as_of is not None:
-        frame.attrs["zdevents_as_of"] = state.as_of
-    if isinstance(state, DeltaState) and state.version is not None:
-        frame.attrs["zdevents_table_version"] = state.version
+    # one snapshot: the rows, the warning and every attr below come from the same state
+    snap, table = read_current(cache, wanted, window, version=version, as_of_commit=as_of_commit)
+    snap.warn_uncovered(window, stacklevel=outside_package())
+    frame = _framed(to_pandas(table, name), snap)
     horizon = frame.attrs.get("zdevents_as_of")
-    if (start is not None and cache.parts(until=start, state=state)) or (
+    if (start is not None and snap.parts(Window.from_utc(None, start))) or (
         end is not None and horizon is not None and end < horizon
     ):  # the cache holds events outside the window: sla_targets warns (they are missing)
         frame.attrs["zdevents_window"] = (start, end)
+    return frame
+
+
+def _framed(frame: pd.DataFrame, snap: Snapshot) -> pd.DataFrame:
+    """``frame`` with the attrs of the snapshot its rows came from."""
+    if snap.as_of is not None:
+        frame.attrs["zdevents_as_of"] = snap.as_of
+    if snap.version is not None:
+        frame.attrs["zdevents_table_version"] = snap.version
     return frame
 
 
@@ -344,11 +293,14 @@ def load_changes(
         lock_timeout=lock_timeout,
         progress=progress,
     )
-    cache = open_store(settings.data_dir, _account_name(settings), "ticket_events")
-    state = cache.state()
-    table = cache.read(since=start, until=end)
-    cache.warn_uncovered(start, end, state=state, stacklevel=_outside_package())
-    frame = to_pandas(normalize.ticket_changes(table), "ticket_changes")
-    if state.as_of is not None:
-        frame.attrs["zdevents_as_of"] = state.as_of
-    return frame
+    window = Window.from_utc(start, end)
+    snap, table = read_current(open_cache("ticket_events", settings=settings), None, window)
+    snap.warn_uncovered(window, stacklevel=outside_package())
+    changes = to_pandas(normalize.ticket_changes(table), "ticket_changes")
+    if snap.as_of is not None:
+        changes.attrs["zdevents_as_of"] = snap.as_of
+    return changes
+
+
+# export/names.py still imports the account lookup under its old name from here
+_account_name = account_name

@@ -81,10 +81,10 @@ import pandas as pd
 from ..config import Settings
 from ..dates import TimeLike, time_range
 from ..errors import CacheError, ConfigError, ZdEventsError
-from ..store import DeltaCache, open_store
-from ..store.parquet import Cache
+from ..store import DeltaCache
+from ..store.ranges import Window
 from ..streams import get_stream
-from .frame import _account_name, _outside_package
+from .stores import open_cache, outside_package
 
 __all__ = ["ENGINES", "EngineUnavailable", "scan", "scan_as_of"]
 
@@ -122,12 +122,6 @@ def _import(engine: str) -> Any:
         ) from None
 
 
-def _open(stream: str, settings: Settings | None) -> tuple[Cache, str]:
-    settings = settings if settings is not None else Settings.from_env()
-    name = get_stream(stream).name
-    return open_store(settings.data_dir, _account_name(settings), name), name  # type: ignore[return-value]
-
-
 def scan_as_of(
     stream: str = "metric_events", *, settings: Settings | None = None
 ) -> pd.Timestamp | None:
@@ -157,8 +151,7 @@ def scan_as_of(
     >>> as_of = zd.scan_as_of()  # doctest: +SKIP
     >>> targets = zd.sla_targets(zd.scan(engine="dask"), as_of=as_of)  # doctest: +SKIP
     """
-    cache, _ = _open(stream, settings)
-    return cache.state().as_of
+    return open_cache(stream, settings=settings).state().as_of
 
 
 def scan(
@@ -236,7 +229,8 @@ def scan(
     if session is not None and engine not in ("duckdb", "spark"):
         raise ValueError(f"session= is for the duckdb and spark engines, not {engine!r}")
     start, end = time_range(since, until)
-    cache, name = _open(stream, settings)
+    name = get_stream(stream).name
+    cache = open_cache(name, settings=settings)
     if columns is not None:
         columns = list(dict.fromkeys(columns))
         schema = cache.schema
@@ -254,13 +248,9 @@ def scan(
             "the README's 'Sharing a cache'"
         )
     module = _import(engine)
-    if version is not None and not isinstance(cache, DeltaCache):
-        raise ConfigError(
-            f"version= opens an earlier version of a Delta table; the {name} cache in "
-            f"{cache.dir} is a Parquet folder, which keeps only its latest state"
-        )
     # one snapshot: everything below uses its file list only
-    state = cache.state(version=version) if version is not None else cache.state()
+    snap = cache.snapshot(version=version)
+    state = snap.state
     if not state.files:
         raise CacheError(
             f"the {name} cache in {cache.dir} holds no events"
@@ -269,8 +259,9 @@ def scan(
             f"{name} --since <first date you need>`",
             path=str(cache.dir),
         )
-    cache.warn_uncovered(start, end, state=state, stacklevel=_outside_package())
-    parts = cache.parts(start, end, state=state)
+    window = Window.from_utc(start, end)
+    snap.warn_uncovered(window, stacklevel=outside_package())
+    parts = snap.parts(window)
     if not parts:  # keep the schema: read the newest file, the row filter leaves no row
         parts = [state.files[-1]]
         start = end = pd.Timestamp(state.files[-1].max_time + 1, unit="ms", tz="UTC")
@@ -299,7 +290,7 @@ class _Store:
 
     @classmethod
     def of(cls, cache: DeltaCache) -> _Store:
-        return cls(cache._filesystem()[0])
+        return cls(cache.filesystem()[0])
 
     @staticmethod
     def path(uri: str) -> str:
