@@ -16,12 +16,19 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .layout import month_dirs, own_files
+from .layout import REJECTED_NAME, month_dirs, own_files
 from .manifest import CacheState, PartFile
 from .parts import PartFolder
 from .rows import ORDER, ROW_GROUP_ROWS, is_time_ordered, time_ms
 
-__all__ = ["COMPACT_ROWS", "MAX_PARTS_PER_MONTH", "SMALL_PART_ROWS", "compact", "sweep"]
+__all__ = [
+    "COMPACT_ROWS",
+    "MAX_PARTS_PER_MONTH",
+    "SMALL_PART_ROWS",
+    "compact",
+    "remove_own_files",
+    "sweep",
+]
 
 log = logging.getLogger(__name__)
 
@@ -125,3 +132,22 @@ def sweep(folder: Path, state: CacheState, removed: list[PartFile]) -> None:
     for month in month_dirs(folder):
         with contextlib.suppress(OSError):
             month.rmdir()  # only succeeds when empty
+
+
+def remove_own_files(folder: Path) -> None:
+    """Delete every file zdevents wrote in a stream folder (parts, temp files, rejected pages).
+
+    Folders left empty go too; files zdevents did not write stay (and so do their folders).
+    """
+    for path in own_files(folder, set()):
+        with contextlib.suppress(OSError):
+            path.unlink()
+    rejected = folder / "rejected"
+    if rejected.is_dir():
+        for path in rejected.iterdir():
+            if REJECTED_NAME.match(path.name):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+    for empty in [*month_dirs(folder), rejected]:
+        with contextlib.suppress(OSError):
+            empty.rmdir()  # only when empty

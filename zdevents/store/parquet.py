@@ -40,8 +40,8 @@ import pyarrow as pa
 
 from ..errors import ConfigError
 from . import manifest
-from .compaction import compact, sweep
-from .layout import REJECTED_NAME, check_name, month_dirs, own_files, part_paths
+from .compaction import compact, remove_own_files, sweep
+from .layout import check_name, part_paths
 from .lock import WriteLock
 from .manifest import (
     SCHEMA_VERSION,
@@ -474,15 +474,4 @@ class Cache(StoreReads):
         with self.lock():
             # an empty snapshot first: readers never see part files without a state
             self._write_state(CacheState(schema_version=SCHEMA_VERSION, stream=self.stream))
-            for path in own_files(self.dir, set()):
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            rejected = self.dir / "rejected"
-            if rejected.is_dir():
-                for path in rejected.iterdir():
-                    if REJECTED_NAME.match(path.name):
-                        with contextlib.suppress(OSError):
-                            path.unlink()
-            for folder in [*month_dirs(self.dir), rejected]:
-                with contextlib.suppress(OSError):
-                    folder.rmdir()  # only when empty: files zdevents did not write stay
+            remove_own_files(self.dir)
