@@ -18,7 +18,7 @@ from ..store.parquet import RebuildResult
 from ..store.ranges import Window
 from ..store.snapshot import Snapshot, read_current
 from ..streams import get_stream
-from .stores import account_name, open_cache, outside_package
+from .stores import open_cache, outside_package
 
 __all__ = ["load_changes", "load_frame", "open_cache", "rebuild_cache"]
 
@@ -300,7 +300,3 @@ def load_changes(
     if snap.as_of is not None:
         changes.attrs["zdevents_as_of"] = snap.as_of
     return changes
-
-
-# export/names.py still imports the account lookup under its old name from here
-_account_name = account_name
