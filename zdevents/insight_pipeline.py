@@ -58,7 +58,7 @@ def targets_from_cache(settings: Settings | None = None) -> tuple[pd.DataFrame, 
         targets = attach_ticket_attributes(targets, changes)
     targets.attrs = {**events.attrs, **targets.attrs}
     try:  # the configured account, or the only one in the cache folder (as load_frame reads)
-        from .read.stores import account_name as _account_name
+        from .config import resolve_account as _account_name
 
         account = _account_name(settings)
     except ConfigError:

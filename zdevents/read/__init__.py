@@ -4,10 +4,9 @@
 from .exports import read_export
 from .frame import load_changes, load_frame, rebuild_cache
 from .scan import scan, scan_as_of
-from .stores import account_name, open_cache
+from .stores import open_cache
 
 __all__ = [
-    "account_name",
     "load_changes",
     "load_frame",
     "open_cache",

@@ -1,44 +1,19 @@
-"""Which cache a read opens: the account resolved and the stream's store opened in one place."""
+"""Which cache a read opens: the account resolved and the stream's store opened in one place.
+
+The account is :func:`zdevents.config.resolve_account` (the configured one, or the only one
+in the cache folder), as for the commands that only read the cache."""
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-from ..config import Settings
-from ..errors import ConfigError
+from ..config import Settings, resolve_account
 from ..store import DeltaCache, open_store
 from ..store.parquet import Cache
 from ..streams import get_stream
 
-__all__ = ["account_name", "open_cache", "outside_package"]
-
-
-def account_name(settings: Settings) -> str:
-    """The configured account, or the only account present in the cache folder.
-
-    Raises
-    ------
-    ConfigError
-        When no account is configured and the cache folder holds none, or several.
-    """
-    if settings.has_account:
-        return settings.account
-    root = Path(settings.data_dir)
-    accounts = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    if len(accounts) == 1:
-        return accounts[0]
-    if not accounts:
-        raise ConfigError(
-            f"no cached data in {root} and no Zendesk account configured: set "
-            "ZENDESK_SUBDOMAIN, ZENDESK_EMAIL and ZENDESK_API_TOKEN (or run `zdevents demo` "
-            "for the sample account)"
-        )
-    raise ConfigError(
-        f"{root} holds several accounts ({', '.join(accounts)}): set ZENDESK_SUBDOMAIN to "
-        "choose one"
-    )
+__all__ = ["open_cache", "outside_package"]
 
 
 def open_cache(
@@ -54,7 +29,7 @@ def open_cache(
     712345
     """
     settings = settings if settings is not None else Settings.from_env()
-    return open_store(settings.data_dir, account_name(settings), get_stream(stream).name)
+    return open_store(settings.data_dir, resolve_account(settings), get_stream(stream).name)
 
 
 def outside_package() -> int:
