@@ -190,7 +190,7 @@ def fetch(
         scope = _scope(cache, before, stream, support_type_scope, force)
         plan = fetch_plan(before, since_ts, until_ts, force)
         pages = events = new = other_new = 0
-        committed = False  # whether this stream's store was committed to
+        state = before  # the store's state: the last commit's, or the one read before
         first = plan[0][0] if plan else 0
         bar = FetchProgress(stream.name, first, settings.requests_per_minute, enabled=progress)
         client.on_wait = bar.waiting  # long waits (rate limit, Retry-After) show in the bar
@@ -233,12 +233,10 @@ def fetch(
                 finally:
                     new += writer.new_events
                     other_new += writer.other_stream_events
-                    committed = committed or writer.last_commit is not None
+                    if writer.last_commit is not None:
+                        state = writer.last_commit.state
         finally:
             bar.close()
-        # the state of the last commit, read under the same lock (no other writer since);
-        # nothing committed: the state read before is still the store's
-        state = cache.state() if committed else before
     stats = client.stats
     cursor = pd.Timestamp(state.cursor, unit="s", tz="UTC") if state.cursor is not None else None
     return FetchResult(

@@ -270,6 +270,7 @@ class DeltaCache(DeltaReader):
             new_rows=table.num_rows - merged.replaced_rows,
             replaced_rows=merged.replaced_rows,
             rows_total=new_state.rows,
+            state=self.state(),  # with the version and commit time the transaction got
         )
 
     def _compact(self, merged: Merged, month: str, write: Any) -> None:

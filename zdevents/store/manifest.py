@@ -202,11 +202,15 @@ class CommitResult:
         Cached rows replaced by a newer copy (same ``id``).
     rows_total : int
         Rows in the cache after the commit.
+    state : CacheState or None
+        The state this commit wrote (a :class:`~zdevents.store.delta_log.DeltaState` for a
+        Delta table): what :meth:`Cache.state` gives right after it.
     """
 
     new_rows: int
     replaced_rows: int
     rows_total: int
+    state: CacheState | None = dataclass_field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

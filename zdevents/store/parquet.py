@@ -298,6 +298,7 @@ class Cache(StoreReads):
             new_rows=table.num_rows - merged.replaced_rows,
             replaced_rows=merged.replaced_rows,
             rows_total=new_state.rows,
+            state=new_state,
         )
 
     def _conform(self, table: pa.Table) -> pa.Table:
