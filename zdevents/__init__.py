@@ -61,7 +61,7 @@ _LAZY = {
     "plot_funnel": "viz.insight_charts",
     "plot_lateness": "viz.insight_charts",
     "plot_update_pairing": "viz.insight_charts",
-    "build_deck": "viz.deck",
+    "build_deck": "insight_pipeline",
     # the sample account's generator and server load on first use
     "prepare_sample": "sample.demo",
 }

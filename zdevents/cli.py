@@ -131,7 +131,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(result.summary)
     print(f"report: {result.index}")
     if args.pptx:
-        from .viz.deck import build_deck
+        from .insight_pipeline import build_deck
 
         deck = build_deck(
             Path(args.out) / "sla.pptx",

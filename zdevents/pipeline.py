@@ -94,12 +94,9 @@ def cache_status(*, settings: Settings | None = None) -> list[StreamStatus]:
     return out
 
 
-def _file_time(value) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value
-    return pd.Timestamp(value, unit="ms", tz="UTC")
+def _file_time(millis: int | None) -> pd.Timestamp | None:
+    """A data file's event time (Unix milliseconds in both stores) as a UTC Timestamp."""
+    return None if millis is None else pd.Timestamp(millis, unit="ms", tz="UTC")
 
 
 def format_status(statuses: list[StreamStatus]) -> str:
@@ -157,12 +154,15 @@ def format_status(statuses: list[StreamStatus]) -> str:
     return "\n".join(lines)
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+def _size(n: float) -> str:
+    """Bytes in the largest unit below 1024 (GB at most): "512 B", "3.4 MB"."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KB", "MB", "GB"):
         n /= 1024
-    return f"{n} B"  # pragma: no cover
+        if n < 1024 or unit == "GB":
+            break
+    return f"{n:.1f} {unit}"
 
 
 @dataclass(frozen=True)
@@ -294,8 +294,8 @@ def run_demo(
     echo(format_status(cache_status(settings=settings)))
     echo("")
     run = build_report(out_dir, settings=settings)
+    from .insight_pipeline import build_deck
     from .sample.account import GROUPS
-    from .viz.deck import build_deck
 
     echo(f"deck: {build_deck(Path(out_dir) / 'sla.pptx', settings=settings, groups=GROUPS)}")
     echo("breach rate by metric:")

@@ -1,4 +1,4 @@
-"""A PowerPoint deck of the SLA story in one call: :func:`build_deck`.
+"""The PowerPoint deck of the SLA story, drawn from a frame of targets: :func:`write_deck`.
 
 The deck holds a title slide (account, period, as-of time, table version when known), one
 slide per chart with a one-sentence takeaway computed from the data, a definitions slide
@@ -36,7 +36,7 @@ from .takeaways import (
     trend_takeaway,
 )
 
-__all__ = ["DECK_TITLES", "Slide", "build_deck", "deck_slides"]
+__all__ = ["DECK_TITLES", "Slide", "deck_slides", "write_deck"]
 
 logger = logging.getLogger(__name__)
 
@@ -473,11 +473,10 @@ def _write_deck(
     return path
 
 
-def build_deck(
+def write_deck(
     path: str | Path,
-    targets: pd.DataFrame | None = None,
+    targets: pd.DataFrame,
     *,
-    settings: Any = None,
     since: TimeLike = None,
     until: TimeLike = None,
     account: str | None = None,
@@ -485,29 +484,24 @@ def build_deck(
     k: int = 4,
     min_targets: int = 30,
 ) -> Path:
-    """Write the SLA story as a PowerPoint file.
+    """Write the SLA story of ``targets`` as a PowerPoint file (the deck of
+    :func:`zdevents.build_deck`, which also reads the targets from the cache).
 
     Slides: a title (account, period, as-of time and the table version when the frame's
     ``attrs["zdevents_table_version"]`` has one); one slide per chart of
-    :data:`DECK_TITLES` (breach rate by metric, the weekly trend with its verdict, lateness,
-    periodic vs pausable update, and the funnel plot of groups when the targets have a
-    group column), each with a one-sentence takeaway computed from the data; definitions
-    (breach rate, censoring, intervals...); an appendix table by metric.
+    :data:`DECK_TITLES`, each with a one-sentence takeaway computed from the data;
+    definitions; an appendix table by metric.
 
     Parameters
     ----------
     path : str or Path
         The ``.pptx`` to write (parent folders are created; written atomically).
-    targets : pandas.DataFrame, optional
-        Output of :func:`zdevents.sla_targets`, optionally with ticket attributes. When
-        None, read from the cache like :func:`zdevents.build_report`: the metric events,
-        their targets and, when cached, the ticket attributes at the time each SLA applied.
-    settings : zdevents.Settings, optional
-        Where the cache is (only when ``targets`` is None).
+    targets : pandas.DataFrame
+        Output of :func:`zdevents.sla_targets`, optionally with ticket attributes.
     since, until : time, optional
         Keep the targets whose SLA applied in ``[since, until)``.
     account : str, optional
-        Name on the title slide (default: the settings' account).
+        Name on the title slide (default "Zendesk account").
     groups : mapping of int to str, optional
         Group id -> name, for the league table of groups.
     k : int, default 4
@@ -522,16 +516,11 @@ def build_deck(
 
     Examples
     --------
-    >>> zd.build_deck("reports/sla.pptx", since="2024-01-01")  # doctest: +SKIP
+    >>> write_deck("reports/sla.pptx", targets, account="acme")  # doctest: +SKIP
     PosixPath('reports/sla.pptx')
     """
     from ..analysis.sla import applied_between
 
-    if targets is None:
-        from ..insight_pipeline import targets_from_cache
-
-        targets, account_name = targets_from_cache(settings)
-        account = account or account_name
     if not isinstance(targets, pd.DataFrame):
         raise TypeError("build_deck needs a pandas DataFrame of targets (zd.sla_targets)")
     as_of = _resolve_as_of(targets, None)
