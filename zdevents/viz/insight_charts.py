@@ -2,7 +2,7 @@
 
 Same contract as :mod:`zdevents.viz.charts`: each ``plot_*`` takes a frame computed by
 :mod:`zdevents.analysis.insights`, draws on ``ax`` (a new figure when None) inside
-:func:`zdevents.viz.charts.chart_style` and returns the Axes. Nothing here calls ``plt.show()``
+:func:`zdevents.viz.style.chart_style` and returns the Axes. Nothing here calls ``plt.show()``
 or changes matplotlib's global settings. Export with :func:`zdevents.save_figure`.
 """
 
@@ -22,18 +22,23 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from ..analysis.labels import metric_labels, metric_sort_key
-from .charts import (
+from .style import (
+    HORIZONTAL,
     METRIC_COLOURS,
+    MUTED,
     OKABE_ITO,
+    auto_subtitle,
     chart_style,
-    chart_subtitle,
+    heading,
     metric_colour,
+    new_axes,
+    note,
+    tidy,
 )
 
 __all__ = ["format_minutes", "plot_funnel", "plot_lateness", "plot_update_pairing"]
 
 _BLUE, _ORANGE, _GREEN, _RED, _SKY = OKABE_ITO[:5]
-_MUTED = "#6b6b6b"
 _NEUTRAL = "#4d4d4d"
 
 
@@ -55,49 +60,9 @@ def format_minutes(minutes: float) -> str:
 
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
-    if ax is None:
-        _, ax = plt.subplots(figsize=size)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
+    ax = new_axes(ax, size)
+    tidy(ax)
     return ax
-
-
-# The same heading as the charts of :mod:`zdevents.viz.charts`: a bold title on the left and a
-# grey subtitle (account, period, as-of) under it.
-_SUBTITLE_RAISE = 14  # points above the axes
-_TITLE_PAD_WITH_SUBTITLE = 30
-_SUBTITLE_COLOUR = "#555555"
-
-
-def _subtitle(frame: pd.DataFrame, subtitle: str | None) -> str:
-    """``subtitle`` as given, else what the frame says (period of ``applied_at``, as-of)."""
-    if subtitle is not None:
-        return subtitle
-    return chart_subtitle(
-        targets=frame if "applied_at" in frame.columns else None,
-        as_of=frame.attrs.get("zdevents_as_of"),
-    )
-
-
-def _heading(ax: Axes, title: str, subtitle: str) -> None:
-    ax.set_title(title, loc="left", pad=_TITLE_PAD_WITH_SUBTITLE if subtitle else None)
-    if subtitle:
-        ax.annotate(
-            subtitle,
-            xy=(0, 1),
-            xycoords="axes fraction",
-            xytext=(0, _SUBTITLE_RAISE),
-            textcoords="offset points",
-            ha="left",
-            va="bottom",
-            fontsize=9,
-            color=_SUBTITLE_COLOUR,
-            annotation_clip=False,
-        )
-
-
-def _note(ax: Axes, text: str) -> None:
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color=_MUTED)
 
 
 def _labels(frame: pd.DataFrame, by: str) -> pd.Series:
@@ -110,12 +75,6 @@ def _labels(frame: pd.DataFrame, by: str) -> pd.Series:
 
 # ---------------------------------------------------------------- lateness
 
-# ``vert=False`` became ``orientation="horizontal"`` in matplotlib 3.10 (3.8 is supported).
-_HORIZONTAL: dict[str, object] = (
-    {"orientation": "horizontal"}
-    if tuple(int(p) for p in mpl.__version__.split(".")[:2]) >= (3, 10)
-    else {"vert": False}
-)
 _LATE_FLOOR = 1.0  # minutes: a breach at the fulfilment (0 min) is drawn at 1 min on the log axis
 _TICKS = (1, 10, 60, 240, 1440, 4 * 1440, 14 * 1440, 60 * 1440)
 
@@ -172,18 +131,18 @@ def plot_lateness(
         )
         groups = sorted(data["label"].unique(), key=metric_sort_key, reverse=True)  # first on top
         ax = _axes(ax, (9.0, max(2.8, 0.55 * len(groups) + 1.6)))
-        _heading(
+        heading(
             ax,
             title if title is not None else "How late breached SLA targets end up",
-            _subtitle(late, subtitle),
+            auto_subtitle(late, subtitle),
         )
         if not groups:
-            _note(ax, "no breached SLA targets")
+            note(ax, "no breached SLA targets")
             return ax
         values = [data.loc[data["label"] == g, "minutes"].to_numpy() for g in groups]
         drawn = ax.boxplot(
             [np.clip(v, _LATE_FLOOR, None) for v in values],
-            **_HORIZONTAL,
+            **HORIZONTAL,
             whis=(5, 95),
             showfliers=False,
             widths=0.55,
@@ -212,7 +171,7 @@ def plot_lateness(
             )
             if open_n:
                 text += f" ({open_n} open)"
-            ax.text(1.01, i, text, transform=side, va="center", fontsize=8.5, color=_MUTED)
+            ax.text(1.01, i, text, transform=side, va="center", fontsize=8.5, color=MUTED)
         top = max(float(np.max(np.concatenate(values))), 60.0)
         ticks = [t for t in _TICKS if t <= top * 1.5]
         ax.set_xlim(_LATE_FLOOR * 0.8, top * 1.5)
@@ -281,17 +240,17 @@ def plot_update_pairing(
             else pd.Series(["All"] * len(frame), dtype=object)
         )
         ax = _axes(ax, (9.0, max(2.6, 0.6 * len(frame) + 1.8)))
-        _heading(
+        heading(
             ax,
             title
             if title is not None
             else "Periodic update breaches: does waiting on the customer explain them?",
-            _subtitle(summary, subtitle),
+            auto_subtitle(summary, subtitle),
         )
         total = frame["periodic_breached"].to_numpy(float)
         shown = total > 0
         if not shown.any():
-            _note(ax, "no periodic update breaches")
+            note(ax, "no periodic update breaches")
             return ax
         order = np.argsort(
             -np.where(shown, frame["periodic only"] / np.where(shown, total, 1), -1.0),
@@ -329,7 +288,7 @@ def plot_update_pairing(
                 text = f"{share:.0%} of {int(n):,} explained"
             pausable_only = int(row["pausable only"])
             text += f" · {pausable_only:,} pausable-only"
-            ax.text(1.01, yi, text, transform=side, va="center", fontsize=8.5, color=_MUTED)
+            ax.text(1.01, yi, text, transform=side, va="center", fontsize=8.5, color=MUTED)
         ax.set_yticks(y, labels.tolist())
         ax.tick_params(axis="y", length=0)
         ax.set_xlim(0, 1)
@@ -402,13 +361,13 @@ def plot_funnel(
         unit = by if by is not None else str(frame.columns[0])
         ax = _axes(ax, (9.0, 5.0))
         noun = unit.replace("_name", "").replace("_id", "").replace("_", " ")
-        _heading(
+        heading(
             ax,
             title if title is not None else f"Breach rate by {noun}: funnel plot",
-            _subtitle(funnel, subtitle),
+            auto_subtitle(funnel, subtitle),
         )
         if frame.empty:
-            _note(ax, "no completed SLA targets")
+            note(ax, "no completed SLA targets")
             return ax
         n = frame["completed"].to_numpy(float)
         rate = frame["breach_rate"].to_numpy(float)
