@@ -97,7 +97,7 @@ def test_takeaways_are_computed_from_the_data():
 
 
 def test_appendix_lists_metrics_in_their_usual_order():
-    from zdevents.viz.deck import _appendix_rows
+    from zdevents.viz.slides import appendix_rows
 
     rates = pd.DataFrame(
         {
@@ -111,7 +111,7 @@ def test_appendix_lists_metrics_in_their_usual_order():
         }
     )
     empty = pd.DataFrame({"metric_label": [], "verdict": [], "median_minutes": []})
-    rows = _appendix_rows({"by_metric": rates, "verdicts": empty, "lateness": empty})
+    rows = appendix_rows({"by_metric": rates, "verdicts": empty, "lateness": empty})
     assert [r[0] for r in rows[1:]] == ["First reply", "Agent work", "Resolution"]
 
 
