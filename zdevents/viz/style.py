@@ -268,7 +268,8 @@ def note(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color=MUTED)
 
 
-#: ``boxplot`` keywords for horizontal boxes: ``vert=False`` became ``orientation="horizontal"`` in matplotlib 3.10.
+#: ``boxplot`` keywords for horizontal boxes (``vert=False`` became
+#: ``orientation="horizontal"`` in matplotlib 3.10).
 HORIZONTAL: dict[str, Any] = (
     {"orientation": "horizontal"}
     if tuple(int(p) for p in mpl.__version__.split(".")[:2]) >= (3, 10)
