@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import Settings
+from .config import Settings, resolve_account
 from .dates import TimeLike
 from .errors import CacheError, ConfigError
 
@@ -51,7 +51,7 @@ def targets_from_cache(settings: Settings | None = None) -> tuple[pd.DataFrame, 
     """
     from .analysis.sla import sla_targets
     from .analysis.tickets import attach_ticket_attributes
-    from .read.frame import load_frame, open_cache
+    from .read.frame import load_frame
 
     settings = settings if settings is not None else Settings.from_env()
     events = load_frame(refresh="never", settings=settings)
@@ -61,9 +61,7 @@ def targets_from_cache(settings: Settings | None = None) -> tuple[pd.DataFrame, 
         targets = attach_ticket_attributes(targets, changes)
     targets.attrs = {**events.attrs, **targets.attrs}
     try:  # the configured account, or the only one in the cache folder (as load_frame reads)
-        from .config import resolve_account as _account_name
-
-        account = _account_name(settings)
+        account = resolve_account(settings)
     except ConfigError:
         account = "Zendesk account"
     return targets, str(account)
