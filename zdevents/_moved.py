@@ -35,6 +35,25 @@ MOVED: dict[str, str] = {
     "zdevents.deck": "zdevents.viz.deck",
 }
 
+#: Public names that did not move with their module: old module -> {name: where it is now}.
+MOVED_NAMES: dict[str, dict[str, str]] = {
+    "zdevents.deck": {"build_deck": "zdevents.insight_pipeline"},
+}
+
+
+class _Split(ModuleType):
+    """An old module whose public names now live in more than one module."""
+
+    def __getattr__(self, name: str) -> object:
+        home = MOVED_NAMES[self.__name__].get(name, MOVED[self.__name__])
+        return getattr(importlib.import_module(home), name)
+
+    def __dir__(self) -> list[str]:
+        return sorted(
+            set(dir(importlib.import_module(MOVED[self.__name__])))
+            | set(MOVED_NAMES[self.__name__])
+        )
+
 
 class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds an old module name and loads it as the module at its new place."""
@@ -49,11 +68,17 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def create_module(self, spec) -> ModuleType:
         new = MOVED[spec.name]
+        elsewhere = "".join(
+            f"; {name} is now in {home}" for name, home in MOVED_NAMES.get(spec.name, {}).items()
+        )
         warnings.warn(
-            f"{spec.name} moved to {new}; the old path stops working in the next release",
+            f"{spec.name} moved to {new}; the old path stops working in the next release"
+            + elsewhere,
             DeprecationWarning,
             stacklevel=2,  # the import machinery's own frames are skipped by warnings
         )
+        if spec.name in MOVED_NAMES:
+            return _Split(spec.name)
         module = importlib.import_module(new)
         self._specs[spec.name] = module.__spec__
         return module
@@ -64,7 +89,8 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         The import system has just set ``__spec__`` to the old name's, which would make
         the module's relative imports resolve against the old package.
         """
-        module.__spec__ = self._specs.pop(module.__spec__.name)
+        if not isinstance(module, _Split):
+            module.__spec__ = self._specs.pop(module.__spec__.name)
 
 
 class _Package(ModuleType):
