@@ -37,7 +37,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -62,6 +61,7 @@ from .envelope import Envelope, Page, read_envelope
 from .pacing import RATE_WINDOW, Slot, parse_retry_after, shared_pacer, without_seconds
 from .paging import ExportPager, export_query
 from .redact import Redactor, origin, origin_text, shorten
+from .stats import ClientStats
 
 __all__ = [
     "BACKOFF_BASE",
@@ -86,31 +86,6 @@ MAX_RETRY_AFTER = 600.0
 429 or a 5xx) that is waited for; a longer one raises at once."""
 _LOG_WAITS_OVER = 5.0
 _WARN_WAITS_OVER = 30.0  # a wait the server asked for (Retry-After, backoff) logged at WARNING
-
-
-@dataclass
-class ClientStats:
-    """Counters of one :class:`Client`.
-
-    Attributes
-    ----------
-    requests : int
-        HTTP requests sent, retries included.
-    rate_limited : int
-        429 answers received.
-    retries : int
-        Requests sent again after a 429, 5xx, network failure or malformed page.
-    seconds_waited : float
-        Time slept for pacing, ``Retry-After`` and backoff.
-    rate_waits : int
-        Requests that waited for the rate budget or a 429's ``Retry-After``.
-    """
-
-    requests: int = 0
-    rate_limited: int = 0
-    retries: int = 0
-    seconds_waited: float = 0.0
-    rate_waits: int = 0
 
 
 class Client:

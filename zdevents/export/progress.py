@@ -16,8 +16,8 @@ from .pacing import without_seconds
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from .client import ClientStats
     from .envelope import Page
+    from .stats import ClientStats
 
 __all__ = ["FetchProgress", "eta_seconds"]
 
