@@ -12,18 +12,14 @@ import sys
 import pandas as pd
 import pyarrow as pa
 import pytest
+from _engines import GROUPINGS, assert_rates_equal, assert_same, sample_cache
 
-distributed = pytest.importorskip("distributed")
-dask = pytest.importorskip("dask")
-
-from _engines import GROUPINGS, assert_rates_equal, assert_same, sample_cache  # noqa: E402
-
-from zdevents.analysis.sla import breach_rates, sla_targets  # noqa: E402
-from zdevents.config import Settings  # noqa: E402
-from zdevents.errors import CacheError  # noqa: E402
-from zdevents.read.frame import load_frame  # noqa: E402
-from zdevents.read.scan import EngineUnavailable, scan, scan_as_of  # noqa: E402
-from zdevents.store.parquet import Cache  # noqa: E402
+from zdevents.analysis.sla import breach_rates, sla_targets
+from zdevents.config import Settings
+from zdevents.errors import CacheError
+from zdevents.read.frame import load_frame
+from zdevents.read.scan import EngineUnavailable, scan, scan_as_of
+from zdevents.store.parquet import Cache
 
 pytestmark = [
     pytest.mark.e2e,
@@ -45,6 +41,7 @@ def events(settings) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def client():
+    distributed = pytest.importorskip("distributed")  # imported here: seconds, and only when used
     cluster = distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
@@ -138,6 +135,7 @@ def test_sla_on_a_two_worker_cluster_equals_pandas(client, settings, events):
 
     targets = sla_targets(scan(settings=settings), as_of=as_of)
     # One compute for all results: the shared part of the graph runs once.
+    dask = pytest.importorskip("dask")
     got_targets, *got_rates = dask.compute(
         targets, *(breach_rates(targets, by=by, freq=freq) for by, freq in GROUPINGS)
     )

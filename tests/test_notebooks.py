@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
-jupytext = pytest.importorskip("jupytext")
-nbclient = pytest.importorskip("nbclient")
+
+def lib(name: str):
+    """jupytext or nbclient, imported when a test first uses it rather than when this file is
+    collected (they take seconds to import, and ``make test`` leaves these tests out)."""
+    return pytest.importorskip(name)
+
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.e2e]
 
@@ -17,11 +21,11 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def run_notebook(name: str, parameters: dict, cwd: Path):
-    notebook = jupytext.read(NOTEBOOKS / f"{name}.py")
+    notebook = lib("jupytext").read(NOTEBOOKS / f"{name}.py")
     cells = [c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(cells) == 1, "exactly one cell is tagged 'parameters'"
     cells[0].source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
-    client = nbclient.NotebookClient(
+    client = lib("nbclient").NotebookClient(
         notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
     )
     client.execute()
@@ -144,7 +148,7 @@ def test_charts_stay_inline_after_a_zdevents_chart_on_a_real_kernel():
         nbformat.v4.new_code_cell(zdevents_chart),
         nbformat.v4.new_code_cell("print(matplotlib.is_interactive())"),
     ]
-    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    lib("nbclient").NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
     assert [images(cell) for cell in notebook.cells] == [1, 1, 1, 0]
     assert notebook.cells[-1].outputs[0]["text"] == "True\n"
 
@@ -167,7 +171,9 @@ def test_notebooks_ship_as_ipynb_paired_with_their_py_and_without_outputs():
         notebook = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
         assert notebook.metadata["jupytext"]["formats"] == "ipynb,py:percent"
         # Drift: the .ipynb holds exactly the cells of the .py (`jupytext --sync notebooks/*.py`).
-        assert cells(notebook) == cells(jupytext.read(script)), f"{stem}.ipynb and .py differ"
+        assert cells(notebook) == cells(lib("jupytext").read(script)), (
+            f"{stem}.ipynb and .py differ"
+        )
         for cell in notebook.cells:
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None, (
