@@ -1,4 +1,4 @@
-"""Shared benchmark helpers: sizes, isolated measurements, the local server, reporting.
+"""Shared benchmark helpers: sizes, isolated measurements, reporting.
 
 Every measurement that reports a peak RSS runs in a fresh Python process
 (:func:`run_isolated`): the process imports what it needs, runs one function and reports
@@ -17,12 +17,10 @@ import json
 import os
 import platform
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +29,6 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = REPO / "bench" / "results"
 RESULT_MARK = "@@BENCH_RESULT@@ "
 MB = 1_000_000
-
-# The local server's credentials (zdevents.sample.server.LocalZendesk defaults).
-SERVER_EMAIL = "admin@sample.test"
-SERVER_TOKEN = "sample-api-token"
 
 
 # ---------------------------------------------------------------------------- sizes
@@ -214,7 +208,8 @@ class BenchError(RuntimeError):
     """A measured process failed; the message carries its stderr."""
 
 
-def _env() -> dict[str, str]:
+def subprocess_env() -> dict[str, str]:
+    """The environment of a process the benchmarks start: ``bench`` importable, fixed hash seed."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONHASHSEED", "0")
@@ -253,7 +248,13 @@ def run_isolated(target: str, timeout: float = 3600, **kwargs: Any) -> dict[str,
     worker = [sys.executable, "-m", "bench._worker", target, json.dumps(kwargs)]
     args = [sys.executable, "-S", "-c", _LAUNCHER, *worker]
     proc = subprocess.run(
-        args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
+        args,
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_MARK):
@@ -282,95 +283,36 @@ def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float], Any
     return min(times), times, result
 
 
-# ---------------------------------------------------------------------------- local server
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def interleaved(
+    names: list[str], repeat: int, measure: Callable[[str], dict[str, Any]]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]], dict[str, float]]:
+    """Run ``measure(name)`` for every name, ``repeat`` rounds, the names interleaved.
+
+    Returns every run per name, the fastest run per name (least ``seconds``) and the largest
+    ``peak_rss_mb`` of each name's runs. Interleaving spreads changes of the machine's load
+    over all the names instead of one.
+    """
+    every: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for _ in range(max(1, repeat)):
+        for name in names:
+            every[name].append(measure(name))
+    best = {name: min(tries, key=lambda r: r["seconds"]) for name, tries in every.items()}
+    peak = {name: max(r["peak_rss_mb"] for r in tries) for name, tries in every.items()}
+    return every, best, peak
 
 
-@dataclass
-class Server:
-    """A ``python -m zdevents.sample.server`` process of our own."""
+def spread(trace: list, points: int) -> list:
+    """About ``points`` evenly spaced entries of ``trace`` (first and last included).
 
-    url: str
-    process: subprocess.Popen
-    tickets: int
-    requests_per_minute: float | None
-    started: float = field(default_factory=time.monotonic)
-
-    def settings(self, data_dir: Path | str, **overrides: Any) -> Any:
-        """zdevents Settings pointing at this server."""
-        from zdevents.config import Settings
-
-        values: dict[str, Any] = {
-            "subdomain": "sample",
-            "email": SERVER_EMAIL,
-            "api_token": SERVER_TOKEN,
-            "base_url": self.url,
-            "data_dir": Path(data_dir),
-            "requests_per_minute": self.requests_per_minute or 1_000_000,
-            "timeout": 900,
-        }
-        values.update(overrides)
-        return Settings(**values)
-
-    def warm_up(self) -> float:
-        """Ask for the first page so the server builds its dataset; seconds it took.
-
-        The request counts in the server's rate-limit window.
-        """
-        import requests
-
-        start = time.monotonic()
-        response = requests.get(
-            f"{self.url}/api/v2/incremental/ticket_metric_events.json",
-            params={"start_time": 0},
-            auth=(f"{SERVER_EMAIL}/token", SERVER_TOKEN),
-            timeout=1800,
-        )
-        response.raise_for_status()
-        return time.monotonic() - start
-
-
-@contextlib.contextmanager
-def local_server(
-    tickets: int, *, seed: int = 7, requests_per_minute: float | None = None
-) -> Iterator[Server]:
-    """Start ``python -m zdevents.sample.server`` in its own process; stop it afterwards."""
-    port = free_port()
-    args = [
-        sys.executable, "-m", "zdevents.sample.server",
-        "--tickets", str(tickets), "--seed", str(seed), "--port", str(port),
-    ]  # fmt: skip
-    if requests_per_minute is not None:
-        args += ["--requests-per-minute", str(requests_per_minute)]
-    process = subprocess.Popen(
-        args, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise BenchError(f"the local server exited: {process.stderr.read()[-2000:]}")
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.monotonic() > deadline:
-                raise BenchError("the local server did not start listening within 60 s")
-            time.sleep(0.1)
-        yield Server(f"http://127.0.0.1:{port}", process, tickets, requests_per_minute)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
+    Examples
+    --------
+    >>> spread(list(range(11)), 3)
+    [0, 5, 10]
+    """
+    if len(trace) <= points:
+        return trace
+    step = (len(trace) - 1) / (points - 1)
+    return [trace[round(i * step)] for i in range(points)]
 
 
 # ---------------------------------------------------------------------------- reporting

@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import REPO, local_server, run_isolated
+from bench.common import REPO, run_isolated
+from bench.server import local_server
 
 SEED = 7
 ACCOUNT = "sample"

@@ -33,19 +33,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import data
 from bench.common import (
     Result,
-    Server,
     Size,
     Table,
     current_rss_mb,
     fmt_mb,
     fmt_rate,
     fmt_s,
-    local_server,
     run_isolated,
+    spread,
 )
+from bench.server import Server, local_server, server_settings
 
 NAME = "fetch"
 TITLE = "zd.fetch through the local server (rate-limited: wall vs bound; unlimited: peak RSS)"
@@ -57,16 +56,9 @@ UNLIMITED_RPM = 1_000_000
 def fetch_worker(base_url: str, data_dir: str, requests_per_minute: float) -> dict[str, Any]:
     """``zd.fetch`` of the metric events, with the process's RSS sampled every 0.25 s."""
     import zdevents as zd
-    from zdevents.config import Settings
 
-    settings = Settings(
-        subdomain=data.ACCOUNT,
-        email="admin@sample.test",
-        api_token="sample-api-token",
-        base_url=base_url,
-        data_dir=Path(data_dir),
-        requests_per_minute=requests_per_minute,
-        timeout=600,
+    settings = server_settings(
+        base_url, data_dir, requests_per_minute=requests_per_minute, timeout=600
     )
     trace: list[tuple[float, float]] = []
     done = threading.Event()
@@ -215,7 +207,7 @@ def _unlimited(size: Size, server: Server, folder: Path, result: Result) -> dict
         ],
     )
     trace = run_["rss_trace"]
-    picks = trace if len(trace) <= 6 else [trace[round(i * (len(trace) - 1) / 5)] for i in range(6)]
+    picks = spread(trace, 6)
     table.rows.append(
         [
             f"{run_['pages']:,}",

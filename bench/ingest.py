@@ -36,7 +36,9 @@ from bench.common import (
     fmt_mb,
     fmt_rate,
     fmt_s,
+    interleaved,
     run_isolated,
+    spread,
 )
 
 NAME = "ingest"
@@ -113,19 +115,26 @@ def zdevents_ingest(
     batch_pages: int | None,
     end_times: list[int],
     counts: list[int],
+    store: str = "parquet",
 ) -> dict[str, Any]:
     """zdevents' path, exactly as :func:`zdevents.fetch` runs it after the HTTP client.
 
     Pages go through :class:`zdevents.export.fetch.PageWriter`: parsed ``BATCH_PAGES`` at a time
     (:func:`zdevents.export.parse.metric_events_table`), committed by its writer thread while
     the next batch is read and parsed, inside :func:`zdevents.export.fetch.memory_pool`.
+    ``store`` is ``"parquet"`` (the Parquet cache folder) or ``"delta"`` (a Delta Lake table,
+    created empty first, which is what :func:`zdevents.store.open_store` then opens).
     """
     from zdevents.export import fetch as ingest
     from zdevents.export.client import Page
-    from zdevents.store.parquet import Cache
+    from zdevents.store import DeltaCache, open_store
     from zdevents.streams import METRIC_EVENTS
 
-    cache = Cache(data_dir, data.ACCOUNT, "metric_events")
+    if store == "delta":
+        DeltaCache(data_dir, data.ACCOUNT, "metric_events").create()
+    elif store != "parquet":
+        raise ValueError(f"store must be 'parquet' or 'delta', not {store!r}")
+    cache = open_store(data_dir, data.ACCOUNT, "metric_events")
     per_batch = ingest.BATCH_PAGES if batch_pages is None else batch_pages
     events = 0
     trace: list[tuple[int, float]] = []  # (pages done, current RSS MB) after each batch
@@ -168,12 +177,18 @@ def zdevents_ingest(
             for p in state.files
         ),
         "rss_trace": trace,
+        "version": getattr(state, "version", None),
     }
 
 
 def zdevents_ingest_args(
-    pages: data.PagesFile, count: int, data_dir: Path, batch_pages: int | None
+    pages: data.PagesFile,
+    count: int,
+    data_dir: Path,
+    batch_pages: int | None,
+    store: str = "parquet",
 ) -> dict[str, Any]:
+    """Keyword arguments of :func:`zdevents_ingest` for the first ``count`` pages of ``pages``."""
     return {
         "path": str(pages.path),
         "pages": count,
@@ -181,11 +196,12 @@ def zdevents_ingest_args(
         "batch_pages": batch_pages,
         "end_times": pages.end_times[:count],
         "counts": pages.counts[:count],
+        "store": store,
     }
 
 
 # ---------------------------------------------------------------------------- the benchmark
-def _measure(
+def measure(
     label: str,
     path_name: str,
     pages: data.PagesFile,
@@ -193,8 +209,14 @@ def _measure(
     work: Path,
     per_batch: int,
     batch_pages: int | None,
+    store: str = "parquet",
 ) -> dict[str, Any]:
-    """One isolated run of one path on the first ``count`` pages."""
+    """One isolated run of one path on the first ``count`` pages.
+
+    ``path_name`` is ``"json.loads floor"``, ``"naive (batched)"``, ``"naive (whole
+    export)"`` or any other name for zdevents' path, which writes into ``store``
+    (``"parquet"`` or ``"delta"``) under ``work``; its result's ``data_dir`` says where.
+    """
     if path_name == "json.loads floor":
         return run_isolated("bench.ingest:json_floor", path=str(pages.path), pages=count)
     if path_name.startswith("naive"):
@@ -210,25 +232,31 @@ def _measure(
             )
         finally:
             shutil.rmtree(out, ignore_errors=True)
-    out = work / f"zdevents-{label}"
+    out = work / f"zdevents-{store}-{label}"
     shutil.rmtree(out, ignore_errors=True)
     run_ = run_isolated(
-        "bench.ingest:zdevents_ingest", **zdevents_ingest_args(pages, count, out, batch_pages)
+        "bench.ingest:zdevents_ingest",
+        **zdevents_ingest_args(pages, count, out, batch_pages, store),
     )
     run_["data_dir"] = str(out)
     return run_
 
 
-def run(size: Size, folder: Path) -> Result:
-    result = Result(NAME, TITLE)
-    pages = data.export_pages(folder, size.tickets)
-    result.notes.append(
-        f"input: {pages.events:,} metric events of {size.tickets:,} sample tickets in "
+def input_note(pages: data.PagesFile) -> str:
+    """The note that describes the ingested export."""
+    return (
+        f"input: {pages.events:,} metric events of {pages.tickets:,} sample tickets in "
         f"{pages.pages:,} pages ({pages.path.stat().st_size / 1e6:,.0f} MB of JSON, "
         f"{pages.path.stat().st_size / max(1, pages.events):.0f} B/event), fetched once from "
         f"the local server in {pages.seconds:.0f} s; every path streams them from that file "
         "(events counted include the page-boundary repeats the export sends)"
     )
+
+
+def run(size: Size, folder: Path) -> Result:
+    result = Result(NAME, TITLE)
+    pages = data.export_pages(folder, size.tickets)
+    result.notes.append(input_note(pages))
     result.notes.append(
         f"each path ran {size.repeat} times, interleaved, each run in a fresh process: "
         "seconds = best run (wall time), CPU s = CPU time (all threads) of that run, "
@@ -270,14 +298,13 @@ def run(size: Size, folder: Path) -> Result:
         ):
             names.append("naive (whole export)")
         names.append("zdevents")
-        every: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-        for _ in range(max(1, size.repeat)):
-            for name in names:
-                every[name].append(
-                    _measure(label, name, pages, count, work, per_batch, batch_pages)
-                )
-        best = {name: min(tries, key=lambda r: r["seconds"]) for name, tries in every.items()}
-        peak = {name: max(r["peak_rss_mb"] for r in tries) for name, tries in every.items()}
+        every, best, peak = interleaved(
+            names,
+            size.repeat,
+            lambda name, label=label, count=count: measure(
+                label, name, pages, count, work, per_batch, batch_pages
+            ),
+        )
         floor, naive, zd = (best[k] for k in ("json.loads floor", "naive (batched)", "zdevents"))
         for name in names:
             run_ = best[name]
@@ -327,7 +354,7 @@ def run(size: Size, folder: Path) -> Result:
             "pages, each parsed in chunks on the parse threads and committed by the writer thread "
             f"while the next one was parsed; {zd['rows']:,} unique rows in {zd['files']} "
             f"Parquet files ({zd['bytes'] / 1e6:,.1f} MB); RSS after batches (pages: MB) "
-            + ", ".join(f"{p}: {m:.0f}" for p, m in _spread(zd["rss_trace"], 6))
+            + ", ".join(f"{p}: {m:.0f}" for p, m in spread(zd["rss_trace"], 6))
         )
         zd_rss[label] = peak["zdevents"]
         runs[label] = every
@@ -360,11 +387,3 @@ def run(size: Size, folder: Path) -> Result:
     result.tables.append(table)
     result.raw = {"pages": pages.pages, "events": pages.events, "runs": runs}
     return result
-
-
-def _spread(trace: list[list[float]], points: int) -> list[list[float]]:
-    """About ``points`` evenly spaced entries of ``trace`` (first and last included)."""
-    if len(trace) <= points:
-        return trace
-    step = (len(trace) - 1) / (points - 1)
-    return [trace[round(i * step)] for i in range(points)]

@@ -32,9 +32,28 @@ MEMORY_GOAL_MB_PER_M = 110.0
 
 
 def settings_for(data_dir: str) -> Any:
+    """Settings of the benchmark account's cache in ``data_dir`` (a folder or an ``s3://`` URL)."""
     from zdevents.config import Settings
 
-    return Settings(subdomain=data.ACCOUNT, data_dir=Path(data_dir))
+    return Settings(subdomain=data.ACCOUNT, data_dir=data_dir)
+
+
+def floor_read(files: list[str], columns: list[str] | None = None) -> Any:
+    """``pyarrow.parquet.read_table(files).to_pandas()``: the floor of a read of these files.
+
+    ``files`` are local paths or URLs of one object store (``s3://...``), as the cache's
+    ``files()`` lists them.
+    """
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    filesystem, first = pafs.FileSystem.from_uri(files[0]) if files else (None, "")
+    prefix = files[0][: len(files[0]) - len(first)] if files else ""
+    paths = [f[len(prefix) :] for f in files]
+    # partitioning=None: the file list sits under month=YYYY-MM folders, which pyarrow
+    # would otherwise add as an extra "month" column that load_frame does not have.
+    table = pq.read_table(paths, columns=columns, partitioning=None, filesystem=filesystem)
+    return table.to_pandas()
 
 
 def read_variant(
@@ -45,21 +64,24 @@ def read_variant(
     since: str | None = None,
     until: str | None = None,
 ) -> dict[str, Any]:
-    """Read the cache with ``reader`` (``zdevents`` or ``floor``), best of ``repeat``."""
-    import pyarrow.parquet as pq
+    """Read the cache with ``reader`` (``zdevents`` or ``floor``), best of ``repeat``.
 
+    The cache is the store :func:`zdevents.store.open_store` opens in ``data_dir`` (the
+    Parquet folder, or a Delta table there or at an ``s3://`` URL); the floor reads the data
+    files it lists for the range (a Delta table: those of its current version).
+    """
     import zdevents as zd
-    from zdevents.store.parquet import Cache
+    from zdevents.store import open_store
 
     settings = settings_for(data_dir)
-    files = [str(p) for p in Cache(data_dir, data.ACCOUNT, "metric_events").files(since, until)]
+    files = [
+        str(p) for p in open_store(data_dir, data.ACCOUNT, "metric_events").files(since, until)
+    ]
 
     def read() -> Any:
         if reader == "zdevents":
             return zd.load_frame(since, until, refresh="never", columns=columns, settings=settings)
-        # partitioning=None: the file list sits under month=YYYY-MM folders, which pyarrow
-        # would otherwise add as an extra "month" column that load_frame does not have.
-        return pq.read_table(files, columns=columns, partitioning=None).to_pandas()
+        return floor_read(files, columns)
 
     times: list[float] = []
     frame = None
@@ -79,6 +101,30 @@ def read_variant(
         "memory_bytes": memory,
         "dtypes": {name: str(dtype) for name, dtype in frame.dtypes.items()},
     }
+
+
+def compare_reads(
+    data_dir: str, repeat: int, label: str, result: Result, **options: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`read_variant` by zdevents, then by the floor, each in a fresh process.
+
+    A different row count is recorded as a failure of ``result``.
+    """
+    zd = run_isolated(
+        "bench.load_frame:read_variant",
+        data_dir=data_dir,
+        reader="zdevents",
+        repeat=repeat,
+        **options,
+    )
+    floor = run_isolated(
+        "bench.load_frame:read_variant", data_dir=data_dir, reader="floor", repeat=repeat, **options
+    )
+    if zd["rows"] != floor["rows"]:
+        result.failures.append(
+            f"{label}: load_frame read {zd['rows']:,} rows, the floor {floor['rows']:,}"
+        )
+    return zd, floor
 
 
 def pick_month(data_dir: Path) -> tuple[str, str]:
@@ -122,24 +168,7 @@ def run(size: Size, folder: Path) -> Result:
     )
     raw: dict[str, Any] = {}
     for label, options in variants:
-        zd = run_isolated(
-            "bench.load_frame:read_variant",
-            data_dir=str(data_dir),
-            reader="zdevents",
-            repeat=size.repeat,
-            **options,
-        )
-        floor = run_isolated(
-            "bench.load_frame:read_variant",
-            data_dir=str(data_dir),
-            reader="floor",
-            repeat=size.repeat,
-            **options,
-        )
-        if zd["rows"] != floor["rows"]:
-            result.failures.append(
-                f"{label}: load_frame read {zd['rows']:,} rows, the floor {floor['rows']:,}"
-            )
+        zd, floor = compare_reads(str(data_dir), size.repeat, label, result, **options)
         ratio = zd["seconds"] / floor["seconds"]
         per_m = zd["memory_bytes"] / zd["rows"] if zd["rows"] else 0.0  # bytes/row = MB/M rows
         floor_per_m = floor["memory_bytes"] / floor["rows"] if floor["rows"] else 0.0
