@@ -8,5 +8,5 @@ same run and prints ratio lines, absolute figures and the machine it ran on. Res
 
 from __future__ import annotations
 
-BENCHMARKS: tuple[str, ...] = ("ingest", "load_frame", "breach_rates", "fetch")
+BENCHMARKS: tuple[str, ...] = ("ingest", "load_frame", "breach_rates", "fetch", "delta")
 """Benchmark names (= module names under ``bench``), in the order ``python -m bench`` runs them."""

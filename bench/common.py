@@ -55,6 +55,8 @@ class Size:
         Wait for the server's 60 s window to empty after its warm-up request.
     repeat : int
         Repetitions of the short (in-memory) measurements; the best one is reported.
+    s3_tickets : int
+        Sample tickets fetched into the S3 stand-in and onto local disk (``delta``).
     isolate : bool
         Run each measurement in a fresh process (False: in this process, for the quick
         smoke run of the test suite, where peak RSS figures then mean nothing).
@@ -69,6 +71,7 @@ class Size:
     fetch_rpm: float
     settle: bool
     repeat: int
+    s3_tickets: int
     isolate: bool = True
 
 
@@ -83,6 +86,7 @@ SIZES: dict[str, Size] = {
         fetch_rpm=600,
         settle=False,
         repeat=1,
+        s3_tickets=40,
         isolate=False,
     ),
     "full": Size(
@@ -95,6 +99,7 @@ SIZES: dict[str, Size] = {
         fetch_rpm=600,
         settle=True,
         repeat=3,
+        s3_tickets=17_900,  # ~1.0M metric events
     ),
     "xl": Size(  # breach_rates only (python -m bench --size xl --only breach_rates); not in CI
         name="xl",
@@ -106,6 +111,7 @@ SIZES: dict[str, Size] = {
         fetch_rpm=600,
         settle=True,
         repeat=1,
+        s3_tickets=17_900,
     ),
 }
 
