@@ -231,12 +231,15 @@ def set_isolation(isolate: bool) -> None:
     _ISOLATE = isolate
 
 
-def run_isolated(target: str, timeout: float = 3600, **kwargs: Any) -> dict[str, Any]:
+def run_isolated(
+    target: str, timeout: float = 3600, env: dict[str, str] | None = None, **kwargs: Any
+) -> dict[str, Any]:
     """Run ``module:function(**kwargs)`` in a fresh Python process and return its result.
 
     The function returns a JSON-able dict; ``peak_rss_mb`` (whole process, at the end) is
-    added to it. After ``set_isolation(False)`` the function runs in this process instead
-    (a smoke run: the RSS is then this process's).
+    added to it. ``env`` adds environment variables to that process's. After
+    ``set_isolation(False)`` the function runs in this process instead (a smoke run: the
+    RSS is then this process's, and ``env`` is not applied).
 
     Examples
     --------
@@ -256,7 +259,7 @@ def run_isolated(target: str, timeout: float = 3600, **kwargs: Any) -> dict[str,
     proc = subprocess.run(
         args,
         cwd=REPO,
-        env=subprocess_env(),
+        env={**subprocess_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -57,13 +57,21 @@ REFRESH_OVERHEAD_GOAL = 0.5
 BUCKET = "zdevents-bench"
 
 FLOOR = "json.loads floor"
-INGEST_STORES = {
-    FLOOR: None,
-    "zdevents, Parquet cache": "parquet",
-    "zdevents, Delta table": "delta",
+PARQUET = "zdevents, Parquet cache"
+DELTA = "zdevents, Delta table"
+DELTA_ARENAS = "zdevents, Delta table, MALLOC_ARENA_MAX=2"
+INGEST_PATHS: dict[str, tuple[str | None, dict[str, str] | None]] = {
+    FLOOR: (None, None),
+    PARQUET: ("parquet", None),
+    DELTA: ("delta", None),
+    DELTA_ARENAS: ("delta", {"MALLOC_ARENA_MAX": "2"}),
 }
-"""The ingest paths (names as :func:`bench.ingest.measure` takes them) and their store."""
-PARQUET, DELTA = list(INGEST_STORES)[1:]
+"""The ingest paths (names as :func:`bench.ingest.measure` takes them): (store, environment).
+
+The last one is a diagnosis, not a product path: the same Delta ingest with glibc's
+allocator limited to two arenas, which shows how much of its RSS is memory that the
+allocator keeps in per-thread arenas after it was freed.
+"""
 READS: list[tuple[str, dict[str, Any]]] = [
     ("full", {}),
     (f"projected ({len(SLA_COLUMNS)} columns)", {"columns": SLA_COLUMNS}),
@@ -186,18 +194,20 @@ def _ingest(size: Size, folder: Path, pages: data.PagesFile, result: Result) -> 
             "events/s",
             "x floor",
             "CPU s",
+            "commits s",
             "peak RSS",
             "data files",
             "table version",
         ],
     )
     rss: dict[str, float] = {}
+    arenas: dict[str, float] = {}
     kept: Path | None = None
     raw: dict[str, Any] = {}
     for label, wanted in size.ingest_events:
         count = pages.pages_for(wanted)
         every, best, peak = interleaved(
-            list(INGEST_STORES),
+            list(INGEST_PATHS),
             size.repeat,
             lambda name, label=label, count=count: ingest.measure(
                 label,
@@ -207,12 +217,13 @@ def _ingest(size: Size, folder: Path, pages: data.PagesFile, result: Result) -> 
                 work,
                 per_batch,
                 size.batch_pages,
-                store=INGEST_STORES[name] or "parquet",
+                store=INGEST_PATHS[name][0] or "parquet",
+                env=INGEST_PATHS[name][1],
             ),
         )
         floor, delta = best[FLOOR], best[DELTA]
         for name, run_ in best.items():
-            stored = INGEST_STORES[name] is not None
+            stored = INGEST_PATHS[name][0] is not None
             version = run_.get("version")
             table.rows.append(
                 [
@@ -223,6 +234,7 @@ def _ingest(size: Size, folder: Path, pages: data.PagesFile, result: Result) -> 
                     fmt_rate(run_["events"], run_["seconds"]),
                     f"{floor['seconds'] / run_['seconds']:.2f}x",
                     f"{run_['cpu_seconds']:.2f}",
+                    f"{run_['commit_seconds']:.2f}" if stored else "-",
                     fmt_mb(peak[name]),
                     str(run_["files"]) if stored else "-",
                     "-" if version is None else str(version),
@@ -243,6 +255,7 @@ def _ingest(size: Size, folder: Path, pages: data.PagesFile, result: Result) -> 
             + ", ".join(f"{p}: {m:.0f}" for p, m in spread(delta["rss_trace"], 6))
         )
         rss[label] = peak[DELTA]
+        arenas[label] = peak[DELTA_ARENAS]
         if label == size.ingest_events[-1][0] and count == pages.pages:
             kept = folder / "delta-table"
             shutil.rmtree(kept, ignore_errors=True)
@@ -251,7 +264,7 @@ def _ingest(size: Size, folder: Path, pages: data.PagesFile, result: Result) -> 
             for try_ in tries:
                 try_.pop("rss_trace", None)
         raw[label] = every
-        for name in (PARQUET, DELTA):
+        for name in (PARQUET, DELTA, DELTA_ARENAS):
             for try_ in every[name]:
                 shutil.rmtree(try_["data_dir"], ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
@@ -272,6 +285,11 @@ def _ingest(size: Size, folder: Path, pages: data.PagesFile, result: Result) -> 
             "<= 1.10x",
             growth <= 1.10,
         )
+    result.ratio(
+        f"peak RSS of the Delta ingest @{largest}, MALLOC_ARENA_MAX=2 (diagnosis)",
+        arenas[largest],
+        unit=" MB",
+    )
     result.tables.append(table)
     result.raw["ingest"] = raw
     return kept
@@ -432,7 +450,10 @@ def run(size: Size, folder: Path) -> Result:
     result.notes.append(
         f"ingest: each path ran {size.repeat} times, interleaved, each run in a fresh process: "
         "seconds = best run, CPU s = CPU time (all threads) of that run, peak RSS = largest "
-        f"of the runs; load_frame: best of {size.repeat} reads, each variant in a fresh process"
+        f"of the runs, commits s = wall time of the store's commits in the writer thread "
+        "(they overlap the parsing of the next batch: near the ingest's seconds, the commits "
+        f"set its pace); load_frame: best of {size.repeat} reads, each variant in a fresh "
+        "process"
     )
     refresh = Table(
         "Up-to-date refresh: zd.fetch when the table already holds the whole export",

@@ -135,6 +135,19 @@ def zdevents_ingest(
     elif store != "parquet":
         raise ValueError(f"store must be 'parquet' or 'delta', not {store!r}")
     cache = open_store(data_dir, data.ACCOUNT, "metric_events")
+    commit_seconds = 0.0
+    commit = cache.commit
+
+    def timed_commit(*args: Any, **kwargs: Any) -> Any:
+        """The store's commit, its wall time added up (the writer thread's busy time)."""
+        nonlocal commit_seconds
+        begin = time.perf_counter()
+        try:
+            return commit(*args, **kwargs)
+        finally:
+            commit_seconds += time.perf_counter() - begin
+
+    cache.commit = timed_commit  # type: ignore[method-assign]
     per_batch = ingest.BATCH_PAGES if batch_pages is None else batch_pages
     events = 0
     trace: list[tuple[int, float]] = []  # (pages done, current RSS MB) after each batch
@@ -177,6 +190,7 @@ def zdevents_ingest(
             for p in state.files
         ),
         "rss_trace": trace,
+        "commit_seconds": commit_seconds,
         "version": getattr(state, "version", None),
     }
 
@@ -210,12 +224,14 @@ def measure(
     per_batch: int,
     batch_pages: int | None,
     store: str = "parquet",
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One isolated run of one path on the first ``count`` pages.
 
     ``path_name`` is ``"json.loads floor"``, ``"naive (batched)"``, ``"naive (whole
     export)"`` or any other name for zdevents' path, which writes into ``store``
     (``"parquet"`` or ``"delta"``) under ``work``; its result's ``data_dir`` says where.
+    ``env``: environment variables added to zdevents' process.
     """
     if path_name == "json.loads floor":
         return run_isolated("bench.ingest:json_floor", path=str(pages.path), pages=count)
@@ -232,10 +248,11 @@ def measure(
             )
         finally:
             shutil.rmtree(out, ignore_errors=True)
-    out = work / f"zdevents-{store}-{label}"
+    out = work / f"zdevents-{store}-{label}{'-env' if env else ''}"
     shutil.rmtree(out, ignore_errors=True)
     run_ = run_isolated(
         "bench.ingest:zdevents_ingest",
+        env=env,
         **zdevents_ingest_args(pages, count, out, batch_pages, store),
     )
     run_["data_dir"] = str(out)
