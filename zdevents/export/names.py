@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ..config import Settings
+from ..config import Settings, resolve_account
 from ..errors import CacheError, ConfigError, ZdEventsError
 from ..files import write_atomic
 
@@ -65,14 +65,6 @@ class Names:
 def names_path(settings: Settings) -> Path:
     """``<data dir>/<account>/names.json`` for the settings' account."""
     return Path(settings.data_dir) / settings.account / NAMES_FILE
-
-
-def _only_cached_account(data_dir: Path) -> str | None:
-    """The account folder under ``data_dir`` when there is exactly one, else None."""
-    if not data_dir.is_dir():
-        return None
-    accounts = [p.name for p in data_dir.iterdir() if p.is_dir()]
-    return accounts[0] if len(accounts) == 1 else None
 
 
 def _records(client: Client, kind: str) -> dict[int, str]:
@@ -196,8 +188,9 @@ def load_names(
         if refresh == "force":
             settings.account  # noqa: B018 - raises ConfigError naming what to set
         # like load_frame: the only account in the cache folder (the demo's, say), read only
-        account = _only_cached_account(Path(settings.data_dir))
-        if account is None:
+        try:
+            account = resolve_account(settings)
+        except ConfigError:  # no cached account, or several: nothing to read
             return Names()
         return _read(Path(settings.data_dir) / account / NAMES_FILE) or Names()
     path = names_path(settings)
