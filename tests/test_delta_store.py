@@ -215,7 +215,9 @@ def test_the_state_rides_in_the_commit_metadata_and_lost_state_is_an_error(tmp_p
 
 def test_open_store_picks_delta_for_urls_and_existing_tables(tmp_path):
     assert isinstance(open_store(tmp_path, ACCOUNT, STREAM), Cache)
-    assert isinstance(open_store(f"s3://{BUCKET}/x", ACCOUNT, STREAM), DeltaCache)
+    assert isinstance(
+        open_store(f"s3://{BUCKET}/x", ACCOUNT, STREAM, table_format="delta"), DeltaCache
+    )
     # Settings keeps a Path: s3://b/x prints as s3:/b/x, and still names the bucket
     assert DeltaCache(Path("s3://b/zd"), ACCOUNT, STREAM).uri == "s3://b/zd/acme/metric_events"
     DeltaCache(tmp_path, ACCOUNT, STREAM).create()

@@ -83,10 +83,14 @@ def cmd_cache_table(args: argparse.Namespace) -> int:
     account = resolve_account(settings)
     streams = ["metric_events", "ticket_events"] if args.stream == "all" else [args.stream]
     for stream in streams:
-        cache = open_store(settings.data_dir, account, stream)
+        form = "parquet" if args.cache_command == "migrate" else settings.table_format
+        cache = open_store(settings.data_dir, account, stream, table_format=form)
         if args.stream == "all" and not cache.dir.is_dir():
             continue
         if args.cache_command == "migrate":
+            if isinstance(cache, DeltaCache):
+                print(f"{stream}: already a Delta table (version {cache.state().version})")
+                continue
             done = migrate(settings.data_dir, account, stream)
             print(
                 f"{stream}: {done.rows:,} rows now in a Delta table (version {done.version}, "

@@ -31,7 +31,10 @@ _ENV = {
     "requests_per_minute": "ZDEVENTS_REQUESTS_PER_MINUTE",
     "max_retry_after": "ZDEVENTS_MAX_RETRY_AFTER",
     "max_page_bytes": "ZDEVENTS_MAX_PAGE_BYTES",
+    "table_format": "ZDEVENTS_TABLE_FORMAT",
 }
+TABLE_FORMATS = ("delta", "parquet")
+"""The stores a local cache can be: a Delta Lake table (the default) or the Parquet folder."""
 _SECRETS = ("api_token", "oauth_token", "password")
 # What says where credentials go: they must come from the same place as the credentials.
 _ADDRESS = ("subdomain", "base_url")
@@ -101,6 +104,11 @@ class Settings:
     max_page_bytes : int
         Largest page body, after decompression (256 MiB): a larger one is a ``PageError``,
         so a compressed bomb cannot exhaust memory.
+    table_format : {"delta", "parquet"}
+        The store of a local cache (``ZDEVENTS_TABLE_FORMAT``): ``"delta"`` (default), a Delta
+        Lake table that other engines read directly (a Parquet cache folder found there is
+        converted once, on first use); ``"parquet"`` keeps the Parquet cache folder. An
+        object-store data dir is always a Delta table.
 
     Examples
     --------
@@ -123,6 +131,7 @@ class Settings:
     max_retries: int = 6
     max_retry_after: float = 600.0
     max_page_bytes: int = 256 * 1024 * 1024
+    table_format: str = "parquet"
 
     def __post_init__(self) -> None:
         if self.subdomain is not None:
@@ -159,6 +168,13 @@ class Settings:
                 "ZDEVENTS_MAX_PAGE_BYTES must be a whole number of bytes, 1024 or more"
             )
         object.__setattr__(self, "max_page_bytes", int(page))
+        form = str(self.table_format).strip().lower()
+        if form not in TABLE_FORMATS:
+            raise ConfigError(
+                f"ZDEVENTS_TABLE_FORMAT {self.table_format!r} is not a table format: use "
+                + " or ".join(repr(f) for f in TABLE_FORMATS)
+            )
+        object.__setattr__(self, "table_format", form)
         retries = self.max_retries
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigError(f"max_retries must be a whole number, 0 or more, not {retries!r}")

@@ -70,7 +70,12 @@ def cache_status(*, settings: Settings | None = None) -> list[StreamStatus]:
     out = []
     for account in accounts:
         for stream in STREAMS:
-            cache = open_store(settings.data_dir if settings.has_account else root, account, stream)
+            cache = open_store(
+                settings.data_dir if settings.has_account else root,
+                account,
+                stream,
+                table_format=settings.table_format,
+            )
             state = cache.state()
             version = state.version if isinstance(state, DeltaState) else None
             first = min((f.min_time for f in state.files), default=None)

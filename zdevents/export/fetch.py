@@ -174,7 +174,9 @@ def fetch(
     settings.require_credentials()
     since_ts, until_ts = time_range(since, until)  # a since in the future is an error
     started = time.monotonic()
-    cache = open_store(settings.data_dir, settings.account, stream.name)
+    cache = open_store(
+        settings.data_dir, settings.account, stream.name, table_format=settings.table_format
+    )
     with (
         signals_as_interrupt(),
         _no_trace_on_failure(cache),

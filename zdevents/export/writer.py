@@ -187,7 +187,10 @@ class PageWriter:
                 "%d metric events arrived in the ticket_events export; stored with metric_events",
                 stray_metric_events.num_rows,
             )
-            other = open_store(self.cache.data_dir, self.cache.account, METRIC_EVENTS.name)
+            form = "parquet" if isinstance(self.cache, Cache) else "delta"
+            other = open_store(
+                self.cache.data_dir, self.cache.account, METRIC_EVENTS.name, table_format=form
+            )
             with other.lock(timeout=60):
                 # rows only: that stream's cursor, coverage and after_cursor stay
                 stored = other.commit(stray_metric_events)

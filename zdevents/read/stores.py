@@ -29,7 +29,12 @@ def open_cache(
     712345
     """
     settings = settings if settings is not None else Settings.from_env()
-    return open_store(settings.data_dir, resolve_account(settings), get_stream(stream).name)
+    return open_store(
+        settings.data_dir,
+        resolve_account(settings),
+        get_stream(stream).name,
+        table_format=settings.table_format,
+    )
 
 
 def outside_package() -> int:

@@ -1,17 +1,19 @@
 """Where a stream's cache lives: the Parquet cache folder or a Delta Lake table.
 
 :func:`open_store` picks the store of one account's stream: a Delta Lake table
-(:class:`~zdevents.store.delta.DeltaCache`) when the data dir is an object-store URL
-(``s3://bucket/prefix``, ``gs://``, ``az://``, ``abfss://``) or when the stream's folder
-already holds a Delta table (a ``_delta_log`` folder); otherwise the Parquet cache
-(:class:`~zdevents.store.parquet.Cache`). Both offer the same methods (``lock``, ``commit``,
+(:class:`~zdevents.store.delta.DeltaCache`), the default, on local disk or at an object-store
+URL (``s3://bucket/prefix``, ``gs://``, ``az://``, ``abfss://``); or, on local disk with
+``table_format="parquet"``, the Parquet cache folder (:class:`~zdevents.store.parquet.Cache`). Both offer the same methods (``lock``, ``commit``,
 ``state``, ``snapshot``, ``read``, ``parts``, ``files``, ``repair``, ``rebuild``, ``uncovered``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
+from ..config import TABLE_FORMATS
+from ..errors import CacheLocked, ConfigError
 from .delta import DeltaCache, DeltaState
 from .location import is_object_store, table_uri
 from .migration import MigrationResult, migrate
@@ -29,9 +31,24 @@ __all__ = [
     "table_uri",
 ]
 
+log = logging.getLogger(__name__)
 
-def open_store(data_dir: str | os.PathLike[str], account: str, stream: str) -> Cache | DeltaCache:
+
+def open_store(
+    data_dir: str | os.PathLike[str],
+    account: str,
+    stream: str,
+    *,
+    table_format: str = "parquet",
+) -> Cache | DeltaCache:
     """The cache of ``account``'s ``stream`` under ``data_dir``: Delta table or Parquet folder.
+
+    A Delta table on object storage, or where the stream's folder holds one (``_delta_log``).
+    Otherwise ``table_format`` decides: ``"delta"`` (the default) gives a Delta table, and a
+    Parquet cache folder found there is converted first, once (:func:`migrate`: the old folder
+    goes only after the table holds the same rows and ids; while a fetch holds the folder's
+    lock, the Parquet cache is returned as it is and converted on a later use).
+    ``"parquet"`` keeps (or starts) the Parquet cache folder.
 
     Parameters
     ----------
@@ -40,20 +57,51 @@ def open_store(data_dir: str | os.PathLike[str], account: str, stream: str) -> C
         from the store's standard environment variables).
     account, stream : str
         Folder names (checked: they cannot leave ``data_dir``).
+    table_format : {"delta", "parquet"}
+        ``Settings.table_format``.
 
     Returns
     -------
     Cache or DeltaCache
 
+    Raises
+    ------
+    ConfigError
+        When ``table_format`` is unknown, or ``"parquet"`` on object storage.
+
     Examples
     --------
     >>> import tempfile
+    >>> open_store(tempfile.mkdtemp(), "acme", "metric_events", table_format="delta")
+    ... # doctest: +ELLIPSIS
+    DeltaCache('...acme/metric_events')
     >>> open_store(tempfile.mkdtemp(), "acme", "metric_events")  # doctest: +ELLIPSIS
     Cache('...acme/metric_events')
     """
+    if table_format not in TABLE_FORMATS:
+        raise ConfigError(f"table_format {table_format!r} is not one of {TABLE_FORMATS}")
     if is_object_store(data_dir):
+        if table_format == "parquet":
+            raise ConfigError(
+                "ZDEVENTS_TABLE_FORMAT='parquet' needs a local data dir: a cache on object "
+                "storage is a Delta table"
+            )
         return DeltaCache(data_dir, account, stream)
     cache = Cache(data_dir, account, stream)
     if (cache.dir / "_delta_log").is_dir():
         return DeltaCache(data_dir, account, stream)
-    return cache
+    if table_format == "parquet":
+        return cache
+    if cache.state_path.exists():
+        log.warning(
+            "converting the Parquet cache in %s into a Delta table (once; the old files go "
+            "when the table holds the same rows)",
+            cache.dir,
+        )
+        try:
+            done = migrate(data_dir, account, stream)
+        except CacheLocked:
+            log.warning("%s: a fetch is running; read as a Parquet cache this time", cache.dir)
+            return cache
+        log.warning("%s: %s rows now in a Delta table", cache.dir, f"{done.rows:,}")
+    return DeltaCache(data_dir, account, stream)
