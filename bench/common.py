@@ -432,6 +432,18 @@ def fmt_mb(megabytes: float | None) -> str:
     return "-" if megabytes is None else f"{megabytes:,.0f} MB"
 
 
+def table_format_of(data_dir: str | os.PathLike[str]) -> str:
+    """``"delta"`` for an object-store URL or a folder holding a Delta table, else ``"parquet"``.
+
+    The benchmarks name the store they measure, so a Parquet cache they built is read as one
+    (the default store would convert it into a Delta table on first use).
+    """
+    text = str(data_dir)
+    if "://" in text or any(Path(data_dir).glob("*/*/_delta_log")):
+        return "delta"
+    return "parquet"
+
+
 def results_dir(path: str | os.PathLike[str] | None = None) -> Path:
     """Where generated data and raw results go (``bench/results`` by default)."""
     folder = Path(path) if path is not None else DEFAULT_RESULTS

@@ -134,7 +134,7 @@ def zdevents_ingest(
         DeltaCache(data_dir, data.ACCOUNT, "metric_events").create()
     elif store != "parquet":
         raise ValueError(f"store must be 'parquet' or 'delta', not {store!r}")
-    cache = open_store(data_dir, data.ACCOUNT, "metric_events")
+    cache = open_store(data_dir, data.ACCOUNT, "metric_events", table_format=store)
     commit_seconds = 0.0
     commit = cache.commit
 

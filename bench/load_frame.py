@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import data
-from bench.common import Result, Size, Table, fmt_mb, fmt_s, run_isolated
+from bench.common import Result, Size, Table, fmt_mb, fmt_s, run_isolated, table_format_of
 
 NAME = "load_frame"
 TITLE = "zd.load_frame vs pyarrow.parquet.read_table(files).to_pandas()"
@@ -35,7 +35,9 @@ def settings_for(data_dir: str) -> Any:
     """Settings of the benchmark account's cache in ``data_dir`` (a folder or an ``s3://`` URL)."""
     from zdevents.config import Settings
 
-    return Settings(subdomain=data.ACCOUNT, data_dir=data_dir)
+    return Settings(
+        subdomain=data.ACCOUNT, data_dir=data_dir, table_format=table_format_of(data_dir)
+    )
 
 
 def floor_read(files: list[str], columns: list[str] | None = None) -> Any:
@@ -75,7 +77,10 @@ def read_variant(
 
     settings = settings_for(data_dir)
     files = [
-        str(p) for p in open_store(data_dir, data.ACCOUNT, "metric_events").files(since, until)
+        str(p)
+        for p in open_store(
+            data_dir, data.ACCOUNT, "metric_events", table_format=settings.table_format
+        ).files(since, until)
     ]
 
     def read() -> Any:

@@ -228,7 +228,7 @@ def test_sigterm_and_sighup_keep_what_was_fetched(signame, command, tmp_path):
     import threading
     import time
 
-    from zdevents.store.parquet import Cache
+    from zdevents.store import open_store
 
     number = getattr(signal, signame)
     with LocalZendesk(
@@ -277,7 +277,7 @@ def test_sigterm_and_sighup_keep_what_was_fetched(signame, command, tmp_path):
         assert f"stopped by {signame}; everything fetched before this point is kept" in stderr
     else:  # the process still ends by the signal, as it asked, once the pages are kept
         assert proc.returncode == -number, stderr
-    state = Cache(tmp_path / "cache", "sample", "metric_events").state()
+    state = open_store(tmp_path / "cache", "sample", "metric_events").state()
     assert state.rows >= 700 and state.cursor is not None  # 8 pages of ~100, less repeats
     assert state.rows <= served
 
@@ -301,7 +301,7 @@ def test_the_demo_uses_the_data_dir_of_a_dotenv_that_status_reads_too(tmp_path):
     env = bare_env()
     demo = run_cli("demo", "--tickets", "20", "--quiet", env=env, cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr
-    assert (tmp_path / "elsewhere" / "sample" / "metric_events" / "state.json").is_file()
+    assert (tmp_path / "elsewhere" / "sample" / "metric_events" / "_delta_log").is_dir()
     assert not (tmp_path / "data").exists()
     status = run_cli("status", env=env, cwd=tmp_path)
     assert status.stdout.splitlines()[0] == f"cache folder: {tmp_path / 'elsewhere'}"

@@ -213,15 +213,20 @@ def test_the_state_rides_in_the_commit_metadata_and_lost_state_is_an_error(tmp_p
     assert cache.state().cursor == pd.Timestamp("2024-01-07", tz="UTC").value // 10**9
 
 
-def test_open_store_picks_delta_for_urls_and_existing_tables(tmp_path):
-    assert isinstance(open_store(tmp_path, ACCOUNT, STREAM), Cache)
-    assert isinstance(
-        open_store(f"s3://{BUCKET}/x", ACCOUNT, STREAM, table_format="delta"), DeltaCache
-    )
+def test_open_store_picks_delta_by_default_and_parquet_only_on_local_disk(tmp_path):
+    assert isinstance(open_store(tmp_path / "a", ACCOUNT, STREAM), DeltaCache)
+    assert isinstance(open_store(tmp_path / "b", ACCOUNT, STREAM, table_format="parquet"), Cache)
+    assert isinstance(open_store(f"s3://{BUCKET}/x", ACCOUNT, STREAM), DeltaCache)
+    with pytest.raises(zd.ConfigError, match="needs a local data dir"):
+        open_store(f"s3://{BUCKET}/x", ACCOUNT, STREAM, table_format="parquet")
+    with pytest.raises(zd.ConfigError, match="is not one of"):
+        open_store(tmp_path, ACCOUNT, STREAM, table_format="iceberg")
     # Settings keeps a Path: s3://b/x prints as s3:/b/x, and still names the bucket
     assert DeltaCache(Path("s3://b/zd"), ACCOUNT, STREAM).uri == "s3://b/zd/acme/metric_events"
-    DeltaCache(tmp_path, ACCOUNT, STREAM).create()
-    assert isinstance(open_store(tmp_path, ACCOUNT, STREAM), DeltaCache)
+    DeltaCache(tmp_path / "b", ACCOUNT, STREAM).create()  # an existing table stays one
+    assert isinstance(
+        open_store(tmp_path / "b", ACCOUNT, STREAM, table_format="parquet"), DeltaCache
+    )
 
 
 @pytest.mark.slow
@@ -242,7 +247,7 @@ def test_a_second_writer_on_object_storage_fails_cleanly(s3):
 
 # ------------------------------------------------------------------ the real pipeline
 def test_fetch_load_frame_and_sla_targets_equal_the_parquet_cache(server, location, tmp_path):
-    parquet = server.settings(data_dir=tmp_path / "parquet")
+    parquet = server.settings(data_dir=tmp_path / "parquet", table_format="parquet")
     zd.fetch(STREAM, settings=parquet, progress=False)
     expected = zd.load_frame(refresh="never", settings=parquet)
 
@@ -430,7 +435,7 @@ def test_a_full_disk_is_a_clear_error_and_the_table_stays_at_its_version(server,
 
 
 def test_ticket_events_with_nested_child_events_round_trip(server, location, tmp_path):
-    parquet = server.settings(data_dir=tmp_path / "parquet")
+    parquet = server.settings(data_dir=tmp_path / "parquet", table_format="parquet")
     zd.fetch("ticket_events", settings=parquet, progress=False)
     settings = server.settings(data_dir=location)
     if not location.startswith("s3://"):
@@ -467,7 +472,7 @@ def test_load_frame_reproduces_an_earlier_version_and_records_the_one_it_read(
     at = zd.load_frame(settings=settings, as_of_commit=monday.committed_at)
     assert at.attrs["zdevents_table_version"] == monday.version
     assert_same(at, earlier, ["id"])
-    parquet = server.settings(data_dir=tmp_path / "parquet")
+    parquet = server.settings(data_dir=tmp_path / "parquet", table_format="parquet")
     with pytest.raises(zd.ConfigError, match="Parquet folder"):
         zd.load_frame(settings=parquet, version=1)
 
@@ -494,7 +499,7 @@ def test_zd_scan_reads_a_local_delta_table(server, tmp_path, engine):
 def test_migrate_converts_a_parquet_cache_once_with_the_same_rows_ids_and_state(server, tmp_path):
     from zdevents.store import migrate
 
-    settings = server.settings(data_dir=tmp_path / "data")
+    settings = server.settings(data_dir=tmp_path / "data", table_format="parquet")
     zd.fetch(STREAM, settings=settings, progress=False)
     old = Cache(settings.data_dir, settings.account, STREAM)
     before, rows_before = old.state(), plain(old.read())
@@ -543,22 +548,62 @@ def test_fetch_keeps_the_file_count_bounded_and_optimize_vacuum_keep_the_state(t
         cache.vacuum(retention_hours=0)
 
 
-def test_the_cache_commands_migrate_optimize_and_vacuum(server, tmp_path, capsys):
+def test_the_cache_commands_migrate_optimize_and_vacuum(server, tmp_path, capsys, monkeypatch):
     from zdevents import cli
 
-    settings = server.settings(data_dir=tmp_path / "data")
+    settings = server.settings(data_dir=tmp_path / "data", table_format="parquet")
     zd.fetch(STREAM, settings=settings, progress=False)
     rows_before = Cache(settings.data_dir, settings.account, STREAM).state().rows
     root = ["--data-dir", str(tmp_path / "data")]
+    monkeypatch.setenv("ZDEVENTS_TABLE_FORMAT", "parquet")  # kept a Parquet folder on purpose
     assert cli.main(["cache", "optimize", *root]) == 2  # still a Parquet folder: an error
     assert "zdevents cache migrate --stream metric_events" in capsys.readouterr().err
-    assert cli.main(["cache", "migrate", *root]) == 0
+    assert cli.main(["cache", "migrate", *root]) == 0  # an explicit migrate still converts
     assert f"{rows_before:,} rows now in a Delta table" in capsys.readouterr().out
+    assert cli.main(["cache", "migrate", *root]) == 0
+    assert "already a Delta table" in capsys.readouterr().out
+    monkeypatch.delenv("ZDEVENTS_TABLE_FORMAT")
     assert cli.main(["cache", "optimize", *root]) == 0
     assert "files compacted into" in capsys.readouterr().out
     assert cli.main(["cache", "vacuum", *root]) == 0
     assert "0 unreferenced files deleted" in capsys.readouterr().out
     assert open_store(settings.data_dir, settings.account, STREAM).state().rows == rows_before
+
+
+def test_a_parquet_cache_becomes_a_delta_table_on_first_use(server, tmp_path, caplog):
+    parquet = server.settings(data_dir=tmp_path / "data", table_format="parquet")
+    zd.fetch(STREAM, settings=parquet, progress=False)
+    old = Cache(parquet.data_dir, parquet.account, STREAM)
+    before, cursor = zd.load_frame(refresh="never", settings=parquet), old.state().cursor
+    settings = server.settings(data_dir=tmp_path / "data")  # the default: delta
+    with caplog.at_level("WARNING", logger="zdevents.store"):
+        after = zd.load_frame(refresh="never", settings=settings)
+    assert "converting the Parquet cache" in caplog.text
+    pd.testing.assert_frame_equal(
+        after.sort_values("id", ignore_index=True), before.sort_values("id", ignore_index=True)
+    )
+    folder = tmp_path / "data" / settings.account / STREAM
+    assert (folder / "_delta_log").is_dir() and not (folder / "state.json").exists()
+    assert not (folder.parent / f"{STREAM}.parquet-old").exists()  # the old folder is gone
+    table = DeltaCache(settings.data_dir, settings.account, STREAM)
+    assert table.state().cursor == cursor  # the export resumes where the Parquet cache was
+    requests_before = server.requests
+    zd.fetch(STREAM, settings=settings, progress=False)  # up to date: one request
+    assert server.requests - requests_before == 1
+    assert table.state().rows == len(before)
+
+
+def test_a_parquet_cache_being_fetched_is_read_as_it_is_and_converted_later(server, tmp_path):
+    parquet = server.settings(data_dir=tmp_path / "data", table_format="parquet")
+    zd.fetch(STREAM, settings=parquet, progress=False)
+    old = Cache(parquet.data_dir, parquet.account, STREAM)
+    settings = server.settings(data_dir=tmp_path / "data")
+    with old.lock():  # a fetch holds the folder
+        during = zd.load_frame(refresh="never", settings=settings)
+        assert (old.dir / "state.json").exists() and not (old.dir / "_delta_log").exists()
+    assert len(during) == old.state().rows
+    zd.load_frame(refresh="never", settings=settings)
+    assert (old.dir / "_delta_log").is_dir()
 
 
 @pytest.mark.slow
@@ -576,7 +621,7 @@ def test_zd_scan_opens_an_earlier_table_version(server, tmp_path):
     new = zd.scan(settings=settings, engine="polars").collect()
     assert sorted(old["id"].to_list()) == sorted(earlier["id"].tolist())
     assert new.height > old.height
-    parquet = server.settings(data_dir=tmp_path / "parquet")
+    parquet = server.settings(data_dir=tmp_path / "parquet", table_format="parquet")
     zd.fetch(STREAM, settings=parquet, progress=False)
     with pytest.raises(zd.ConfigError, match="Parquet folder"):
         zd.scan(settings=parquet, engine="polars", version=1)
@@ -600,7 +645,7 @@ def test_status_shows_the_table_version_rows_and_file_count(server, location, tm
     assert line.split()[-2:] == [str(len(state.files)), str(state.version)]
     assert f"{state.rows:,}" in line.split()
     # the Parquet cache: the part files on disk, no version
-    parquet = server.settings(data_dir=tmp_path / "parquet")
+    parquet = server.settings(data_dir=tmp_path / "parquet", table_format="parquet")
     zd.fetch(STREAM, settings=parquet, progress=False)
     on_disk = list((tmp_path / "parquet" / parquet.account / STREAM).rglob("*.parquet"))
     [status] = [s for s in zd.cache_status(settings=parquet) if s.stream == STREAM]
@@ -634,7 +679,7 @@ def test_the_report_records_the_table_version_it_read(server, tmp_path):
     assert result.table_version == 1
     assert "(Delta table version 1)." in result.index.read_text(encoding="utf-8")
     # a Parquet cache has no version: none is shown
-    parquet = server.settings(data_dir=tmp_path / "parquet")
+    parquet = server.settings(data_dir=tmp_path / "parquet", table_format="parquet")
     zd.fetch(STREAM, settings=parquet, progress=False)
     run = zd.build_report(tmp_path / "parquet-report", settings=parquet)
     assert run.table_version is None

@@ -1,4 +1,4 @@
-"""End to end: the real client talks HTTP to the local Zendesk server; the cache is real Parquet."""
+"""End to end: the real client talks HTTP to the local Zendesk server; the cache is a real Delta table."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from zdevents.export import writer as page_writer
 from zdevents.sample.account import SampleAccount
 from zdevents.sample.server import LocalZendesk
 from zdevents.store import open_store
-from zdevents.store.parquet import Cache
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +32,7 @@ def settings(server, tmp_path):
 
 
 def _cached_ids(settings, stream):
-    cache = Cache(settings.data_dir, settings.account, stream)
+    cache = open_store(settings.data_dir, settings.account, stream)
     return cache.read(columns=["id"]).column("id").to_pylist()
 
 
@@ -145,14 +144,14 @@ def test_cache_files_are_zstd_parquet_by_month_without_secrets(server, settings)
     assert len(files) >= 2
     meta = pq.ParquetFile(files[0]).metadata
     assert meta.row_group(0).column(0).compression.lower() == "zstd"
-    for path in [*files, root / "state.json"]:
+    for path in [*files, *sorted((root / "_delta_log").glob("*.json"))]:
         data = path.read_bytes()
         assert settings.api_token.encode() not in data
         assert settings.email.encode() not in data
 
 
 def test_two_fetches_of_one_stream_do_not_interleave(server, settings):
-    cache = Cache(settings.data_dir, settings.account, "metric_events")
+    cache = open_store(settings.data_dir, settings.account, "metric_events")
     with cache.lock(), pytest.raises(zd.CacheLocked, match="another zdevents fetch"):
         zd.fetch("metric_events", settings=settings, progress=False)
 

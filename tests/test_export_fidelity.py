@@ -14,7 +14,7 @@ import zdevents as zd
 from zdevents.cli import main as cli_main
 from zdevents.sample.account import SampleAccount
 from zdevents.sample.server import LocalZendesk
-from zdevents.store.parquet import Cache
+from zdevents.store import open_store
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +39,7 @@ def _event(event_id: int, seconds: int, ticket_id: int = 1) -> dict:
 
 
 def _cached_ids(settings, stream: str = "metric_events") -> list[int]:
-    cache = Cache(settings.data_dir, settings.account, stream)
+    cache = open_store(settings.data_dir, settings.account, stream)
     return cache.read(columns=["id"]).column("id").to_pylist()
 
 
@@ -158,7 +158,7 @@ def test_cursor_pagination_fetch_resumes_from_the_saved_after_cursor(tmp_path):
     with LocalZendesk(metric_events=events, now=T0 + 1500 + 60) as srv:  # ids 1..151 visible
         settings = srv.settings(data_dir=tmp_path)
         first = zd.fetch("metric_events", settings=settings, progress=False, pagination="cursor")
-        state = Cache(settings.data_dir, settings.account, "metric_events").state()
+        state = open_store(settings.data_dir, settings.account, "metric_events").state()
         assert first.rows == 151 and first.requests == 2  # 100 + 51, has_more false ends
         assert state.after_cursor is not None and state.cursor == T0 + 1500
         assert [p["page[size]"] for p in _metric_params(srv)] == ["100", "100"]
@@ -180,7 +180,7 @@ def test_switching_pagination_modes_resumes_by_time_losing_and_duplicating_nothi
         before = srv.requests
         timed = zd.fetch("metric_events", settings=settings, progress=False)
         first_time_request = _metric_params(srv)[before]
-        state = Cache(settings.data_dir, settings.account, "metric_events").state()
+        state = open_store(settings.data_dir, settings.account, "metric_events").state()
         srv.now = T0 + 2000
         before = srv.requests
         zd.fetch("metric_events", settings=settings, progress=False, pagination="cursor")
@@ -218,7 +218,7 @@ def test_a_cursor_that_does_not_move_while_has_more_is_an_error_and_the_next_run
         srv.inject("loop", stream="metric_events", after=1)  # page 2 repeats its cursor
         with pytest.raises(zd.PageError, match="cursor did not move"):
             zd.fetch("metric_events", settings=settings, progress=False, pagination="cursor")
-        state = Cache(settings.data_dir, settings.account, "metric_events").state()
+        state = open_store(settings.data_dir, settings.account, "metric_events").state()
         assert state.rows == 100 and state.after_cursor is not None  # page 1 kept
         before = srv.requests
         again = zd.fetch("metric_events", settings=settings, progress=False, pagination="cursor")
@@ -247,7 +247,7 @@ def test_support_type_scope_defaults_to_agent_is_stored_and_reused(scoped, tmp_p
     agent = {a["id"] for a in audits if a["ticket_id"] not in {2, 3, 5, 7}}
     zd.fetch("ticket_events", settings=settings, progress=False)
     assert set(_cached_ids(settings, "ticket_events")) == agent
-    cache = Cache(settings.data_dir, settings.account, "ticket_events")
+    cache = open_store(settings.data_dir, settings.account, "ticket_events")
     assert cache.state().support_type_scope == "agent"
     with pytest.raises(zd.ConfigError) as info:
         zd.fetch("ticket_events", settings=settings, progress=False, support_type_scope="all")

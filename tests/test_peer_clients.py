@@ -29,7 +29,7 @@ import zenpy
 import zdevents as zd
 from zdevents.sample.account import SampleAccount
 from zdevents.sample.server import LocalZendesk
-from zdevents.store.parquet import Cache
+from zdevents.store import open_store
 
 pytestmark = pytest.mark.e2e
 
@@ -82,7 +82,7 @@ def cached(server, tmp_path_factory):
     ):
         settings = server.settings(data_dir=tmp_path_factory.mktemp(f"{stream}-{pagination}"))
         result = zd.fetch(stream, settings=settings, progress=False, pagination=pagination)
-        rows = Cache(settings.data_dir, settings.account, stream).read(columns=["id"])
+        rows = open_store(settings.data_dir, settings.account, stream).read(columns=["id"])
         column = rows.column("id").to_pylist()
         assert len(column) == len(set(column)) == result.rows  # zdevents stores no duplicate
         ids[f"{stream}/{pagination}"] = set(column)

@@ -60,7 +60,7 @@ def test_load_frame_reads_the_state_once(tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(manifest, "read_state", counting)
-    settings = zd.Settings(subdomain="acme", data_dir=tmp_path)
+    settings = zd.Settings(subdomain="acme", data_dir=tmp_path, table_format="parquet")
     frame = zd.load_frame(since="2024-02-01", refresh="never", settings=settings)
     assert frame["id"].tolist() == [2]
     assert len(reads) == 1
@@ -80,7 +80,8 @@ def test_a_snapshot_keeps_its_rows_and_as_of_after_a_later_commit(store):
 def test_load_frame_attrs_describe_the_rows_returned(store, tmp_path):
     commit(store, events((1, "2024-01-05T00:00:00Z")), "2024-01-01", "2024-01-10")
     commit(store, events((2, "2024-01-15T00:00:00Z")), "2024-01-10", "2024-01-20")
-    settings = zd.Settings(subdomain="acme", data_dir=tmp_path)
+    form = "parquet" if isinstance(store, Cache) else "delta"
+    settings = zd.Settings(subdomain="acme", data_dir=tmp_path, table_format=form)
     frame = zd.load_frame(refresh="never", settings=settings)
     assert frame["id"].tolist() == [1, 2]
     assert frame.attrs["zdevents_as_of"] == pd.Timestamp("2024-01-20", tz="UTC")

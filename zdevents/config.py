@@ -131,7 +131,7 @@ class Settings:
     max_retries: int = 6
     max_retry_after: float = 600.0
     max_page_bytes: int = 256 * 1024 * 1024
-    table_format: str = "parquet"
+    table_format: str = "delta"
 
     def __post_init__(self) -> None:
         if self.subdomain is not None:

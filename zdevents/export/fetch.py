@@ -24,7 +24,7 @@ import pyarrow as pa
 from ..config import Settings
 from ..dates import TimeLike, time_range
 from ..errors import ConfigError
-from ..store import open_store
+from ..store import is_object_store, open_store
 from ..store.parquet import Cache, CacheState
 from ..streams import (
     METRIC_EVENTS,
@@ -367,15 +367,30 @@ def signals_as_interrupt(*, resend: bool = True) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _no_trace_on_failure(cache: Cache) -> Iterator[None]:
-    """A fetch that fails before storing anything leaves no folder or lock file behind."""
+    """A fetch that fails before storing anything leaves no folder or lock file behind.
+
+    Only folders this fetch created are removed, and only when they hold nothing but the lock
+    file and, for a Delta table, its empty first version (the table the lock created).
+    """
+    if is_object_store(cache.data_dir):
+        yield
+        return
     created = [p for p in (cache.data_dir / cache.account, cache.dir) if not p.exists()]
     try:
         yield
     except BaseException:
         if created:
             with contextlib.suppress(OSError):
-                if {p.name for p in cache.dir.iterdir()} <= {".lock"}:
-                    (cache.dir / ".lock").unlink(missing_ok=True)
+                log_dir = cache.dir / "_delta_log"
+                names = {p.name for p in cache.dir.iterdir()}
+                empty_table = not log_dir.exists() or [p.name for p in log_dir.iterdir()] == [
+                    f"{0:020d}.json"
+                ]
+                if names <= {".lock", ".zdevents.lock", "_delta_log"} and empty_table:
+                    for name in (".lock", ".zdevents.lock", f"_delta_log/{0:020d}.json"):
+                        (cache.dir / name).unlink(missing_ok=True)
+                    if log_dir.exists():
+                        log_dir.rmdir()
                     for folder in reversed(created):
                         folder.rmdir()  # only empty folders: anything else stays
         raise

@@ -77,6 +77,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+import pyarrow as pa
 
 from ..config import Settings
 from ..dates import TimeLike, time_range
@@ -269,7 +270,29 @@ def scan(
     log.debug("scan %s with %s: %d of %d part files", name, engine, len(paths), len(state.files))
     reader = {"dask": _dask, "polars": _polars, "duckdb": _duckdb, "spark": _spark}[engine]
     store = _Store.of(cache) if remote else None
-    return reader(module, paths, columns, start, end, session, store)
+    frame = reader(module, paths, columns, start, end, session, store)
+    return _like_load_frame(frame, cache.schema) if engine == "dask" else frame
+
+
+def _like_load_frame(frame: Any, schema: pa.Schema | None) -> Any:
+    """A Dask frame with ``load_frame``'s dtypes where the files store another type.
+
+    A Delta table stores the cache's dictionary columns as strings and its times in
+    microseconds (Delta has no dictionary type nor millisecond times): they become
+    ``category`` (categories unknown, as the lazy meta cannot know them) and
+    ``datetime64[ms, UTC]`` again.
+    """
+    if schema is None:
+        return frame
+    for name, dtype in frame.dtypes.items():
+        if name not in schema.names:
+            continue
+        arrow_type = schema.field(name).type
+        if pa.types.is_dictionary(arrow_type) and not isinstance(dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].astype("category").cat.as_unknown()
+        elif pa.types.is_timestamp(arrow_type) and str(dtype) != "datetime64[ms, UTC]":
+            frame[name] = frame[name].astype("datetime64[ms, UTC]")
+    return frame
 
 
 class _Store:

@@ -39,7 +39,7 @@ def open_store(
     account: str,
     stream: str,
     *,
-    table_format: str = "parquet",
+    table_format: str = "delta",
 ) -> Cache | DeltaCache:
     """The cache of ``account``'s ``stream`` under ``data_dir``: Delta table or Parquet folder.
 
@@ -72,10 +72,10 @@ def open_store(
     Examples
     --------
     >>> import tempfile
-    >>> open_store(tempfile.mkdtemp(), "acme", "metric_events", table_format="delta")
-    ... # doctest: +ELLIPSIS
-    DeltaCache('...acme/metric_events')
     >>> open_store(tempfile.mkdtemp(), "acme", "metric_events")  # doctest: +ELLIPSIS
+    DeltaCache('...acme/metric_events')
+    >>> open_store(tempfile.mkdtemp(), "acme", "metric_events", table_format="parquet")
+    ... # doctest: +ELLIPSIS
     Cache('...acme/metric_events')
     """
     if table_format not in TABLE_FORMATS:
