@@ -13,7 +13,7 @@ import logging
 import os
 
 from ..config import TABLE_FORMATS
-from ..errors import CacheLocked, ConfigError
+from ..errors import CacheError, CacheLocked, ConfigError
 from .delta import DeltaCache, DeltaState
 from .location import is_object_store, table_uri
 from .migration import MigrationResult, migrate
@@ -92,6 +92,8 @@ def open_store(
         return DeltaCache(data_dir, account, stream)
     if table_format == "parquet":
         return cache
+    if not cache.state_path.exists():
+        _refuse_a_lost_log(cache)
     if cache.state_path.exists():
         log.warning(
             "converting the Parquet cache in %s into a Delta table (once; the old files go "
@@ -105,3 +107,20 @@ def open_store(
             return cache
         log.warning("%s: %s rows now in a Delta table", cache.dir, f"{done.rows:,}")
     return DeltaCache(data_dir, account, stream)
+
+
+def _refuse_a_lost_log(cache: Cache) -> None:
+    """A folder of data files without a table log is an error, never an empty new table.
+
+    (The log was deleted or the folder copied without it: reading it as empty, or fetching
+    into it, would silently drop every cached event.)
+    """
+    parts = sorted(cache.dir.glob("month=*/part-*.parquet")) if cache.dir.is_dir() else []
+    if parts:
+        raise CacheError(
+            f"{cache.dir} holds {len(parts)} data file(s) but no table log (_delta_log) nor "
+            "state.json: restore the _delta_log folder, or move the folder away and fetch "
+            "again (`zdevents fetch --stream "
+            f"{cache.stream} --since <first date you need>`); nothing was deleted",
+            path=str(cache.dir),
+        )
