@@ -5,18 +5,27 @@ served events) or ends with a clear error of the right class; in every failing c
 cursor never passes data that is not stored, the pages received before the fault are kept,
 and the next fetch brings the cache to exactly the served set.
 
+Every test runs on both local stores (``table_format``: the Delta table and the Parquet cache
+folder); the truth they are held to is a clean fetch into the Parquet cache. A full disk is
+simulated at the Parquet cache's file writes, and is a real full file system (a 16 MB
+tmpfs, filled at the chosen write) for the Delta table, whose log is written by delta-rs.
+
 Backoff runs for real with ``BACKOFF_BASE`` shrunk to 10 ms; ``Retry-After`` waits are real
 too (0.2 s, or up to 1 s for the HTTP-date form), so every case runs in well under a second.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from _reliability import (
+    TABLE_FORMATS,
     assert_consistent_snapshot,
     assert_exact,
     assert_no_debris,
@@ -32,6 +41,8 @@ from zdevents.export import client as client_module
 from zdevents.export import writer as page_writer
 from zdevents.sample.account import SampleAccount
 from zdevents.sample.server import LocalZendesk
+from zdevents.store.delta_files import DeltaFiles
+from zdevents.store.delta_log import DeltaLog
 
 pytestmark = pytest.mark.e2e
 
@@ -55,6 +66,12 @@ def truths(server, tmp_path_factory):
     }
 
 
+@pytest.fixture(params=TABLE_FORMATS)
+def table_format(request) -> str:
+    """The store of each test: the Delta table, then the Parquet cache folder."""
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def _fast_backoff(monkeypatch, server):
     monkeypatch.setattr(client_module, "BACKOFF_BASE", 0.01)
@@ -63,8 +80,11 @@ def _fast_backoff(monkeypatch, server):
     server.clear_faults()
 
 
-def settings_for(server, tmp_path: Path, **overrides) -> zd.Settings:
-    return server.settings(**{"data_dir": tmp_path, "max_retries": MAX_RETRIES, **overrides})
+def settings_for(server, tmp_path: Path, table_format: str, **overrides) -> zd.Settings:
+    return server.settings(
+        **{"data_dir": tmp_path, "max_retries": MAX_RETRIES, "table_format": table_format,
+           **overrides}
+    )  # fmt: skip
 
 
 RECOVERED = {
@@ -88,11 +108,13 @@ RECOVERED = {
 
 @pytest.mark.parametrize("stream", ["metric_events", "ticket_events"])
 @pytest.mark.parametrize("case", list(RECOVERED))
-def test_fault_within_the_retry_budget_is_recovered_exactly(server, truths, tmp_path, case, stream):
+def test_fault_within_the_retry_budget_is_recovered_exactly(
+    server, truths, tmp_path, case, stream, table_format
+):
     fault = dict(RECOVERED[case])
     kind = fault.pop("kind")
     server.inject(kind, stream=stream, after=RECEIVED_FIRST, **fault)
-    settings = settings_for(server, tmp_path, timeout=0.5)
+    settings = settings_for(server, tmp_path, table_format, timeout=0.5)
     result = zd.fetch(stream, settings=settings, progress=False)
     assert server.pending_faults() == []  # the fault really happened
     assert result.requests == result.pages + fault["times"]  # each faulted answer retried once
@@ -153,13 +175,14 @@ def _faulted_start_time(server, since_index: int) -> int:
        ("ticket_events", "malformed JSON every time")],
 )  # fmt: skip
 def test_fault_beyond_the_budget_is_a_clear_error_and_the_cursor_stays_honest(
-    server, truths, tmp_path, case, stream
+    server, truths, tmp_path, case, stream, table_format
 ):
     fault, error, phrase = FAILING[case]
     fault = dict(fault)
     kind = fault.pop("kind")
     slow = kind in ("slow", "rate_limit") and fault.get("http_date") or kind == "slow"
-    settings = settings_for(server, tmp_path, timeout=0.5, max_retries=1 if slow else MAX_RETRIES)
+    retries = 1 if slow else MAX_RETRIES
+    settings = settings_for(server, tmp_path, table_format, timeout=0.5, max_retries=retries)
     before = len(server.request_log)
     server.inject(kind, stream=stream, after=RECEIVED_FIRST, **fault)
     with pytest.raises(error, match=phrase) as info:
@@ -185,10 +208,10 @@ def test_fault_beyond_the_budget_is_a_clear_error_and_the_cursor_stays_honest(
 
 
 def test_fault_on_the_very_first_request_stores_nothing_and_moves_no_cursor(
-    server, truths, tmp_path
+    server, truths, tmp_path, table_format
 ):
     server.fail_next(503, times=None, stream="metric_events")
-    settings = settings_for(server, tmp_path)
+    settings = settings_for(server, tmp_path, table_format)
     with pytest.raises(zd.ServerError, match="after 4 attempts"):
         zd.fetch("metric_events", settings=settings, progress=False)
     server.clear_faults()
@@ -199,10 +222,10 @@ def test_fault_on_the_very_first_request_stores_nothing_and_moves_no_cursor(
 
 
 def test_too_recent_422_mid_export_ends_the_run_quietly_and_the_next_run_completes(
-    server, truths, tmp_path
+    server, truths, tmp_path, table_format
 ):
     server.inject("too_recent", stream="metric_events", after=RECEIVED_FIRST)
-    settings = settings_for(server, tmp_path)
+    settings = settings_for(server, tmp_path, table_format)
     first = zd.fetch("metric_events", settings=settings, progress=False)
     assert first.pages == RECEIVED_FIRST
     assert_consistent_snapshot(cache_of(settings), truths["metric_events"])
@@ -211,11 +234,11 @@ def test_too_recent_422_mid_export_ends_the_run_quietly_and_the_next_run_complet
 
 
 def test_ctrl_c_while_waiting_for_zendesk_keeps_the_pages_received(
-    server, truths, tmp_path, monkeypatch
+    server, truths, tmp_path, monkeypatch, table_format
 ):
     """The CLI promises 'everything fetched before this point is kept' on Ctrl-C."""
     monkeypatch.setattr(page_writer, "BATCH_PAGES", 100)
-    settings = settings_for(server, tmp_path)
+    settings = settings_for(server, tmp_path, table_format)
     real_pace = client_module.Client._pace
     calls = []
 
@@ -277,13 +300,72 @@ def _disk_full_after(monkeypatch, target: str, files_ok: int) -> list[str]:
     return failed
 
 
+@contextlib.contextmanager
+def _small_disk(folder: Path):
+    """A 16 MB tmpfs at ``folder`` (skips where mounting is not allowed: root only)."""
+    folder.mkdir(parents=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16M", "tmpfs", str(folder)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small file system here (a real full disk needs root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def _fill(disk: Path) -> None:
+    """Fill the file system of ``disk`` to its last byte (``disk/filler``)."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        with contextlib.suppress(OSError):
+            while os.write(fd, b"\0" * 65536):
+                pass
+        with contextlib.suppress(OSError):
+            while os.write(fd, b"\0"):
+                pass
+    finally:
+        os.close(fd)
+
+
+def _delta_disk_full_after(monkeypatch, disk: Path, target: str, files_ok: int) -> list[str]:
+    """The disk fills up just before the (files_ok + 1)-th data file ("part") or log entry
+    ("state": its data files are written, then delta-rs commits) is written."""
+    failed: list[str] = []
+    seen = [0]
+    owner, name = (DeltaFiles, "write") if target == "part" else (DeltaLog, "transact")
+    real = getattr(owner, name)
+
+    def full_at_the_next(self, *args, **kwargs):
+        seen[0] += 1
+        if seen[0] == files_ok + 1:
+            _fill(disk)
+            failed.append(f"{name} #{seen[0]}")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, full_at_the_next)
+    return failed
+
+
 @pytest.mark.parametrize("target", ["part", "state"])
 @pytest.mark.parametrize("files_ok", [0, 5])
 def test_disk_full_while_writing_is_a_clear_error_and_the_cache_stays_intact(
-    server, truths, tmp_path, monkeypatch, target, files_ok
+    server, truths, tmp_path, monkeypatch, target, files_ok, table_format
 ):
     truth = truths["metric_events"]
-    settings = settings_for(server, tmp_path)
+    with contextlib.ExitStack() as stack:
+        if table_format == "delta":
+            disk = stack.enter_context(_small_disk(tmp_path / "disk"))
+            data_dir = disk / "data"
+        else:
+            disk, data_dir = None, tmp_path
+        _disk_full_fetch(server, truth, data_dir, disk, monkeypatch, target, files_ok,
+                         table_format)  # fmt: skip
+
+
+def _disk_full_fetch(server, truth, data_dir, disk, monkeypatch, target, files_ok, table_format):
+    settings = settings_for(server, data_dir, table_format)
     cache = cache_of(settings)
     half = truth["time"][truth.num_rows // 2].as_py().timestamp()
     server.now = half  # the first fetch sees the older half of the events
@@ -295,7 +377,10 @@ def test_disk_full_while_writing_is_a_clear_error_and_the_cache_stays_intact(
     assert 0 < before_rows.num_rows < truth.num_rows
 
     monkeypatch.setattr(page_writer, "BATCH_PAGES", 2)
-    failed = _disk_full_after(monkeypatch, target, files_ok)
+    if disk is None:
+        failed = _disk_full_after(monkeypatch, target, files_ok)
+    else:
+        failed = _delta_disk_full_after(monkeypatch, disk, target, files_ok)
     with pytest.raises(zd.CacheError) as info:
         zd.fetch("metric_events", settings=settings, progress=False)
     monkeypatch.undo()
@@ -312,13 +397,15 @@ def test_disk_full_while_writing_is_a_clear_error_and_the_cache_stays_intact(
     assert_consistent_snapshot(cache, truth)
     assert_no_debris(cache)  # the half-written file was removed
 
+    if disk is not None:
+        (disk / "filler").unlink()
     zd.fetch("metric_events", settings=settings, progress=False)  # space is back
     assert_exact(cache, truth)
     assert_no_debris(cache)
 
 
 def test_disk_full_message_from_a_real_os_error_in_fsync(server, truths, tmp_path, monkeypatch):
-    settings = settings_for(server, tmp_path)
+    settings = settings_for(server, tmp_path, "parquet")  # the Parquet cache's own fsync
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -332,3 +419,23 @@ def test_disk_full_message_from_a_real_os_error_in_fsync(server, truths, tmp_pat
     assert_no_debris(cache_of(settings))
     zd.fetch("metric_events", settings=settings, progress=False)
     assert_exact(cache_of(settings), truths["metric_events"])
+
+
+def test_a_new_table_on_a_full_disk_is_a_clear_error_and_leaves_nothing(server, truths, tmp_path):
+    """The Delta counterpart of the fsync case: a real ENOSPC on the very first write (delta-rs
+    creating the table's log) is the same clear error, and nothing is left behind."""
+    with _small_disk(tmp_path / "disk") as disk:
+        settings = settings_for(server, disk / "data", "delta")
+        cache = cache_of(settings)
+        _fill(disk)
+        with pytest.raises(zd.CacheError) as info:
+            zd.fetch("metric_events", settings=settings, progress=False)
+        message = str(info.value)
+        assert "the disk is full" in message and "No space left on device" in message
+        assert str(cache.dir) in message and "run the fetch again" in message
+        assert "\n" not in message and cache.state().cursor is None
+        assert_no_debris(cache)
+        (disk / "filler").unlink()
+        zd.fetch("metric_events", settings=settings, progress=False)
+        assert_exact(cache, truths["metric_events"])
+        assert_no_debris(cache)
