@@ -7,10 +7,24 @@ process that runs the real command line (``zdevents.cli.main``) and dies by SIGK
 Kill points are armed here, by wrapping the child's own functions: the library has no test
 hooks. Every point kills the process with SIGKILL at the ``kill_on``-th time it is reached:
 
+The Parquet cache folder (:data:`KILL_POINTS`):
+
 ``parquet``        half of a part file is written to its temp file (and fsynced), then die
 ``part-renamed``   a part file was renamed into place, before ``state.json`` lists it
 ``state-writing``  the new ``state.json`` temp file is half written, then die (not renamed)
 ``state-replaced`` ``state.json`` was replaced, before the files it no longer lists are swept
+
+The Delta table (:data:`DELTA_KILL_POINTS`; its log is written by delta-rs, in Rust, which
+cannot be stopped from Python half way, so the half-written log entry is made here):
+
+``data-half``      half of a data file is on disk under its final name, then die
+``data-written``   a data file is written whole, before any commit lists it
+``log-writing``    the commit's data files are written and delta-rs' temp file of the next
+                   log entry (``_delta_log/_commit_<uuid>.json.tmp``) is half written, then
+                   die before it is renamed to the next version
+``committed``      a commit landed (a new table version), before the fetch goes on
+
+Which store the child writes is its environment's ``ZDEVENTS_TABLE_FORMAT``.
 """
 
 from __future__ import annotations
@@ -21,6 +35,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 KILL_POINTS = ("parquet", "part-renamed", "state-writing", "state-replaced")
+DELTA_KILL_POINTS = ("data-half", "data-written", "log-writing", "committed")
 
 
 def run_fetch(
@@ -76,6 +91,9 @@ def _counter(kill_on: int) -> Callable[[], bool]:
 def _arm(point: str, kill_on: int) -> None:
     import zdevents.store.parts as parts_module
 
+    if point in DELTA_KILL_POINTS:
+        _arm_delta(point, _counter(kill_on))
+        return
     if point not in KILL_POINTS:
         raise ValueError(f"unknown kill point {point!r}")
     hit = _counter(kill_on)
@@ -112,15 +130,71 @@ def _arm(point: str, kill_on: int) -> None:
     os.replace = replace
 
 
+def _arm_delta(point: str, hit: Callable[[], bool]) -> None:
+    from zdevents.store.delta_files import DeltaFiles
+    from zdevents.store.delta_log import DeltaLog
+
+    if point in ("data-half", "data-written"):
+        real_write = DeltaFiles.write
+
+        def write(self, table, month, footers):
+            part = real_write(self, table, month, footers)
+            if hit():
+                if point == "data-half":
+                    fs, root = self.log.filesystem()
+                    with open(f"{root}/{part.path}", "r+b") as fh:
+                        fh.truncate(part.size // 2)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                _die()
+            return part
+
+        DeltaFiles.write = write
+        return
+
+    real_transact = DeltaLog.transact
+
+    def transact(self, table, **kwargs):
+        if point == "log-writing" and hit():
+            import uuid
+
+            fs, root = self.filesystem()
+            entry = f"{root}/_delta_log/{table.version():020d}.json"
+            with fs.open_input_stream(entry) as fh:  # a real log entry's shape, cut in half
+                text = fh.read()
+            temp = f"{root}/_delta_log/_commit_{uuid.uuid4()}.json.tmp"
+            with open(temp, "wb") as fh:
+                fh.write(text[: len(text) // 2])
+                fh.flush()
+                os.fsync(fh.fileno())
+            _die()
+        real_transact(self, table, **kwargs)
+        if point == "committed" and hit():
+            _die()
+
+    DeltaLog.transact = transact
+
+
 def _record_commits(path: str) -> None:
-    """Append the manifest's row count of every state.json written (one line per commit)."""
+    """Append the row count of every commit (one line per commit), on either store."""
+    from zdevents.store.delta_log import DeltaLog
     from zdevents.store.parquet import Cache
+
+    def record(rows: int) -> None:
+        with open(path, "a") as fh:
+            fh.write(f"{rows}\n")
 
     real = Cache._write_state
 
     def write_state(self, state):
         real(self, state)
-        with open(path, "a") as fh:
-            fh.write(f"{state.rows}\n")
+        record(state.rows)
+
+    real_transact = DeltaLog.transact
+
+    def transact(self, table, **kwargs):
+        real_transact(self, table, **kwargs)
+        record(kwargs["state"].rows)
 
     Cache._write_state = write_state
+    DeltaLog.transact = transact

@@ -1,4 +1,8 @@
-"""Concurrency: two fetch processes on one stream, and readers while a fetch writes."""
+"""Concurrency: two fetch processes on one stream, and readers while a fetch writes.
+
+Every test runs on both local stores (``table_format``: the Delta table, whose readers open
+one table version, and the Parquet cache folder).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import time
 import pandas as pd
 import pytest
 from _reliability import (
+    TABLE_FORMATS,
     assert_exact,
     assert_no_debris,
     cache_of,
@@ -25,6 +30,12 @@ from zdevents.sample.server import LocalZendesk
 from zdevents.schema import to_pandas
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(params=TABLE_FORMATS)
+def table_format(request) -> str:
+    """The store of each test: the Delta table, then the Parquet cache folder."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +58,10 @@ def zdevents_fetch(env, *args: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def test_a_second_fetch_refuses_the_lock_and_a_third_waits_for_it(server, truth, tmp_path):
-    env = cli_env(server, tmp_path / "cache")
+def test_a_second_fetch_refuses_the_lock_and_a_third_waits_for_it(
+    server, truth, tmp_path, table_format
+):
+    env = cli_env(server, tmp_path / "cache", table_format)
     server.slow_next(0.15, times=None)  # the first fetch takes ~12 s of requests
     try:
         before = len(server.request_log)
@@ -74,7 +87,7 @@ def test_a_second_fetch_refuses_the_lock_and_a_third_waits_for_it(server, truth,
     assert waiting.returncode == 0, waiting_err
     # the waiting fetch started where the first one ended: one page, nothing new
     assert "metric_events: 1 page," in waiting_out and ", 0 new," in waiting_out
-    cache = cache_of(server.settings(data_dir=tmp_path / "cache"))
+    cache = cache_of(server.settings(data_dir=tmp_path / "cache", table_format=table_format))
     assert_exact(cache, truth)
     assert_no_debris(cache)
 
@@ -87,18 +100,18 @@ def forkserver():
 
 
 def test_load_frame_while_a_fetch_commits_sees_whole_snapshots_only(
-    server, truth, forkserver, tmp_path
+    server, truth, forkserver, tmp_path, table_format
 ):
     from _fetch_child import run_fetch
 
     data_dir = tmp_path / "cache"
     data_dir.mkdir()
     commits_file = tmp_path / "commits"
-    settings = server.settings(data_dir=data_dir)
+    settings = server.settings(data_dir=data_dir, table_format=table_format)
     server.slow_next(0.01, times=None)
     writer = forkserver.Process(
         target=run_fetch,
-        args=(["fetch", "--quiet"], child_env(server, data_dir)),
+        args=(["fetch", "--quiet"], child_env(server, data_dir, table_format)),
         kwargs={"batch_pages": 1, "log_path": str(tmp_path / "child.log"),
                 "commits_path": str(commits_file)},
         daemon=True,

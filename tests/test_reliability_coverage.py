@@ -3,7 +3,9 @@ leave no silent hole, and the horizon (as_of) never moves back or past the clock
 
 Every test runs the real pipeline against the local Zendesk server on 127.0.0.1 serving the
 sample account (200 tickets, 11,016 metric events, January-June 2024, 100 events a page), and
-counts what the server was asked.
+counts what the server was asked, on both local stores (``table_format``: the Delta table and
+the Parquet cache folder; the state file of an earlier version is the Parquet cache's own, and
+the Delta table's counterpart is a commit that another tool made).
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from _reliability import assert_exact, cache_of, clean_fetch, cli_env
+from _reliability import TABLE_FORMATS, assert_exact, cache_of, clean_fetch, cli_env, plain
 
 import zdevents as zd
 from zdevents import cli
 from zdevents.export import writer as page_writer
 from zdevents.sample.account import SampleAccount
 from zdevents.sample.server import LocalZendesk
-from zdevents.store.parquet import Cache
 
 pytestmark = pytest.mark.e2e
 
@@ -32,6 +33,12 @@ PAGE_SIZE = 100
 
 def ts(text: str) -> int:
     return int(pd.Timestamp(text, tz="UTC").timestamp())
+
+
+@pytest.fixture(params=TABLE_FORMATS)
+def table_format(request) -> str:
+    """The store of each test: the Delta table, then the Parquet cache folder."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +82,9 @@ def as_of(settings: zd.Settings) -> pd.Timestamp | None:
 
 
 def test_a_forced_range_after_the_cursor_leaves_no_claimed_hole_and_the_next_fetch_fills_it(
-    server, truth, tmp_path
+    server, truth, tmp_path, table_format
 ):
-    settings = server.settings(data_dir=tmp_path)
+    settings = server.settings(data_dir=tmp_path, table_format=table_format)
     cache = cache_of(settings)
     server.now = ts("2024-04-01")  # the cache stops on 1 April
     zd.fetch(settings=settings, progress=False)
@@ -105,9 +112,9 @@ def test_a_forced_range_after_the_cursor_leaves_no_claimed_hole_and_the_next_fet
 
 
 def test_repairing_a_damaged_month_from_its_middle_refetches_its_start_on_the_next_fetch(
-    server, truth, tmp_path
+    server, truth, tmp_path, table_format
 ):
-    settings = server.settings(data_dir=tmp_path)
+    settings = server.settings(data_dir=tmp_path, table_format=table_format)
     cache = cache_of(settings)
     zd.fetch(settings=settings, progress=False)
     march = next(p for p in cache.state().files if p.month == "2024-03")
@@ -128,8 +135,10 @@ def test_repairing_a_damaged_month_from_its_middle_refetches_its_start_on_the_ne
     assert cache.uncovered() == []
 
 
-def test_the_horizon_never_moves_back_while_a_force_runs(server, truth, tmp_path, monkeypatch):
-    settings = server.settings(data_dir=tmp_path)
+def test_the_horizon_never_moves_back_while_a_force_runs(
+    server, truth, tmp_path, monkeypatch, table_format
+):
+    settings = server.settings(data_dir=tmp_path, table_format=table_format)
     zd.fetch(settings=settings, progress=False)
     final = as_of(settings)
     all_targets = len(zd.sla_targets(zd.load_frame(refresh="never", settings=settings)))
@@ -137,7 +146,8 @@ def test_the_horizon_never_moves_back_while_a_force_runs(server, truth, tmp_path
 
     seen: list[pd.Timestamp] = []
     targets_seen: list[int] = []
-    real_commit = Cache.commit
+    store = type(cache_of(settings))  # Cache or DeltaCache
+    real_commit = store.commit
 
     def commit_then_read(self, table, **kwargs):
         result = real_commit(self, table, **kwargs)
@@ -148,7 +158,7 @@ def test_the_horizon_never_moves_back_while_a_force_runs(server, truth, tmp_path
         return result
 
     monkeypatch.setattr(page_writer, "BATCH_PAGES", 1)
-    monkeypatch.setattr(Cache, "commit", commit_then_read)
+    monkeypatch.setattr(store, "commit", commit_then_read)
     zd.fetch(since="2024-01-01", force=True, settings=settings, progress=False)
     assert len(seen) == 118 and set(seen) == {final}
     assert targets_seen == [all_targets, all_targets]
@@ -157,9 +167,9 @@ def test_the_horizon_never_moves_back_while_a_force_runs(server, truth, tmp_path
 
 
 def test_a_backfill_stopped_by_a_503_keeps_the_horizon_and_the_reports(
-    server, truth, tmp_path, monkeypatch
+    server, truth, tmp_path, monkeypatch, table_format
 ):
-    settings = server.settings(data_dir=tmp_path, max_retries=0)
+    settings = server.settings(data_dir=tmp_path, max_retries=0, table_format=table_format)
     cache = cache_of(settings)
     zd.fetch(since="2024-03-01", settings=settings, progress=False)
     horizon = as_of(settings)
@@ -168,7 +178,8 @@ def test_a_backfill_stopped_by_a_503_keeps_the_horizon_and_the_reports(
     assert len(march_on) > 1000
 
     commits = 0
-    real_commit = Cache.commit
+    store = type(cache_of(settings))  # Cache or DeltaCache
+    real_commit = store.commit
 
     def commit_then_fail(self, table, **kwargs):
         nonlocal commits
@@ -179,7 +190,7 @@ def test_a_backfill_stopped_by_a_503_keeps_the_horizon_and_the_reports(
         return result
 
     monkeypatch.setattr(page_writer, "BATCH_PAGES", 1)
-    monkeypatch.setattr(Cache, "commit", commit_then_fail)
+    monkeypatch.setattr(store, "commit", commit_then_fail)
     with pytest.raises(zd.ServerError):
         zd.fetch(since="2024-01-01", settings=settings, progress=False)
     monkeypatch.undo()
@@ -197,8 +208,10 @@ def test_a_backfill_stopped_by_a_503_keeps_the_horizon_and_the_reports(
     assert cache.uncovered() == []
 
 
-def test_a_backfill_fetches_only_the_gap_then_continues_from_the_cursor(server, truth, tmp_path):
-    settings = server.settings(data_dir=tmp_path)
+def test_a_backfill_fetches_only_the_gap_then_continues_from_the_cursor(
+    server, truth, tmp_path, table_format
+):
+    settings = server.settings(data_dir=tmp_path, table_format=table_format)
     cache = cache_of(settings)
     first = server.requests
     zd.fetch(since="2024-03-01", settings=settings, progress=False)
@@ -214,15 +227,17 @@ def test_a_backfill_fetches_only_the_gap_then_continues_from_the_cursor(server, 
     assert len(everything) == len(set(everything))  # no page fetched twice
     # exactly the pages a first fetch from 1 January reads before the cached start
     clean = server.requests
-    zd.fetch(since="2024-01-01", settings=server.settings(data_dir=tmp_path / "clean"),
-             progress=False)  # fmt: skip
+    clean_settings = server.settings(data_dir=tmp_path / "clean", table_format=table_format)
+    zd.fetch(since="2024-01-01", settings=clean_settings, progress=False)
     pages_before = [t for t in start_times(server, clean) if t < start]
     assert backfill[:-1] == pages_before and len(pages_before) == 42
     assert_exact(cache, truth)
 
 
-def test_a_forced_range_stops_requesting_at_its_end(server, truth, tmp_path, monkeypatch):
-    settings = server.settings(data_dir=tmp_path)
+def test_a_forced_range_stops_requesting_at_its_end(
+    server, truth, tmp_path, monkeypatch, table_format
+):
+    settings = server.settings(data_dir=tmp_path, table_format=table_format)
     cache = cache_of(settings)
     zd.fetch(settings=settings, progress=False)
     before = server.requests
@@ -233,7 +248,7 @@ def test_a_forced_range_stops_requesting_at_its_end(server, truth, tmp_path, mon
     assert len(frame) == between(truth, "2024-03-01", "2024-04-01")
     assert_exact(cache, truth)
 
-    for name, value in cli_env(server, tmp_path).items():
+    for name, value in cli_env(server, tmp_path, table_format).items():
         monkeypatch.setenv(name, value)
     before = server.requests
     argv = ["fetch", "--since", "2024-03-01", "--until", "2024-04-01", "--force", "--quiet"]
@@ -242,7 +257,7 @@ def test_a_forced_range_stops_requesting_at_its_end(server, truth, tmp_path, mon
     assert_exact(cache, truth)
 
 
-def test_an_end_time_in_the_future_never_puts_the_horizon_past_now(tmp_path):
+def test_an_end_time_in_the_future_never_puts_the_horizon_past_now(tmp_path, table_format):
     now = int(time.time())
 
     def event(id: int, type: str, at: int, **extra) -> dict:
@@ -257,7 +272,7 @@ def test_an_end_time_in_the_future_never_puts_the_horizon_past_now(tmp_path):
         event(3, "breach", now - 7200 + 86400, deleted=False),  # scheduled for tomorrow
     ]
     with LocalZendesk(metric_events=records, now=now + 2 * 86400) as srv:
-        settings = srv.settings(data_dir=tmp_path)
+        settings = srv.settings(data_dir=tmp_path, table_format=table_format)
         zd.fetch(settings=settings, progress=False)
     events = zd.load_frame(refresh="never", settings=settings)
     assert len(events) == 3
@@ -274,7 +289,7 @@ def test_coverage_survives_a_state_file_of_the_previous_version(tmp_path: Path, 
     """A state.json without coverage reads as one interval from covered_since to the cursor."""
     import json
 
-    settings = server.settings(data_dir=tmp_path)
+    settings = server.settings(data_dir=tmp_path, table_format="parquet")
     cache = cache_of(settings)
     zd.fetch(settings=settings, progress=False)
     state = cache.state()
@@ -289,3 +304,38 @@ def test_coverage_survives_a_state_file_of_the_previous_version(tmp_path: Path, 
     zd.fetch(settings=settings, progress=False)
     assert json.loads(cache.state_path.read_text())["someone_elses_field"] == {"kept": True}
     assert_exact(cache, truth)
+
+
+def test_coverage_survives_a_commit_that_another_tool_made(
+    tmp_path: Path, server, truth, monkeypatch
+):
+    """A Delta table's state rides in zdevents' commits; a later commit by another writer
+    (here deltalake's own compaction, with no zdevents metadata) keeps the coverage, cursor
+    and horizon of the last zdevents commit, and the next fetch continues from them."""
+    from deltalake import DeltaTable
+
+    settings = server.settings(data_dir=tmp_path, table_format="delta")
+    cache = cache_of(settings)
+    monkeypatch.setattr(page_writer, "BATCH_PAGES", 10)  # a few files a month to compact
+    server.now = ts("2024-04-01")
+    zd.fetch(settings=settings, progress=False)
+    server.now = None
+    zd.fetch(since="2024-06-01", force=True, settings=settings, progress=False)  # a hole
+    monkeypatch.undo()
+    state = cache.state()
+    rows = cache.read()
+    foreign = DeltaTable(cache.uri)
+    assert foreign.optimize.compact()["numFilesRemoved"] > 0
+    assert "zdevents" not in (foreign.history(1)[0])  # a commit without zdevents' state
+    after = cache.state()
+    assert after.version == state.version + 1 and after.files != state.files
+    assert (after.coverage, after.cursor, after.horizon, after.rows) == (
+        state.coverage, state.cursor, state.horizon, state.rows
+    )  # fmt: skip
+    assert plain(cache.read()).equals(plain(rows))  # the same rows, in other files
+    assert cache.uncovered("2024-04-01", "2024-06-01")  # the hole is still not claimed
+    before = server.requests
+    zd.fetch(settings=settings, progress=False)
+    assert start_times(server, before)[0] == state.horizon  # continues where it was whole
+    assert_exact(cache, truth)
+    assert cache.uncovered() == []

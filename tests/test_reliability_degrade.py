@@ -4,12 +4,16 @@
 reached, another process holds the lock or the cache is read-only; ``refresh="force"`` still
 raises. ``state.json`` missing beside the data files is a ``CacheError`` naming
 ``zdevents cache rebuild``, which restores it from the files; zdevents deletes only files
-whose names it writes. Everything runs through HTTP against the local Zendesk server.
+whose names it writes. Everything runs through HTTP against the local Zendesk server, on
+both local stores (``table_format``: the Delta table and the Parquet cache folder). A lost
+``state.json`` is the Parquet cache's own; the Delta table's counterpart is a log whose
+commits no longer carry zdevents' state.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -22,7 +26,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from _reliability import assert_exact, cache_of, clean_fetch, cli_env
+from _reliability import TABLE_FORMATS, assert_exact, cache_of, clean_fetch, cli_env, log_entries
 
 import zdevents as zd
 from zdevents import cli
@@ -33,6 +37,12 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 11_016  # metric events of the 200-ticket sample account
+
+
+@pytest.fixture(params=TABLE_FORMATS)
+def table_format(request) -> str:
+    """The store of each test: the Delta table, then the Parquet cache folder."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +77,13 @@ def part_files(cache) -> list[Path]:
 
 
 # ------------------------------------------------------------------------ refresh="auto"
-def test_auto_reads_the_cache_with_one_warning_when_zendesk_cannot_be_reached(tmp_path):
+def test_auto_reads_the_cache_with_one_warning_when_zendesk_cannot_be_reached(
+    tmp_path, table_format
+):
     with LocalZendesk(SampleAccount(tickets=200)) as offline_later:
-        settings = offline_later.settings(data_dir=tmp_path, max_retries=0)
+        settings = offline_later.settings(
+            data_dir=tmp_path, max_retries=0, table_format=table_format
+        )
         zd.fetch(settings=settings, progress=False)
     # the server is gone: its port refuses connections
     with recorded() as caught:
@@ -83,15 +97,19 @@ def test_auto_reads_the_cache_with_one_warning_when_zendesk_cannot_be_reached(tm
         zd.load_frame(settings=settings, refresh="force")
 
 
-def test_auto_reads_the_last_snapshot_while_another_process_fetches(server, truth, tmp_path):
-    settings = server.settings(data_dir=tmp_path)
+def test_auto_reads_the_last_snapshot_while_another_process_fetches(
+    server, truth, tmp_path, table_format
+):
+    settings = server.settings(data_dir=tmp_path, table_format=table_format)
     zd.fetch(settings=settings, progress=False)
     cache = cache_of(settings)
     script = textwrap.dedent(
         f"""
         import sys
+        from zdevents.store.delta import DeltaCache
         from zdevents.store.parquet import Cache
-        with Cache({str(tmp_path)!r}, {settings.account!r}, "metric_events").lock():
+        store = {{"delta": DeltaCache, "parquet": Cache}}[{table_format!r}]
+        with store({str(tmp_path)!r}, {settings.account!r}, "metric_events").lock():
             print("locked", flush=True)
             sys.stdin.readline()
         """
@@ -148,13 +166,13 @@ def _unprivileged(command: list[str]) -> list[str]:
 
 
 def test_a_read_only_cache_is_read_with_one_warning_and_fetch_prints_one_line(
-    server, truth, tmp_path
+    server, truth, tmp_path, table_format
 ):
-    settings = server.settings(data_dir=tmp_path / "data")
+    settings = server.settings(data_dir=tmp_path / "data", table_format=table_format)
     zd.fetch(settings=settings, progress=False)
     top = _read_only_copy(tmp_path / "data")
     try:
-        env = cli_env(server, top / "data")
+        env = cli_env(server, top / "data", table_format)
         script = textwrap.dedent(
             """
             import warnings
@@ -195,7 +213,7 @@ def test_a_read_only_cache_is_read_with_one_warning_and_fetch_prints_one_line(
 def test_a_lost_state_file_is_an_error_and_rebuild_restores_it_deleting_nothing(
     server, truth, tmp_path, monkeypatch, capsys
 ):
-    settings = server.settings(data_dir=tmp_path)
+    settings = server.settings(data_dir=tmp_path, table_format="parquet")
     cache = cache_of(settings)
     zd.fetch(settings=settings, progress=False)
     files = part_files(cache)
@@ -215,7 +233,7 @@ def test_a_lost_state_file_is_an_error_and_rebuild_restores_it_deleting_nothing(
         assert "zdevents cache rebuild --stream metric_events" in message
     assert part_files(cache) == files  # the fetch deleted nothing
 
-    for name, value in cli_env(server, tmp_path).items():
+    for name, value in cli_env(server, tmp_path, "parquet").items():
         monkeypatch.setenv(name, value)
     assert cli.main(["cache", "rebuild", "--stream", "metric_events"]) == 0
     assert f"from {len(files)} files, {ROWS:,} rows" in capsys.readouterr().out
@@ -228,8 +246,53 @@ def test_a_lost_state_file_is_an_error_and_rebuild_restores_it_deleting_nothing(
     assert_exact(cache, truth)
 
 
-def test_files_zdevents_did_not_write_survive_fetches_and_clear(server, truth, tmp_path):
-    settings = server.settings(data_dir=tmp_path)
+def test_a_table_whose_commits_lost_their_state_is_an_error_and_rebuild_restores_it(
+    server, truth, tmp_path, monkeypatch, capsys
+):
+    """The Delta counterpart: every commit's zdevents metadata dropped (as a tool rewriting
+    the log would), the data files and their add actions intact."""
+    settings = server.settings(data_dir=tmp_path, table_format="delta")
+    cache = cache_of(settings)
+    zd.fetch(settings=settings, progress=False)
+    files = part_files(cache)
+    live = len(cache.state().files)
+    assert live >= 6
+    for entry in log_entries(cache):
+        actions = [json.loads(line) for line in entry.read_text().splitlines() if line.strip()]
+        for action in actions:
+            action.get("commitInfo", {}).pop("zdevents", None)
+        entry.write_text("".join(json.dumps(action) + "\n" for action in actions))
+
+    for call in (
+        lambda: zd.load_frame(refresh="never", settings=settings),
+        lambda: zd.fetch(settings=settings, progress=False),
+        lambda: zd.scan_as_of(settings=settings),
+    ):
+        with pytest.raises(zd.CacheError) as info:
+            call()
+        message = str(info.value)
+        assert str(cache.dir) in message
+        assert f"holds {live} data file(s) but no commit of it records zdevents' state" in message
+        assert "zdevents cache rebuild --stream metric_events" in message
+    assert part_files(cache) == files  # the fetch deleted nothing
+
+    for name, value in cli_env(server, tmp_path, "delta").items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["cache", "rebuild", "--stream", "metric_events"]) == 0
+    assert f"from {live} files, {ROWS:,} rows" in capsys.readouterr().out
+    assert part_files(cache) == files
+    assert_exact(cache, truth)
+
+    before = server.requests
+    zd.fetch(settings=settings, progress=False)  # continues from the last cached second
+    assert server.requests == before + 1
+    assert_exact(cache, truth)
+
+
+def test_files_zdevents_did_not_write_survive_fetches_and_clear(
+    server, truth, tmp_path, table_format
+):
+    settings = server.settings(data_dir=tmp_path, table_format=table_format)
     cache = cache_of(settings)
     zd.fetch(settings=settings, progress=False)
     theirs = [

@@ -7,6 +7,10 @@ empty and huge pages, metric events under the ``ticket_events`` key, and - on on
 a wrong type, a missing required field, a non-object record or invalid UTF-8. Every record
 is either stored exactly per the schema, or its page is rejected with a ``PageError`` naming
 the page and the field, kept in ``<stream dir>/rejected/``, with every earlier page stored.
+
+Every test that stores anything runs on both local stores (``table_format``: the Delta table
+and the Parquet cache folder). A damaged ``state.json`` is the Parquet cache's own; the Delta
+table's counterpart is a damaged entry of its ``_delta_log``.
 """
 
 from __future__ import annotations
@@ -21,14 +25,20 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import responses
 from _reliability import (
+    TABLE_FORMATS,
+    Store,
     assert_exact,
     assert_no_debris,
     cache_of,
     clean_fetch,
     cli_env,
+    log_entries,
+    plain,
+    store_of,
 )
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -41,7 +51,6 @@ from zdevents.export import writer as page_writer
 from zdevents.export.parse import metric_events_table
 from zdevents.sample.account import SampleAccount
 from zdevents.sample.server import LocalZendesk
-from zdevents.store.parquet import Cache
 
 TOKEN = "zd-SECRET-TOKEN-4242"
 SUBDOMAIN = "hostile-input"  # an origin of its own: no other test's pacing budget applies
@@ -148,7 +157,7 @@ def expected_row(r: dict) -> dict:
     }  # fmt: skip
 
 
-def stored_rows(cache: Cache) -> dict[int, dict]:
+def stored_rows(cache: Store) -> dict[int, dict]:
     rows = {}
     for row in cache.read().to_pylist():
         row["time"] = (row["time"] - EPOCH) // dt.timedelta(milliseconds=1)
@@ -223,10 +232,12 @@ def page_body(records: list, i: int, last: bool, key: str, ascii_only: bool) -> 
     return json.dumps(envelope, ensure_ascii=ascii_only).encode()
 
 
-def fetch_pages(bodies: list[bytes], data_dir: Path, batch_pages: int) -> zd.FetchResult:
+def fetch_pages(
+    bodies: list[bytes], data_dir: Path, batch_pages: int, table_format: str
+) -> zd.FetchResult:
     settings = zd.Settings(
         subdomain=SUBDOMAIN, email="admin@hostile.test", api_token=TOKEN, data_dir=data_dir,
-        requests_per_minute=1e6, max_retries=0,
+        requests_per_minute=1e6, max_retries=0, table_format=table_format,
     )  # fmt: skip
     before = page_writer.BATCH_PAGES
     page_writer.BATCH_PAGES = batch_pages
@@ -242,8 +253,14 @@ def fetch_pages(bodies: list[bytes], data_dir: Path, batch_pages: int) -> zd.Fet
         page_writer.BATCH_PAGES = before
 
 
-def hostile_cache(data_dir: Path) -> Cache:
-    return Cache(data_dir, SUBDOMAIN, "metric_events")
+def hostile_cache(data_dir: Path, table_format: str) -> Store:
+    return store_of(data_dir, SUBDOMAIN, "metric_events", table_format)
+
+
+@pytest.fixture(params=TABLE_FORMATS)
+def table_format(request) -> str:
+    """The store of each test: the Delta table, then the Parquet cache folder."""
+    return request.param
 
 
 @hypothesis_settings(
@@ -251,8 +268,11 @@ def hostile_cache(data_dir: Path) -> Cache:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )  # fmt: skip
 @pytest.mark.slow
+@pytest.mark.parametrize("table_format", TABLE_FORMATS)
 @given(data=st.data())
-def test_generated_pages_are_stored_exactly_or_rejected_by_page_and_field(data, tmp_path_factory):
+def test_generated_pages_are_stored_exactly_or_rejected_by_page_and_field(
+    data, tmp_path_factory, table_format
+):
     ids = data.draw(st.lists(st.integers(0, 2**62 - 1), min_size=1, max_size=25, unique=True))
     times = {i: data.draw(TIMES) for i in ids}  # an event's time never changes
     n_pages = data.draw(st.integers(1, 6))
@@ -296,15 +316,15 @@ def test_generated_pages_are_stored_exactly_or_rejected_by_page_and_field(data, 
         bodies.append(body)
     batch_pages = data.draw(st.integers(1, 3))
     data_dir = tmp_path_factory.mktemp("hostile")
-    cache = hostile_cache(data_dir)
+    cache = hostile_cache(data_dir, table_format)
 
     if bad is None:
-        result = fetch_pages(bodies, data_dir, batch_pages)
+        result = fetch_pages(bodies, data_dir, batch_pages, table_format)
         good = pages
     else:
         j, kind = bad
         with pytest.raises(zd.PageError) as info:
-            fetch_pages(bodies, data_dir, batch_pages)
+            fetch_pages(bodies, data_dir, batch_pages, table_format)
         message = str(info.value)
         assert info.value.url == page_url(j)
         assert f"page {page_url(j)} could not be read" in message
@@ -333,34 +353,35 @@ def test_generated_pages_are_stored_exactly_or_rejected_by_page_and_field(data, 
     assert_no_debris(cache)
 
 
-def test_a_huge_page_of_one_second_is_stored_whole(tmp_path):
+def test_a_huge_page_of_one_second_is_stored_whole(tmp_path, table_format):
     events = [{"id": 10_000 + k, "ticket_id": k % 97, "metric": "reply_time", "instance_id": 1,
                "type": "activate", "time": "2024-02-29T23:59:59Z"} for k in range(6000)]  # fmt: skip
-    result = fetch_pages([page_body(events, 0, True, "ticket_metric_events", True)], tmp_path, 1)
+    body = page_body(events, 0, True, "ticket_metric_events", True)
+    result = fetch_pages([body], tmp_path, 1, table_format)
     assert result.rows == result.new_events == 6000
-    table = hostile_cache(tmp_path).read()
+    table = hostile_cache(tmp_path, table_format).read()
     assert table.num_rows == 6000 and table["id"].to_pylist() == list(range(10_000, 16_000))
 
 
-def test_empty_pages_store_nothing_and_move_the_cursor(tmp_path):
+def test_empty_pages_store_nothing_and_move_the_cursor(tmp_path, table_format):
     bodies = [page_body([], i, i == 2, "ticket_metric_events", True) for i in range(3)]
-    result = fetch_pages(bodies, tmp_path, 1)
+    result = fetch_pages(bodies, tmp_path, 1, table_format)
     assert (result.pages, result.rows) == (3, 0)
-    assert hostile_cache(tmp_path).state().cursor == T0 + 3
+    assert hostile_cache(tmp_path, table_format).state().cursor == T0 + 3
 
 
-def test_rejected_pages_are_bounded_in_number_and_size(tmp_path, monkeypatch):
+def test_rejected_pages_are_bounded_in_number_and_size(tmp_path, monkeypatch, table_format):
     monkeypatch.setattr(page_writer, "MAX_REJECTED_PAGES", 2)
     monkeypatch.setattr(page_writer, "MAX_REJECTED_BYTES", 100)
     bad = page_body([{"id": "x"}], 0, True, "ticket_metric_events", True)
     bad = bad.replace(b'"count"', b'"padding": "' + b"z" * 500 + b'", "count"')
-    folder = hostile_cache(tmp_path).dir / "rejected"
+    folder = hostile_cache(tmp_path, table_format).dir / "rejected"
     folder.mkdir(parents=True)
     theirs = folder / "0-my-notes.json"  # sorts first: the oldest, were it a rejected page
     theirs.write_text("{}")
     for _ in range(4):
         with pytest.raises(zd.PageError, match="kept in"):
-            fetch_pages([bad], tmp_path, 1)
+            fetch_pages([bad], tmp_path, 1, table_format)
     assert theirs.read_text() == "{}"  # never deleted: zdevents did not write it
     theirs.unlink()
     saved = sorted(folder.glob("*.json"))
@@ -384,8 +405,8 @@ def truth(server, tmp_path_factory):
     return clean_fetch(server, tmp_path_factory.mktemp("clean"))
 
 
-def fresh_cache(server, tmp_path: Path) -> tuple[zd.Settings, Cache]:
-    settings = server.settings(data_dir=tmp_path / "data")
+def fresh_cache(server, tmp_path: Path, table_format: str) -> tuple[zd.Settings, Store]:
+    settings = server.settings(data_dir=tmp_path / "data", table_format=table_format)
     zd.fetch("metric_events", settings=settings, progress=False)
     return settings, cache_of(settings)
 
@@ -396,9 +417,20 @@ def _flip(path: Path, where: float) -> None:
     path.write_bytes(bytes(data))
 
 
+def _flip_in_a_page(path: Path, other: Path) -> None:
+    """Flip a bit two thirds into the largest column chunk: inside a data page's payload,
+    past its header (a fixed fraction of the file can land in a page header, which the page
+    CRC does not cover)."""
+    chunks = pq.read_metadata(path).row_group(0)
+    chunk = max((chunks.column(i) for i in range(chunks.num_columns)),
+                key=lambda c: c.total_compressed_size)  # fmt: skip
+    start = chunk.dictionary_page_offset or chunk.data_page_offset
+    _flip(path, (start + chunk.total_compressed_size * 2 // 3) / path.stat().st_size)
+
+
 DAMAGE = {
     "truncated": lambda path, other: path.write_bytes(path.read_bytes()[:-100]),
-    "a flipped bit in the data": lambda path, other: _flip(path, 0.3),
+    "a flipped bit in the data": _flip_in_a_page,
     "a flipped bit in the footer": lambda path, other: _flip(path, 0.97),
     "replaced by another month's file": lambda path, other: shutil.copyfile(other, path),
     "emptied": lambda path, other: path.write_bytes(b""),
@@ -408,9 +440,9 @@ DAMAGE = {
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_damaged_part_is_an_error_naming_the_file_and_the_repair_that_works(
-    server, truth, tmp_path, damage, capsys, monkeypatch
+    server, truth, tmp_path, damage, capsys, monkeypatch, table_format
 ):
-    settings, cache = fresh_cache(server, tmp_path)
+    settings, cache = fresh_cache(server, tmp_path, table_format)
     parts = cache.state().files
     victim = next(p for p in parts if p.month == "2024-03")
     other = next(p for p in parts if p.month == "2024-05")
@@ -427,7 +459,7 @@ def test_damaged_part_is_an_error_naming_the_file_and_the_repair_that_works(
     assert len(before) == (truth["time"].cast(pa.int64()).to_numpy() < 1709251200000).sum()
 
     # the command in the message, run through the command line, repairs it
-    for name, value in cli_env(server, settings.data_dir).items():
+    for name, value in cli_env(server, settings.data_dir, table_format).items():
         monkeypatch.setenv(name, value)
     argv = command.split()[1:] + ["--quiet"]
     assert cli.main(argv) == 0, capsys.readouterr().err
@@ -436,11 +468,11 @@ def test_damaged_part_is_an_error_naming_the_file_and_the_repair_that_works(
 
 
 @pytest.mark.slow
-def test_repair_command_from_a_real_process_end_to_end(server, truth, tmp_path):
-    settings, cache = fresh_cache(server, tmp_path)
+def test_repair_command_from_a_real_process_end_to_end(server, truth, tmp_path, table_format):
+    settings, cache = fresh_cache(server, tmp_path, table_format)
     victim = next(p for p in cache.state().files if p.month == "2024-02")
     _flip(cache.dir / victim.path, 0.5)
-    env = cli_env(server, settings.data_dir)
+    env = cli_env(server, settings.data_dir, table_format)
     report = subprocess.run([sys.executable, "-m", "zdevents", "report", "--out",
                              str(tmp_path / "out")], env=env, capture_output=True, text=True,
                             timeout=240)  # fmt: skip
@@ -468,9 +500,9 @@ STATE_DAMAGE = {
 def test_damaged_state_file_is_an_error_naming_it_and_the_fix_works(
     server, truth, tmp_path, damage, capsys, monkeypatch
 ):
-    settings, cache = fresh_cache(server, tmp_path)
+    settings, cache = fresh_cache(server, tmp_path, "parquet")
     cache.state_path.write_text(STATE_DAMAGE[damage](cache.state_path.read_text()))
-    for name, value in cli_env(server, settings.data_dir).items():
+    for name, value in cli_env(server, settings.data_dir, "parquet").items():
         monkeypatch.setenv(name, value)
     for call in (
         lambda: zd.load_frame(refresh="never", settings=settings),
@@ -491,6 +523,105 @@ def test_damaged_state_file_is_an_error_naming_it_and_the_fix_works(
     assert_exact(cache, truth)  # every part file was intact: the rows are all back
     assert cli.main(["fetch", "--stream", "metric_events", "-q"]) == 0
     assert_exact(cache, truth)
+
+
+def _actions(edit):
+    """A damage that edits each action of a log entry (the entry stays valid JSON)."""
+
+    def damage(text: str) -> str:
+        actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+        for action in actions:
+            edit(action)
+        return "".join(json.dumps(action) + "\n" for action in actions)
+
+    return damage
+
+
+def _metadata_not_json(action: dict) -> None:
+    if "commitInfo" in action:
+        action["commitInfo"]["zdevents"] = '{"cursor": 17'
+
+
+def _size_off(action: dict) -> None:
+    if "add" in action:
+        action["add"]["size"] += 1
+
+
+def _rows_off(action: dict) -> None:
+    if "add" in action:
+        stats = json.loads(action["add"]["stats"])
+        stats["numRecords"] = 7
+        action["add"]["stats"] = json.dumps(stats)
+
+
+LOG_DAMAGE = {
+    "truncated": lambda text: text[: len(text) // 2],
+    "not JSON": lambda text: "\x00\x01garbage",
+    "empty": lambda text: "",
+    "commit metadata that is not JSON": _actions(_metadata_not_json),
+    "a file outside the folder": lambda text: text.replace(
+        '"path":"month=', '"path":"../../month=', 1
+    ),
+    "file sizes that do not add up": _actions(_size_off),
+    "row counts that do not add up": _actions(_rows_off),
+}
+_UNNAMED = (
+    "delta-rs' parse error is 'cannot read the table <dir>: Kernel error: Json error: ...' "
+    "(DeltaLog.table in store/delta_log.py): it names neither the log entry nor a fix"
+)
+LOG_DAMAGE_GAPS = {
+    "truncated": _UNNAMED,
+    "not JSON": _UNNAMED,
+    "empty": "an empty newest log entry reads as the version before it: load_frame returns "
+    "its rows (none after one fetch) with no error",
+    "commit metadata that is not JSON": "commit metadata that does not parse is skipped "
+    "(DeltaLog.state_of): an earlier commit's cursor and coverage go with this version's "
+    "files, with no error",
+    "row counts that do not add up": "rows come from the log's numRecords, never checked "
+    "against the files: state().rows and `zdevents status` say 7 a file, reads give them all",
+}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(d, marks=pytest.mark.xfail(strict=True, reason=LOG_DAMAGE_GAPS[d]))
+        if d in LOG_DAMAGE_GAPS
+        else d
+        for d in LOG_DAMAGE
+    ],
+)
+def test_damaged_log_entry_is_an_error_naming_it_and_the_fix_works(
+    server, truth, tmp_path, damage, capsys, monkeypatch
+):
+    """The Delta counterpart of a damaged state.json: the newest ``_delta_log`` entry (the
+    version read, whose commit carries the state) damaged. A read is a CacheError naming the
+    table and the command that repairs it, never other numbers; the command works."""
+    settings, cache = fresh_cache(server, tmp_path, "delta")
+    entry = log_entries(cache)[-1]
+    entry.write_text(LOG_DAMAGE[damage](entry.read_text()))
+    for name, value in cli_env(server, settings.data_dir, "delta").items():
+        monkeypatch.setenv(name, value)
+    for status in _status_or_error(settings):  # never a row count other than the table's
+        assert status.rows == truth.num_rows
+    with pytest.raises(zd.CacheError) as info:
+        zd.load_frame(refresh="never", settings=settings)
+    message = str(info.value)
+    assert str(cache.dir) in message
+    command = re.search(r"`?(zdevents (fetch|cache) [^`]*?)(`|$| \(|; )", message)
+    assert command, message  # names the command that repairs it
+    assert cli.main(command.group(1).split()[1:] + ["--quiet"]) == 0, capsys.readouterr().err
+    assert plain(cache.read()).equals(truth)
+    assert cli.main(["fetch", "--stream", "metric_events", "-q"]) == 0
+    assert_exact(cache, truth)
+
+
+def _status_or_error(settings: zd.Settings) -> list:
+    try:
+        statuses = zd.cache_status(settings=settings)
+    except zd.CacheError:
+        return []
+    return [status for status in statuses if status.stream == "metric_events"]
 
 
 # ------------------------------------------------------------------------------ bad settings
@@ -516,9 +647,9 @@ def test_a_base_url_host_that_would_name_an_unsafe_folder_is_refused_before_any_
     assert list(tmp_path.iterdir()) == []
 
 
-def test_data_dir_that_is_a_file_is_a_clear_error(server, tmp_path):
+def test_data_dir_that_is_a_file_is_a_clear_error(server, tmp_path, table_format):
     (tmp_path / "file").write_text("not a folder")
-    settings = server.settings(data_dir=tmp_path / "file")
+    settings = server.settings(data_dir=tmp_path / "file", table_format=table_format)
     with pytest.raises(zd.CacheError, match="cannot create the cache folder.*ZDEVENTS_DATA_DIR"):
         zd.fetch("metric_events", settings=settings, progress=False)
 
@@ -563,11 +694,14 @@ def test_command_line_refuses_bad_dates_and_folders_with_one_line(tmp_path, caps
 
 
 @pytest.mark.slow
-def test_no_single_bit_flip_anywhere_in_a_part_file_reads_as_a_wrong_number(server, tmp_path):
-    """Page CRCs (data) + the manifest's size and footer CRC32 (metadata) catch every flip."""
+def test_no_single_bit_flip_anywhere_in_a_part_file_reads_as_a_wrong_number(
+    server, tmp_path, table_format
+):
+    """Page CRCs (data) + the recorded size and footer CRC32 (metadata) catch every flip
+    (the manifest's on the Parquet cache, the table log's and commit's on the Delta table)."""
     import random
 
-    settings, cache = fresh_cache(server, tmp_path)
+    settings, cache = fresh_cache(server, tmp_path, table_format)
     part = next(p for p in cache.state().files if p.month == "2024-04")
     path = cache.dir / part.path
     original = path.read_bytes()
@@ -586,7 +720,7 @@ def test_no_single_bit_flip_anywhere_in_a_part_file_reads_as_a_wrong_number(serv
             continue
         outcomes["same rows" if got.equals(good) else "wrong rows"] += 1
     path.write_bytes(original)
-    print(f"\n200 single-bit flips in a {len(original):,}-byte part file: {outcomes}")
+    print(f"\n200 single-bit flips in a {len(original):,}-byte {table_format} file: {outcomes}")
     assert outcomes["wrong rows"] == 0
     assert outcomes["error"] >= 180
 

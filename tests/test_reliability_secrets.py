@@ -7,11 +7,16 @@ and through the command line with ``--verbose`` and the progress bar on, capturi
 and stderr. Then every file in the data folder (state.json, Parquet bytes and metadata,
 rejected pages, the lock) is read. The token, its base64 basic-auth form and any cut-off
 prefix of them must appear nowhere.
+
+Every test runs on both local stores (``table_format``). On the Delta table the files read
+include every ``_delta_log`` entry, also decoded: each action and the ``zdevents`` commit
+metadata (cursor, coverage, footers) as text, and each data file's key-value metadata.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import subprocess
 import sys
@@ -23,14 +28,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from _reliability import cache_of, cli_env
+from _reliability import TABLE_FORMATS, cache_of, cli_env, store_of
 
 import zdevents as zd
 from zdevents import cli
 from zdevents.export import client as client_module
 from zdevents.sample.account import SampleAccount
 from zdevents.sample.server import LocalZendesk
-from zdevents.store.parquet import Cache
 
 pytestmark = pytest.mark.e2e
 
@@ -84,6 +88,8 @@ def files_texts(root: Path) -> Iterator[bytes]:
     for path in sorted(root.rglob("*")):
         if path.is_file():
             yield path.read_bytes()
+            if path.parent.name == "_delta_log" and path.suffix == ".json":
+                yield from _log_texts(path.read_bytes())
             if path.suffix == ".parquet" and path.stat().st_size > 12:
                 try:
                     meta = pq.read_metadata(path)
@@ -93,7 +99,31 @@ def files_texts(root: Path) -> Iterator[bytes]:
                     pass
 
 
+def _log_texts(data: bytes) -> Iterator[bytes]:
+    """A Delta log entry decoded: every action, and the commit metadata's JSON texts."""
+    for line in data.splitlines():
+        action = json.loads(line)  # a log entry of the table parses, line by line
+        yield json.dumps(action, ensure_ascii=False).encode()
+        info = action.get("commitInfo") or {}
+        for value in info.values():
+            if isinstance(value, str) and value.startswith("{"):
+                yield json.dumps(json.loads(value), ensure_ascii=False).encode()
+
+
+def assert_store(root: Path, table_format: str) -> None:
+    """Every stream folder under ``root`` is of the store the test asked for."""
+    tables = list(root.rglob("_delta_log"))
+    states = list(root.rglob("state.json"))
+    assert not (states if table_format == "delta" else tables), (table_format, tables, states)
+
+
 # ------------------------------------------------------------------------------ servers
+@pytest.fixture(params=TABLE_FORMATS)
+def table_format(request) -> str:
+    """The store of each test: the Delta table, then the Parquet cache folder."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def account():
     return SampleAccount(tickets=30, seed=99)
@@ -154,6 +184,8 @@ def run_both(
     assert_clean([caplog.text, *(r.getMessage() for r in caplog.records)], "the logs")
     assert_clean(exception_texts(error), "the exception")
     assert_clean(list(files_texts(Path(settings.data_dir))), "the data folder")
+    assert_store(Path(settings.data_dir), settings.table_format)
+    assert env["ZDEVENTS_TABLE_FORMAT"] == settings.table_format
     assert_clean([repr(settings), str(settings)], "the settings repr")
     if error is not None:
         assert code == 2, err
@@ -161,22 +193,27 @@ def run_both(
     return error
 
 
-def env_for(server: LocalZendesk, data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in cli_env(server, data_dir).items() if k.startswith(("ZEN", "ZDE"))}
+def env_for(
+    server: LocalZendesk, data_dir: Path, table_format: str, **extra: str
+) -> dict[str, str]:
+    env = cli_env(server, data_dir, table_format)
+    env = {k: v for k, v in env.items() if k.startswith(("ZEN", "ZDE"))}
     env.update(extra)
     return env
 
 
 # ------------------------------------------------------------------------------ failure paths
 @pytest.mark.parametrize("auth", ["api_token", "password", "oauth_token"])
-def test_refused_credentials(account, tmp_path, caplog, capsys, monkeypatch, auth):
+def test_refused_credentials(account, tmp_path, caplog, capsys, monkeypatch, auth, table_format):
     secret = {"api_token": TOKEN, "password": PASSWORD, "oauth_token": OAUTH}[auth]
     with LocalZendesk(account, api_token="the-right-one", oauth_token="the-right-oauth") as srv:
         settings = zd.Settings(subdomain="sample", base_url=srv.url, data_dir=tmp_path,
+                               table_format=table_format,
                                email=None if auth == "oauth_token" else EMAIL,
                                **{auth: secret})  # fmt: skip
         env = {"ZENDESK_BASE_URL": srv.url, "ZENDESK_SUBDOMAIN": "sample",
-               "ZDEVENTS_DATA_DIR": str(tmp_path), f"ZENDESK_{auth.upper()}": secret}  # fmt: skip
+               "ZDEVENTS_DATA_DIR": str(tmp_path), f"ZENDESK_{auth.upper()}": secret,
+               "ZDEVENTS_TABLE_FORMAT": table_format}  # fmt: skip
         if auth != "oauth_token":
             env["ZENDESK_EMAIL"] = EMAIL
         error = run_both(settings, env, lambda: zd.fetch(settings=settings, progress=False),
@@ -201,10 +238,12 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("case", list(FAULTS))
-def test_server_faults(server, tmp_path, caplog, capsys, monkeypatch, case):
+def test_server_faults(server, tmp_path, caplog, capsys, monkeypatch, case, table_format):
     inject, error_class = FAULTS[case]
-    settings = server.settings(data_dir=tmp_path, max_retries=1, timeout=0.5)
-    env = env_for(server, tmp_path)
+    settings = server.settings(
+        data_dir=tmp_path, max_retries=1, timeout=0.5, table_format=table_format
+    )
+    env = env_for(server, tmp_path, table_format)
     monkeypatch.setattr(zd.Settings, "from_env", _with_retries(zd.Settings.from_env))
     error = run_both(settings, env, lambda: zd.fetch(settings=settings, progress=False),
                      ["fetch"], caplog, capsys, monkeypatch,
@@ -220,10 +259,10 @@ def _with_retries(from_env):
 
 
 def test_foreign_next_page_reaches_no_other_server(server, foreign, tmp_path, caplog, capsys,
-                                                   monkeypatch):  # fmt: skip
+                                                   monkeypatch, table_format):  # fmt: skip
     host = f"127.0.0.1:{foreign.url.rsplit(':', 1)[1]}"
-    settings = server.settings(data_dir=tmp_path)
-    error = run_both(settings, env_for(server, tmp_path),
+    settings = server.settings(data_dir=tmp_path, table_format=table_format)
+    error = run_both(settings, env_for(server, tmp_path, table_format),
                      lambda: zd.fetch(settings=settings, progress=False), ["fetch"],
                      caplog, capsys, monkeypatch,
                      setup=lambda: (server.clear_faults(), server.foreign_next_page(host)))  # fmt: skip
@@ -232,7 +271,7 @@ def test_foreign_next_page_reaches_no_other_server(server, foreign, tmp_path, ca
 
 
 def test_a_redirect_to_another_host_is_not_followed(foreign, tmp_path, caplog, capsys,
-                                                    monkeypatch):  # fmt: skip
+                                                    monkeypatch, table_format):  # fmt: skip
     target = f"{foreign.url}/api/v2/incremental/ticket_metric_events?start_time=0"
 
     def answer(handler: BaseHTTPRequestHandler) -> None:
@@ -243,9 +282,11 @@ def test_a_redirect_to_another_host_is_not_followed(foreign, tmp_path, caplog, c
 
     with _tiny_server(answer) as url:
         settings = zd.Settings(base_url=url, subdomain="sample", email=EMAIL, api_token=TOKEN,
-                               data_dir=tmp_path, requests_per_minute=1e6)  # fmt: skip
+                               data_dir=tmp_path, requests_per_minute=1e6,
+                               table_format=table_format)  # fmt: skip
         env = {"ZENDESK_BASE_URL": url, "ZENDESK_SUBDOMAIN": "sample", "ZENDESK_EMAIL": EMAIL,
-               "ZENDESK_API_TOKEN": TOKEN, "ZDEVENTS_DATA_DIR": str(tmp_path)}  # fmt: skip
+               "ZENDESK_API_TOKEN": TOKEN, "ZDEVENTS_DATA_DIR": str(tmp_path),
+               "ZDEVENTS_TABLE_FORMAT": table_format}  # fmt: skip
         error = run_both(settings, env, lambda: zd.fetch(settings=settings, progress=False),
                          ["fetch"], caplog, capsys, monkeypatch)  # fmt: skip
     assert isinstance(error, zd.ApiError) and "does not follow redirects" in str(error)
@@ -253,12 +294,12 @@ def test_a_redirect_to_another_host_is_not_followed(foreign, tmp_path, caplog, c
 
 
 def test_a_page_that_cannot_be_read_is_kept_without_the_token(account, tmp_path, caplog, capsys,
-                                                              monkeypatch):  # fmt: skip
+                                                              monkeypatch, table_format):  # fmt: skip
     events = list(account.metric_events())[:50]
     hostile = {**events[-1], "id": 1, "ticket_id": TOKEN}  # wrong type, and it echoes our token
     with LocalZendesk(metric_events=[*events, hostile], api_token=TOKEN) as srv:
-        settings = srv.settings(data_dir=tmp_path)
-        error = run_both(settings, env_for(srv, tmp_path),
+        settings = srv.settings(data_dir=tmp_path, table_format=table_format)
+        error = run_both(settings, env_for(srv, tmp_path, table_format),
                          lambda: zd.fetch(settings=settings, progress=False), ["fetch"],
                          caplog, capsys, monkeypatch)  # fmt: skip
     assert isinstance(error, zd.PageError) and "ticket_id" in str(error)
@@ -266,30 +307,31 @@ def test_a_page_that_cannot_be_read_is_kept_without_the_token(account, tmp_path,
     assert saved and all(b'"ticket_id":"***"' in p.read_bytes() for p in saved)
 
 
-def test_lock_refusal(server, tmp_path, caplog, capsys, monkeypatch):
-    settings = server.settings(data_dir=tmp_path)
-    cache = Cache(tmp_path, settings.account, "metric_events")
+def test_lock_refusal(server, tmp_path, caplog, capsys, monkeypatch, table_format):
+    settings = server.settings(data_dir=tmp_path, table_format=table_format)
+    cache = store_of(tmp_path, settings.account, "metric_events", table_format)
     with cache.lock():
-        error = run_both(settings, env_for(server, tmp_path),
+        error = run_both(settings, env_for(server, tmp_path, table_format),
                          lambda: zd.fetch(settings=settings, progress=False), ["fetch"],
                          caplog, capsys, monkeypatch)  # fmt: skip
     assert isinstance(error, zd.CacheLocked)
 
 
-def test_corrupt_cache(server, tmp_path, caplog, capsys, monkeypatch):
-    settings = server.settings(data_dir=tmp_path)
+def test_corrupt_cache(server, tmp_path, caplog, capsys, monkeypatch, table_format):
+    settings = server.settings(data_dir=tmp_path, table_format=table_format)
     zd.fetch(settings=settings, progress=False)
     part = cache_of(settings).dir / cache_of(settings).state().files[0].path
     part.write_bytes(part.read_bytes()[:-50])
-    error = run_both(settings, env_for(server, tmp_path),
+    error = run_both(settings, env_for(server, tmp_path, table_format),
                      lambda: zd.load_frame(refresh="never", settings=settings),
                      ["report", "--out", str(tmp_path / "out")], caplog, capsys, monkeypatch)  # fmt: skip
     assert isinstance(error, zd.CacheError) and "--force" in str(error)
 
 
-def test_a_successful_fetch_with_progress_bars(server, tmp_path, caplog, capsys, monkeypatch):
-    settings = server.settings(data_dir=tmp_path)
-    error = run_both(settings, env_for(server, tmp_path),
+def test_a_successful_fetch_with_progress_bars(server, tmp_path, caplog, capsys, monkeypatch,
+                                               table_format):  # fmt: skip
+    settings = server.settings(data_dir=tmp_path, table_format=table_format)
+    error = run_both(settings, env_for(server, tmp_path, table_format),
                      lambda: zd.fetch(settings=settings, progress=True), ["fetch", "--stream", "all"],
                      caplog, capsys, monkeypatch)  # fmt: skip
     assert error is None
@@ -350,7 +392,7 @@ def _echoing(kind: str, knob: dict[str, int]) -> Callable[[BaseHTTPRequestHandle
 
 
 @pytest.mark.parametrize("kind", ["error body", "end_time", "next_page path"])
-def test_a_server_echoing_the_credentials_cut_at_any_length(kind, tmp_path, caplog):
+def test_a_server_echoing_the_credentials_cut_at_any_length(kind, tmp_path, caplog, table_format):
     """Excerpts are cut to a length; the cut must never leave a readable piece of a secret."""
     caplog.set_level(logging.DEBUG)
     paddings = range(140, 215) if kind == "error body" else range(0, 30)
@@ -360,7 +402,8 @@ def test_a_server_echoing_the_credentials_cut_at_any_length(kind, tmp_path, capl
             knob["padding"] = padding
             settings = zd.Settings(base_url=url, subdomain="sample", email=EMAIL,
                                    api_token=TOKEN, data_dir=tmp_path / str(padding),
-                                   requests_per_minute=1e6, max_retries=0)  # fmt: skip
+                                   requests_per_minute=1e6, max_retries=0,
+                                   table_format=table_format)  # fmt: skip
             error = None
             try:
                 zd.fetch(settings=settings, progress=False, since="2023-11-14")
@@ -377,9 +420,9 @@ def _check_echo(kind: str, padding: int, error: BaseException | None, caplog) ->
 
 
 @pytest.mark.slow
-def test_the_real_command_with_verbose_logging_and_progress(server, tmp_path):
+def test_the_real_command_with_verbose_logging_and_progress(server, tmp_path, table_format):
     """A real ``python -m zdevents --verbose fetch`` refused mid-fetch after three pages."""
-    env = cli_env(server, tmp_path)
+    env = cli_env(server, tmp_path, table_format)
     server.fail_next(401, times=None, after=3)
     out = subprocess.run([sys.executable, "-m", "zdevents", "--verbose", "fetch"], env=env,
                          capture_output=True, timeout=240)  # fmt: skip
@@ -388,3 +431,4 @@ def test_the_real_command_with_verbose_logging_and_progress(server, tmp_path):
     assert b"caught up to" in out.stderr  # and the progress bar
     assert_clean([out.stdout, out.stderr], "the real command's output")
     assert_clean(list(files_texts(tmp_path)), "the data folder")
+    assert_store(tmp_path, table_format)
