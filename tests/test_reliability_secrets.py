@@ -336,6 +336,9 @@ def test_a_successful_fetch_with_progress_bars(server, tmp_path, caplog, capsys,
                      caplog, capsys, monkeypatch)  # fmt: skip
     assert error is None
     assert any(p.suffix == ".parquet" for p in tmp_path.rglob("*"))
+    if table_format == "delta":  # the table's log, with zdevents' commit metadata, was scanned
+        log = [p.read_bytes() for p in tmp_path.rglob("_delta_log/*.json")]
+        assert log and any(b'"zdevents"' in entry and b"cursor" in entry for entry in log)
 
 
 # ------------------------------------------------------------------------------ a hostile echo
