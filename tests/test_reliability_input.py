@@ -639,9 +639,10 @@ def test_more_malformed_subdomains_are_refused(subdomain):
 
 @pytest.mark.parametrize("base_url", ["https://../", "https://./", "https://.hidden.test/"])
 def test_a_base_url_host_that_would_name_an_unsafe_folder_is_refused_before_any_request(
-    base_url, tmp_path
+    base_url, tmp_path, table_format
 ):
-    settings = zd.Settings(base_url=base_url, email="a@b.test", api_token=TOKEN, data_dir=tmp_path)
+    settings = zd.Settings(base_url=base_url, email="a@b.test", api_token=TOKEN, data_dir=tmp_path,
+                           table_format=table_format)  # fmt: skip
     with pytest.raises(zd.ConfigError, match="cannot be a cache folder"):
         zd.fetch("metric_events", settings=settings, progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -660,8 +661,10 @@ def test_data_dir_that_is_a_file_is_a_clear_error(server, tmp_path, table_format
      (b"2024-01-01", None), ("2024-02-30", None), ("2024-01-01T00:00:00+25:00", None),
      (None, "1e9"), ("2024-03-01", "2024-02-01")],
 )  # fmt: skip
-def test_malformed_since_until_are_refused_before_anything_is_read(server, tmp_path, since, until):
-    settings = server.settings(data_dir=tmp_path)
+def test_malformed_since_until_are_refused_before_anything_is_read(
+    server, tmp_path, since, until, table_format
+):
+    settings = server.settings(data_dir=tmp_path, table_format=table_format)
     before = len(server.request_log)
     with pytest.raises(ValueError, match="since|until"):
         zd.load_frame(since, until, settings=settings)
@@ -676,8 +679,11 @@ def test_since_with_a_nul_byte_is_refused():
         zd.to_utc("2024-01-01\x00", name="since")
 
 
-def test_command_line_refuses_bad_dates_and_folders_with_one_line(tmp_path, capsys, monkeypatch):
+def test_command_line_refuses_bad_dates_and_folders_with_one_line(
+    tmp_path, capsys, monkeypatch, table_format
+):
     monkeypatch.setenv("ZDEVENTS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ZDEVENTS_TABLE_FORMAT", table_format)
     for name, value in {"ZENDESK_SUBDOMAIN": "acme", "ZENDESK_EMAIL": "a@acme.test",
                         "ZENDESK_API_TOKEN": TOKEN}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
