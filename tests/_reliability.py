@@ -3,7 +3,8 @@
 Every reliability test runs on both local stores, named explicitly (never the default):
 each test file's ``table_format`` fixture (params :data:`TABLE_FORMATS`) gives ``"delta"``
 (the Delta Lake table, ``store/delta.py``) and ``"parquet"`` (the Parquet cache folder,
-``store/parquet.py``); tests pass it to every ``Settings``, store and child environment. The helpers below take either store.
+``store/parquet.py``); tests pass it to every ``Settings``, store and child environment.
+The helpers below take either store.
 """
 
 from __future__ import annotations

@@ -293,8 +293,9 @@ def test_a_redirect_to_another_host_is_not_followed(foreign, tmp_path, caplog, c
     assert foreign.request_log == []
 
 
-def test_a_page_that_cannot_be_read_is_kept_without_the_token(account, tmp_path, caplog, capsys,
-                                                              monkeypatch, table_format):  # fmt: skip
+def test_a_page_that_cannot_be_read_is_kept_without_the_token(
+    account, tmp_path, caplog, capsys, monkeypatch, table_format
+):
     events = list(account.metric_events())[:50]
     hostile = {**events[-1], "id": 1, "ticket_id": TOKEN}  # wrong type, and it echoes our token
     with LocalZendesk(metric_events=[*events, hostile], api_token=TOKEN) as srv:
