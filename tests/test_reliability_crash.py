@@ -118,8 +118,9 @@ def resume_and_check(server, data_dir: Path, truth, table_format: str) -> None:
     assert after["part_tmp"] == []
     assert set(after["orphan_parts"]) <= set(left["orphan_parts"]), "the resume left files"
     assert set(after["state_tmp"]) <= set(left["state_tmp"]), "the resume left log files"
-    # delta-rs' temp file of a log entry it was writing (``#n``: object_store's staging file)
-    temp = re.compile(r"_commit_[0-9a-f-]{36}\.json\.tmp(#\d+)?")
+    # delta-rs' staging files: a commit's temp entry, or the "<entry>#N" its local store
+    # writes before linking it into place; readers never list either
+    temp = re.compile(r"_commit_[0-9a-f-]{36}\.json\.tmp(#\d+)?|\d{20}\.json#\d+")
     assert all(temp.fullmatch(name) for name in after["state_tmp"]), after["state_tmp"]
 
 
