@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
 from pathlib import Path
 
@@ -722,20 +721,3 @@ def test_zd_scan_with_spark_on_object_storage_names_the_delta_reader(shared):
     _, settings, _, _ = shared
     with pytest.raises(zd.ConfigError, match=r"spark.read.format\('delta'\)"):
         zd.scan(settings=settings, engine="spark")
-
-
-def test_data_files_without_a_table_log_are_an_error_not_an_empty_cache(server, tmp_path):
-    settings = server.settings(data_dir=tmp_path / "data")
-    zd.fetch(STREAM, settings=settings, progress=False)
-    folder = tmp_path / "data" / settings.account / STREAM
-    files = sorted(folder.rglob("*.parquet"))
-    shutil.rmtree(folder / "_delta_log")  # the log is lost, the data files stay
-    for use in (
-        lambda: zd.load_frame(refresh="never", settings=settings),
-        lambda: zd.fetch(STREAM, settings=settings, progress=False),
-    ):
-        with pytest.raises(CacheError, match=r"no table log \(_delta_log\)") as error:
-            use()
-        assert "zdevents fetch --stream metric_events" in str(error.value)
-    assert sorted(folder.rglob("*.parquet")) == files  # nothing deleted
-    assert not (folder / "_delta_log").exists()  # and no new, empty table started

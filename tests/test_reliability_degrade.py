@@ -289,12 +289,6 @@ def test_a_table_whose_commits_lost_their_state_is_an_error_and_rebuild_restores
     assert_exact(cache, truth)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a local table folder whose _delta_log is gone reads as no table: load_frame gives "
-    "0 rows with no error and fetch starts a new table (DeltaReader.state / DeltaCache.lock "
-    "create one); DeltaCache.rebuild reads the files from the log, so it cannot restore it",
-)
 def test_a_lost_table_log_is_an_error_and_rebuild_restores_it_deleting_nothing(
     server, truth, tmp_path, monkeypatch, capsys
 ):

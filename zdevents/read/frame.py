@@ -9,11 +9,12 @@ from typing import Literal
 
 import pandas as pd
 
-from ..config import Settings
+from ..config import Settings, resolve_account
 from ..dates import TimeLike, time_range
 from ..errors import CacheError, CacheLocked, RateLimited, ServerError
 from ..export import parse as normalize
 from ..schema import schema_for, to_pandas
+from ..store import lost_table_log, restore_table
 from ..store.parquet import RebuildResult
 from ..store.ranges import Window
 from ..store.snapshot import Snapshot, read_current
@@ -31,10 +32,13 @@ _told_cache_only: set[str] = set()
 def rebuild_cache(
     stream: str = "metric_events", *, settings: Settings | None = None
 ) -> RebuildResult:
-    """Rebuild a stream's ``state.json`` from its part files (after it was lost or damaged).
+    """Rebuild a stream's lost or damaged state from its data files.
 
-    Takes the stream's lock, reads every part file once and writes a new state listing the
-    readable ones (see :meth:`zdevents.store.parquet.Cache.rebuild`); no file is deleted. The
+    Takes the stream's lock, reads every data file once and commits a new state listing the
+    readable ones (see :meth:`zdevents.store.DeltaCache.rebuild`; a Parquet folder's
+    ``state.json``: :meth:`zdevents.store.parquet.Cache.rebuild`); no file is deleted. A Delta
+    table whose ``_delta_log`` is gone is rebuilt from the files left in its folder
+    (:func:`zdevents.store.restore_table`). The
     coverage becomes the time from the first cached event to the last; the next fetch
     continues from there.
 
@@ -62,6 +66,10 @@ def rebuild_cache(
     >>> zd.rebuild_cache("metric_events").rows  # doctest: +SKIP
     11016
     """
+    settings = settings if settings is not None else Settings.from_env()
+    account, name = resolve_account(settings), get_stream(stream).name
+    if settings.table_format == "delta" and lost_table_log(settings.data_dir, account, name):
+        return restore_table(settings.data_dir, account, name)  # the _delta_log was lost
     cache = open_cache(stream, settings=settings)
     if not cache.dir.is_dir():
         raise CacheError(

@@ -16,7 +16,7 @@ from ..config import TABLE_FORMATS
 from ..errors import CacheError, CacheLocked, ConfigError
 from .delta import DeltaCache, DeltaState
 from .location import is_object_store, table_uri
-from .migration import MigrationResult, migrate
+from .migration import MigrationResult, migrate, restore_table
 from .parquet import Cache
 from .snapshot import Snapshot
 
@@ -26,8 +26,10 @@ __all__ = [
     "MigrationResult",
     "Snapshot",
     "is_object_store",
+    "lost_table_log",
     "migrate",
     "open_store",
+    "restore_table",
     "table_uri",
 ]
 
@@ -109,18 +111,34 @@ def open_store(
     return DeltaCache(data_dir, account, stream)
 
 
-def _refuse_a_lost_log(cache: Cache) -> None:
-    """A folder of data files without a table log is an error, never an empty new table.
+def lost_table_log(data_dir: str | os.PathLike[str], account: str, stream: str) -> int:
+    """How many data files a local stream folder holds without a table log nor ``state.json``.
 
-    (The log was deleted or the folder copied without it: reading it as empty, or fetching
-    into it, would silently drop every cached event.)
+    Not 0 when the ``_delta_log`` was deleted or the folder copied without it: reading it as
+    empty, or fetching into it, would silently drop every cached event.
+    :func:`restore_table` rebuilds the table from them.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> lost_table_log(tempfile.mkdtemp(), "acme", "metric_events")
+    0
     """
-    parts = sorted(cache.dir.glob("month=*/part-*.parquet")) if cache.dir.is_dir() else []
+    if is_object_store(data_dir):
+        return 0
+    folder = Cache(data_dir, account, stream).dir
+    if not folder.is_dir() or (folder / "_delta_log").exists() or (folder / "state.json").exists():
+        return 0
+    return sum(1 for _ in folder.glob("month=*/part-*.parquet"))
+
+
+def _refuse_a_lost_log(cache: Cache) -> None:
+    """A folder of data files without a table log is an error, never an empty new table."""
+    parts = lost_table_log(cache.data_dir, cache.account, cache.stream)
     if parts:
         raise CacheError(
-            f"{cache.dir} holds {len(parts)} data file(s) but no table log (_delta_log) nor "
-            "state.json: restore the _delta_log folder, or move the folder away and fetch "
-            "again (`zdevents fetch --stream "
-            f"{cache.stream} --since <first date you need>`); nothing was deleted",
+            f"{cache.dir} holds {parts} data file(s) but no table log (_delta_log) nor "
+            f"state.json: run `zdevents cache rebuild --stream {cache.stream}` to rebuild the "
+            "table from them (nothing is deleted), or restore the _delta_log folder",
             path=str(cache.dir),
         )

@@ -8,6 +8,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,9 +16,11 @@ import pandas as pd
 from ..errors import CacheError
 from .delta import DeltaCache
 from .location import is_object_store
+from .manifest import RebuildResult
 from .parquet import Cache
+from .rows import dedupe_keep_last
 
-__all__ = ["MigrationResult", "migrate"]
+__all__ = ["MigrationResult", "migrate", "restore_table"]
 
 log = logging.getLogger(__name__)
 
@@ -125,3 +128,50 @@ def _same_ids(old: Cache, new: DeltaCache) -> None:
             f"other ids): the Parquet cache in {old.dir} is kept unchanged",
             path=str(old.dir),
         )
+
+
+def restore_table(data_dir: str | os.PathLike[str], account: str, stream: str) -> RebuildResult:
+    """Rebuild a local Delta table whose ``_delta_log`` is lost, from the data files left.
+
+    Every ``month=*/part-*.parquet`` file in the folder is read once (page checksums
+    verified; a damaged one is left out and named in the result); rows are deduplicated by
+    ``id``, the most recently written file's copy winning, and committed into a new table in
+    the same folder, one commit per month; the state is then rebuilt from the table (the
+    coverage is the time from the first event to the last). No file is deleted: the old files
+    stay unreferenced until ``zdevents cache vacuum``.
+
+    Raises
+    ------
+    CacheError
+        When the folder has a table log already, or no data files.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = DeltaCache(data_dir, account, stream)
+    folder = Path(table.uri)
+    if (folder / "_delta_log").exists():
+        raise CacheError(f"{folder} has a table log: rebuild it with rebuild()", path=str(folder))
+    found = sorted(
+        folder.glob("month=*/part-*.parquet"), key=lambda p: (p.stat().st_mtime_ns, p.name)
+    )
+    if not found:
+        raise CacheError(f"{folder} holds no data files to rebuild a table from", path=str(folder))
+    by_month: dict[str, list[pa.Table]] = {}
+    skipped = []
+    for path in found:
+        try:
+            rows = pq.read_table(path, page_checksum_verification=True)
+        except (OSError, pa.ArrowException) as exc:
+            log.warning("rebuild: leaving %s out: %s", path, exc)
+            skipped.append(str(path.relative_to(folder)))
+            continue
+        by_month.setdefault(path.parent.name, []).append(
+            rows.drop_columns([c for c in ("month",) if c in rows.column_names])
+        )
+    with table.lock():
+        for month in sorted(by_month):
+            rows = dedupe_keep_last(pa.concat_tables(by_month[month], promote_options="default"))
+            table.commit(rows)  # rows only: the state is rebuilt from the table below
+        result = table.rebuild()
+    return RebuildResult(result.files, result.rows, tuple(skipped), result.coverage)
