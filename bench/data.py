@@ -62,19 +62,22 @@ class PagesFile:
         return sum(self.counts[:pages])
 
 
-def fingerprint(names: tuple[str, ...] = ("sample",)) -> str:
+def fingerprint(names: tuple[str, ...] = ("sample",), skip: tuple[str, ...] = ()) -> str:
     """Short hash of the source of these zdevents modules or packages (default: the sample
-    account's generator and server)."""
+    account's generator and server), leaving out the modules ``skip`` names."""
     digest = hashlib.sha1()
     for name in names:
         path = REPO / "zdevents" / name
         for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(file.read_bytes())
+            if file.relative_to(REPO / "zdevents").as_posix() not in skip:
+                digest.update(file.read_bytes())
     return digest.hexdigest()[:10]
 
 
 WRITER_MODULES = ("schema.py", "export/parse.py", "export/fetch.py", "store")
 """The code that decides what the cache files hold (their names carry its fingerprint)."""
+READ_ONLY_MODULES = ("store/delta_read.py",)
+"""Modules under :data:`WRITER_MODULES` that only read: a change there keeps the caches."""
 
 
 def _cache_dir(folder: Path, pages: PagesFile) -> Path:
@@ -82,9 +85,10 @@ def _cache_dir(folder: Path, pages: PagesFile) -> Path:
 
     Caches written by other versions of that code are removed.
     """
-    current = folder / f"cache-{pages.path.stem}-w{fingerprint(WRITER_MODULES)}"
+    current = folder / f"cache-{pages.path.stem}-w{fingerprint(WRITER_MODULES, READ_ONLY_MODULES)}"
     for old in folder.glob(f"cache-{pages.path.stem}*"):
-        if old != current and old.is_dir():
+        # what is derived from the current cache (its Delta copy, the xl copies) stays
+        if not old.name.startswith(current.name) and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
     return current
 
@@ -152,6 +156,35 @@ def events_cache(folder: Path, pages: PagesFile, *, batch_pages: int | None = No
     )
     work.replace(data_dir)
     return data_dir
+
+
+def delta_cache(folder: Path, base: Path) -> Path:
+    """``data_dir`` of a Delta table holding the Parquet cache in ``base`` (built once).
+
+    A copy of ``base`` converted by :func:`zdevents.store.migrate` (what a user's cache goes
+    through), in a fresh process; keyed by ``base``'s name, so a cache written by other
+    writer code gets a new table.
+    """
+    data_dir = folder / f"{base.name}-delta"
+    if (data_dir / ACCOUNT / "metric_events" / "_delta_log").is_dir():
+        return data_dir
+    for old in folder.glob("cache-*-delta"):
+        if old.is_dir() and not (folder / old.name.removesuffix("-delta")).is_dir():
+            shutil.rmtree(old, ignore_errors=True)  # its Parquet cache is gone: stale
+    work = folder / f"{data_dir.name}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(base, work)
+    run_isolated("bench.data:migrate_copy", data_dir=str(work))
+    work.replace(data_dir)
+    return data_dir
+
+
+def migrate_copy(data_dir: str) -> dict:
+    """Migrate the Parquet cache in ``data_dir`` to a Delta table (runs in its own process)."""
+    from zdevents.store import migrate
+
+    result = migrate(data_dir, ACCOUNT, "metric_events")
+    return {"rows": result.rows, "files": result.files, "version": result.version}
 
 
 def adopt_cache(folder: Path, pages: PagesFile, data_dir: Path) -> None:
