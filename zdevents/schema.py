@@ -139,7 +139,11 @@ _PANDAS_TYPES = {
 
 
 def to_pandas(
-    table: pa.Table, stream_name: str = "metric_events", *, child_events: bool = False
+    table: pa.Table,
+    stream_name: str = "metric_events",
+    *,
+    child_events: bool = False,
+    self_destruct: bool = False,
 ) -> pd.DataFrame:
     """Convert a table of ``stream_name`` to pandas with analysis-ready dtypes.
 
@@ -155,6 +159,9 @@ def to_pandas(
     child_events : bool
         For ``ticket_events``: keep the ``child_events`` list column (as Python objects);
         dropped by default (use :func:`ticket_changes` for the long form).
+    self_destruct : bool
+        Free each column of ``table`` as soon as it is converted (a lower peak of memory);
+        ``table`` must not be used afterwards.
 
     Examples
     --------
@@ -166,9 +173,12 @@ def to_pandas(
     if stream_name == "ticket_events" and not child_events and "child_events" in table.column_names:
         table = table.drop_columns(["child_events"])
     table = table.replace_schema_metadata(None)
-    frame = table.to_pandas(types_mapper=_PANDAS_TYPES.get, self_destruct=False)
+    schema = table.schema
+    frame = table.to_pandas(
+        types_mapper=_PANDAS_TYPES.get, self_destruct=self_destruct, split_blocks=self_destruct
+    )
     for name in frame.columns:
-        arrow_type = table.schema.field(name).type
+        arrow_type = schema.field(name).type
         if pa.types.is_timestamp(arrow_type) and str(frame[name].dtype) != "datetime64[ms, UTC]":
             frame[name] = frame[name].astype("datetime64[ms, UTC]")
     return frame

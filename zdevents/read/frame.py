@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import pandas as pd
+import pyarrow as pa
 
 from ..config import Settings, resolve_account
 from ..dates import TimeLike, time_range
@@ -236,9 +237,12 @@ def load_frame(
     window = Window.from_utc(start, end)
     wanted = list(columns) if columns is not None else None
     # one snapshot: the rows, the warning and every attr below come from the same state
-    snap, table = read_current(cache, wanted, window, version=version, as_of_commit=as_of_commit)
+    read = list(read_current(cache, wanted, window, version=version, as_of_commit=as_of_commit))
+    snap = read[0]
     snap.warn_uncovered(window, stacklevel=outside_package())
-    frame = _framed(to_pandas(table, name), snap)
+    # the table goes in with no other reference: each column is freed once converted
+    frame = _framed(to_pandas(read.pop(), name, self_destruct=True), snap)
+    pa.default_memory_pool().release_unused()  # hand what the read freed back to the system
     horizon = frame.attrs.get("zdevents_as_of")
     if (start is not None and snap.parts(Window.from_utc(None, start))) or (
         end is not None and horizon is not None and end < horizon
