@@ -70,20 +70,10 @@ _TYPE_CODES = {name: i for i, name in enumerate(_KNOWN_TYPES, start=1)}
 _MAX_METRIC_CODES = 1000  # more distinct metric names than this: group by the names
 
 
-def _targets_sql(
-    as_of: pd.Timestamp, metrics: Sequence[str] | None, *, order: bool, coded: bool = False
-) -> str:
-    """The rules of :func:`zdevents.sla_targets` as one DuckDB query over the table ``zd_events``.
-
-    ``metrics``: every metric name in the events, sorted: the query then keys metric
-    instances by the name's position (an integer), which makes its group-bys, join and sort
-    several times cheaper than on the names; ordering by the position is ordering by name.
-    None keys them by name. ``coded``: ``metric``, ``type`` and ``sla_kind`` already hold
-    those codes (see :func:`_coded_pandas`).
-    """
-    as_of_sql = f"CAST({_sql_text(as_of.isoformat())} AS TIMESTAMPTZ)"
+def _metric_sql(metrics: Sequence[str] | None) -> tuple[str, str, str, str]:
+    """SQL of the metric key ``mk`` (from ``metric``), of its name and label, and of the
+    test for the reply metric (see :func:`_targets_sql`)."""
     metric = "CAST(metric AS VARCHAR)"
-    types = " ".join(f"WHEN {_sql_text(n)} THEN {c}" for n, c in _TYPE_CODES.items())
     if metrics is not None:
         codes = " ".join(f"WHEN {_sql_text(m)} THEN {i}" for i, m in enumerate(metrics))
         metric_key = f"CASE {metric} {codes} END"
@@ -98,6 +88,33 @@ def _targets_sql(
         if metrics and REPLY_METRIC in metrics
         else ("-1" if metrics is not None else _sql_text(REPLY_METRIC))
     )
+    return metric_key, metric_name, label, reply
+
+
+def _targets_sql(
+    as_of: pd.Timestamp,
+    metrics: Sequence[str] | None,
+    *,
+    order: bool,
+    coded: bool = False,
+    indexed: bool = False,
+) -> str:
+    """The rules of :func:`zdevents.sla_targets` as one DuckDB query over the table ``zd_events``.
+
+    ``metrics``: every metric name in the events, sorted: the query then keys metric
+    instances by the name's position (an integer), which makes its group-bys, join and sort
+    several times cheaper than on the names; ordering by the position is ordering by name.
+    None keys them by name. ``coded``: ``metric``, ``type`` and ``sla_kind`` already hold
+    those codes (see :func:`_coded_pandas`). ``indexed``: ``zd_events`` has a ``zd_row``
+    column (the row number) and the query returns the targets with the rows of their apply
+    and status events (``apply_row``, ``status_row``) in place of those events' policy and
+    status columns, which :func:`_with_payload` then takes from the events and
+    :func:`_rows_sql` turns into the targets: the query's group-bys then carry two integers
+    per event instead of six columns and a string.
+    """
+    as_of_sql = f"CAST({_sql_text(as_of.isoformat())} AS TIMESTAMPTZ)"
+    metric_key, _, _, _ = _metric_sql(metrics)
+    types = " ".join(f"WHEN {_sql_text(n)} THEN {c}" for n, c in _TYPE_CODES.items())
     type_code = f'CASE CAST("type" AS VARCHAR) {types} END'
     kind_code = (
         "CASE WHEN sla_kind IS NULL THEN 0 WHEN CAST(sla_kind AS VARCHAR) = 'sla' THEN 1 "
@@ -108,11 +125,37 @@ def _targets_sql(
     fulfill, activate = _TYPE_CODES["fulfill"], _TYPE_CODES["activate"]
     sla, group_sla = _TYPE_CODES["apply_sla"], _TYPE_CODES["apply_group_sla"]
     breach, status = _TYPE_CODES["breach"], _TYPE_CODES["update_status"]
-    apply = (
-        "struct_pack(policy_id := e.policy_id, policy_title := e.policy_title, "
-        "target_minutes := e.sla_target_minutes, business_hours := e.sla_business_hours, "
-        "t := e.t)"
-    )
+    if indexed:
+        payload = "CAST(zd_row AS BIGINT) AS r"
+        apply, status_of = "struct_pack(r := e.r, t := e.t)", "e.r"
+        flat = "struct_extract(e.a, 'r') AS apply_row, s.st AS status_row"
+    else:
+        payload = ",\n               ".join(
+            f"CAST({name} AS {kind}) AS {name}" for name, kind in _PAYLOAD_SQL.items()
+        )
+        apply = (
+            "struct_pack(policy_id := e.policy_id, policy_title := e.policy_title, "
+            "target_minutes := e.sla_target_minutes, business_hours := e.sla_business_hours, "
+            "t := e.t)"
+        )
+        status_of = (
+            "struct_pack(cal := e.status_calendar_minutes, bus := e.status_business_minutes)"
+        )
+        flat = ", ".join(
+            [
+                *(
+                    f"struct_extract(e.a, '{field}') AS {name}"
+                    for field, name in (
+                        ("policy_id", "policy_id"),
+                        ("policy_title", "policy_title"),
+                        ("target_minutes", "sla_target_minutes"),
+                        ("business_hours", "sla_business_hours"),
+                    )
+                ),
+                "struct_extract(s.st, 'cal') AS status_calendar_minutes",
+                "struct_extract(s.st, 'bus') AS status_business_minutes",
+            ]
+        )
     before = "(c.fulfilled_at IS NULL OR e.t <= c.fulfilled_at)"
     # The latest event, ties to the larger id, as one number (much faster than a row key).
     latest = "(CAST(epoch_us(e.t) AS HUGEINT) * 18446744073709551616 + e.id)"
@@ -147,12 +190,7 @@ WITH ev AS (  -- rule 1: no deleted event, nothing after as_of, no null key or t
                {type_code} AS ty,
                CAST("time" AS TIMESTAMPTZ) AS t,
                {kind_code} AS bk,
-               CAST(sla_target_minutes AS INTEGER) AS sla_target_minutes,
-               CAST(sla_business_hours AS BOOLEAN) AS sla_business_hours,
-               CAST(policy_id AS BIGINT) AS policy_id,
-               CAST(policy_title AS VARCHAR) AS policy_title,
-               CAST(status_calendar_minutes AS INTEGER) AS status_calendar_minutes,
-               CAST(status_business_minutes AS INTEGER) AS status_business_minutes
+               {payload}
         FROM {_SQL_SOURCE}
         WHERE ticket_id IS NOT NULL AND {metric_key} IS NOT NULL AND instance_id IS NOT NULL
           AND "time" IS NOT NULL AND CAST("time" AS TIMESTAMPTZ) <= {as_of_sql}
@@ -191,38 +229,58 @@ breaches AS (  -- rule 4: the earliest counted breach, by the kind the breach na
     GROUP BY {ekey}
 ),
 statuses AS (  -- rule 6: the latest update_status at or after the fulfilment
-    SELECT {ekey},
-           arg_max(struct_pack(cal := e.status_calendar_minutes,
-                               bus := e.status_business_minutes), {latest}) AS st
+    SELECT {ekey}, arg_max({status_of}, {latest}) AS st
     FROM ev e JOIN clock c ON {join}
     WHERE e.ty = {status} AND c.fulfilled_at IS NOT NULL AND e.t >= c.fulfilled_at
     GROUP BY {ekey}
 ),
 targets AS (
-    SELECT {ekey}, e.kind, e.a, c.fulfilled_at, c.first_activate,
-           s.st, least(b.b_any, CASE WHEN e.kind = 1 THEN b.b_sla ELSE b.b_group END)
-               AS breached_at
+    SELECT {ekey}, e.kind, {flat}, struct_extract(e.a, 't') AS applied_at,
+           c.fulfilled_at, c.first_activate,
+           least(b.b_any, CASE WHEN e.kind = 1 THEN b.b_sla ELSE b.b_group END) AS breached_at
     FROM applies e
     LEFT JOIN clock c ON {join}
     LEFT JOIN breaches b ON {on("b")}
     LEFT JOIN statuses s ON {on("s")}
-),
-rows AS (
-    SELECT {key}, {decoded + "," if metrics is not None else ""} kind,
+)"""
+    if indexed:  # the targets with their event rows: _with_payload, then _rows_sql
+        return sql + f"\nSELECT {decoded}, * EXCLUDE ({key}) FROM targets\n"
+    return sql + ",\n" + _rows_sql(metrics, key, decoded if metrics is not None else "", order)
+
+
+_PAYLOAD_SQL = {
+    "sla_target_minutes": "INTEGER",
+    "sla_business_hours": "BOOLEAN",
+    "policy_id": "BIGINT",
+    "policy_title": "VARCHAR",
+    "status_calendar_minutes": "INTEGER",
+    "status_business_minutes": "INTEGER",
+}
+"""The event columns a target takes from its apply and status events, and their SQL types."""
+
+
+def _rows_sql(metrics: Sequence[str] | None, key: str, decoded: str, order: bool) -> str:
+    """The target rows (:data:`TARGET_COLUMNS`) from the table ``targets`` of
+    :func:`_targets_sql` (rule 5 and the derived columns), a query's last part."""
+    _, metric_name, label, reply = _metric_sql(metrics)
+    sql = f"""rows AS (
+    SELECT {key}, {decoded + "," if decoded else ""} kind,
            CASE WHEN {reply} AND instance_id = 1 THEN {_sql_text(FIRST_REPLY)}
                 WHEN {reply} AND instance_id > 1 THEN {_sql_text(NEXT_REPLY)} END AS reply_kind,
            CASE WHEN {reply} AND instance_id = 1 THEN {_sql_text(METRIC_LABELS[FIRST_REPLY])}
                 WHEN {reply} AND instance_id > 1 THEN {_sql_text(METRIC_LABELS[NEXT_REPLY])}
                 ELSE {label} END AS metric_label,
-           a.policy_id AS policy_id, a.policy_title AS policy_title,
-           a.target_minutes AS target_minutes, a.business_hours AS business_hours,
-           a.t AS applied_at, fulfilled_at, breached_at,
+           CAST(policy_id AS BIGINT) AS policy_id, CAST(policy_title AS VARCHAR) AS policy_title,
+           CAST(sla_target_minutes AS INTEGER) AS target_minutes,
+           CAST(sla_business_hours AS BOOLEAN) AS business_hours,
+           applied_at, fulfilled_at, breached_at,
            CASE WHEN breached_at IS NOT NULL THEN 'breached'
                 WHEN fulfilled_at IS NOT NULL THEN 'achieved' ELSE 'active' END AS outcome,
-           st.cal AS status_calendar_minutes, st.bus AS status_business_minutes,
+           CAST(status_calendar_minutes AS INTEGER) AS status_calendar_minutes,
+           CAST(status_business_minutes AS INTEGER) AS status_business_minutes,
            CASE WHEN fulfilled_at IS NOT NULL THEN coalesce(
-               CAST(CASE WHEN coalesce(a.business_hours, false) THEN st.bus ELSE st.cal END
-                    AS DOUBLE),
+               CAST(CASE WHEN coalesce(sla_business_hours, false) THEN status_business_minutes
+                         ELSE status_calendar_minutes END AS DOUBLE),
                trunc((epoch_ms(fulfilled_at) - epoch_ms(first_activate)) / 1000.0) / 60.0)
            END AS elapsed_minutes
     FROM targets
@@ -364,6 +422,16 @@ def _coded_pandas(events: pd.DataFrame, wanted: list[str]) -> tuple[pa.Table, li
     return table, metrics
 
 
+def _with_payload(targets: pa.Table, events: pa.Table) -> pa.Table:
+    """``targets`` of an ``indexed`` :func:`_targets_sql` with the policy and status columns
+    of the event rows they name (null where a target has no status event)."""
+    out = targets.drop_columns(["apply_row", "status_row"])
+    for name in _PAYLOAD_SQL:
+        row = "status_row" if name.startswith("status_") else "apply_row"
+        out = out.append_column(name, events.column(name).take(targets.column(row)))
+    return out
+
+
 def targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
     """:func:`zdevents.sla_targets` as one DuckDB query, or None for inputs it does not take."""
     kind = _input_kind(events)
@@ -395,7 +463,10 @@ def targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
         source = events.select(wanted)
     if kind == "pandas":  # Arrow's pool keeps what reading the frame freed: hand it back
         pa.default_memory_pool().release_unused()
-    if isinstance(source, pa.Table):  # batches DuckDB's threads can share (one chunk: one)
+    indexed = isinstance(source, pa.Table)
+    if indexed:  # batches DuckDB's threads can share (one chunk: one), and the row numbers
+        rows = pa.array(np.arange(source.num_rows, dtype=np.int64))
+        source = source.append_column("zd_row", rows)
         source = pa.Table.from_batches(source.to_batches(max_chunksize=_BATCH_ROWS), source.schema)
     con = duckdb.connect()
     try:
@@ -403,8 +474,17 @@ def targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
         con.register(_SQL_SOURCE, source)
         if coded is None:
             metrics = _metric_names(con)
-        sql = _targets_sql(as_of_ts, metrics, order=True, coded=coded is not None)
+        sql = _targets_sql(
+            as_of_ts, metrics, order=not indexed, coded=coded is not None, indexed=indexed
+        )
         table = con.sql(sql).to_arrow_table()
+        if indexed:
+            con.unregister(_SQL_SOURCE)
+            con.register("targets", _with_payload(table, source))
+            del source, table
+            table = con.sql(
+                "WITH " + _rows_sql(metrics, "ticket_id, mk, instance_id", "", order=True)
+            ).to_arrow_table()
     finally:
         con.close()
     if kind == "arrow":
