@@ -757,3 +757,14 @@ def test_applied_between_is_half_open_in_utc():
     assert applied_between(targets, "2024-02-01", "2024-03-01")["n"].tolist() == [2, 3]
     assert applied_between(targets, since="2024-02-01T01:00:00+01:00")["n"].tolist() == [2, 3, 4]
     assert applied_between(targets, until="2024-02-01")["n"].tolist() == [1]
+
+
+def test_default_path_in_ticket_ranges_gives_the_targets_of_one_query(monkeypatch):
+    frame = synthetic_events(n_tickets=300)
+    as_of = T0 + pd.Timedelta(days=35)
+    whole = sla_targets(frame, as_of=as_of)
+    # large inputs run the query once per range of ticket ids: force about ten ranges here
+    monkeypatch.setattr("zdevents.analysis.targets_sql._SPAN_ROWS", len(frame) // 10)
+    split = sla_targets(frame, as_of=as_of)
+    assert len(whole) > 500
+    pd.testing.assert_frame_equal(split, whole)  # same rows, in the same order

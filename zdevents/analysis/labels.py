@@ -28,8 +28,10 @@ __all__ = [
     "NEXT_REPLY",
     "REPLY_METRIC",
     "metric_label",
+    "metric_label_sql",
     "metric_labels",
     "metric_sort_key",
+    "sql_text",
 ]
 
 #: The metric whose instances are split into first and next replies.
@@ -201,3 +203,39 @@ def metric_sort_key(label: str) -> tuple[int, str]:
     """
     order = METRIC_ORDER.index(label) if label in METRIC_ORDER else len(METRIC_ORDER)
     return (order, label)
+
+
+def sql_text(value: str) -> str:
+    """``value`` as an SQL string literal.
+
+    Examples
+    --------
+    >>> sql_text("it's")
+    "'it''s'"
+    """
+    return "'" + value.replace("'", "''") + "'"
+
+
+def metric_label_sql(metric: str = "metric", instance_id: str = "instance_id") -> str:
+    """SQL equal to :func:`metric_label` of the columns ``metric`` and ``instance_id``,
+    built from :data:`METRIC_LABELS` (DuckDB's dialect).
+
+    Unknown metrics are title-cased by Python's ``str.title`` rules (a letter after a
+    non-letter is upper case).
+    """
+    spaced = f"replace({metric}, '_', ' ')"
+    title = (
+        f"array_to_string(list_transform(range(1, length({spaced}) + 1), lambda i: CASE "
+        f"WHEN i = 1 OR NOT regexp_matches(substring({spaced}, i - 1, 1), '[[:alpha:]]') "
+        f"THEN upper(substring({spaced}, i, 1)) ELSE lower(substring({spaced}, i, 1)) END), '')"
+    )
+    reply = f"{metric} = {sql_text(REPLY_METRIC)}"
+    known = " ".join(
+        f"WHEN {metric} = {sql_text(name)} THEN {sql_text(label)}"
+        for name, label in METRIC_LABELS.items()
+    )
+    return (
+        f"CASE WHEN {reply} AND {instance_id} = 1 THEN {sql_text(METRIC_LABELS[FIRST_REPLY])} "
+        f"WHEN {reply} AND {instance_id} > 1 THEN {sql_text(METRIC_LABELS[NEXT_REPLY])} "
+        f"{known} ELSE {title} END"
+    )

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from .arrow_frames import ms_times, targets_to_pandas
 from .columns import AS_OF_ATTR, OPTIONAL_EVENT_COLUMNS, REQUIRED_EVENT_COLUMNS, TARGET_COLUMNS
 from .labels import (
     FIRST_REPLY,
@@ -24,6 +26,8 @@ from .labels import (
     NEXT_REPLY,
     REPLY_METRIC,
     metric_label,
+    metric_label_sql,
+    sql_text,
 )
 
 __all__ = ["targets_duckdb"]
@@ -32,37 +36,8 @@ _SQL_SOURCE = "zd_events"
 _KNOWN_TYPES = ("fulfill", "activate", "apply_sla", "apply_group_sla", "breach", "update_status")
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _metric_label_sql(metric: str = "metric", instance_id: str = "instance_id") -> str:
-    """SQL equal to :func:`zdevents.analysis.labels.metric_label` of the columns ``metric``
-    and ``instance_id``, built from :data:`~zdevents.analysis.labels.METRIC_LABELS`.
-
-    Unknown metrics are title-cased by Python's ``str.title`` rules (a letter after a
-    non-letter is upper case).
-    """
-    spaced = f"replace({metric}, '_', ' ')"
-    title = (
-        f"array_to_string(list_transform(range(1, length({spaced}) + 1), lambda i: CASE "
-        f"WHEN i = 1 OR NOT regexp_matches(substring({spaced}, i - 1, 1), '[[:alpha:]]') "
-        f"THEN upper(substring({spaced}, i, 1)) ELSE lower(substring({spaced}, i, 1)) END), '')"
-    )
-    reply = f"{metric} = {_sql_text(REPLY_METRIC)}"
-    known = " ".join(
-        f"WHEN {metric} = {_sql_text(name)} THEN {_sql_text(label)}"
-        for name, label in METRIC_LABELS.items()
-    )
-    return (
-        f"CASE WHEN {reply} AND {instance_id} = 1 THEN {_sql_text(METRIC_LABELS[FIRST_REPLY])} "
-        f"WHEN {reply} AND {instance_id} > 1 THEN {_sql_text(METRIC_LABELS[NEXT_REPLY])} "
-        f"{known} ELSE {title} END"
-    )
-
-
 def _sql_list(values: Sequence[str]) -> str:
-    return "[" + ", ".join(map(_sql_text, values)) + "]"
+    return "[" + ", ".join(map(sql_text, values)) + "]"
 
 
 #: Event types the rules read, as small integer codes (group-bys and filters on integers).
@@ -75,18 +50,18 @@ def _metric_sql(metrics: Sequence[str] | None) -> tuple[str, str, str, str]:
     test for the reply metric (see :func:`_targets_sql`)."""
     metric = "CAST(metric AS VARCHAR)"
     if metrics is not None:
-        codes = " ".join(f"WHEN {_sql_text(m)} THEN {i}" for i, m in enumerate(metrics))
+        codes = " ".join(f"WHEN {sql_text(m)} THEN {i}" for i, m in enumerate(metrics))
         metric_key = f"CASE {metric} {codes} END"
         metric_name = f"{_sql_list(metrics)}[mk + 1]"
         labels = [metric_label(m) for m in metrics]
         label = f"{_sql_list(labels)}[mk + 1]"
     else:
         metric_key, metric_name = metric, "mk"
-        label = _metric_label_sql("mk")
+        label = metric_label_sql("mk")
     reply = "mk = " + (
         str(list(metrics).index(REPLY_METRIC))
         if metrics and REPLY_METRIC in metrics
-        else ("-1" if metrics is not None else _sql_text(REPLY_METRIC))
+        else ("-1" if metrics is not None else sql_text(REPLY_METRIC))
     )
     return metric_key, metric_name, label, reply
 
@@ -98,6 +73,7 @@ def _targets_sql(
     order: bool,
     coded: bool = False,
     indexed: bool = False,
+    tickets: tuple[int, int] | None = None,
 ) -> str:
     """The rules of :func:`zdevents.sla_targets` as one DuckDB query over the table ``zd_events``.
 
@@ -110,11 +86,12 @@ def _targets_sql(
     and status events (``apply_row``, ``status_row``) in place of those events' policy and
     status columns, which :func:`_with_payload` then takes from the events and
     :func:`_rows_sql` turns into the targets: the query's group-bys then carry two integers
-    per event instead of six columns and a string.
+    per event instead of six columns and a string. ``tickets``: only the tickets with
+    ``lo <= ticket_id < hi`` (a target's events are all of one ticket).
     """
-    as_of_sql = f"CAST({_sql_text(as_of.isoformat())} AS TIMESTAMPTZ)"
+    as_of_sql = f"CAST({sql_text(as_of.isoformat())} AS TIMESTAMPTZ)"
     metric_key, _, _, _ = _metric_sql(metrics)
-    types = " ".join(f"WHEN {_sql_text(n)} THEN {c}" for n, c in _TYPE_CODES.items())
+    types = " ".join(f"WHEN {sql_text(n)} THEN {c}" for n, c in _TYPE_CODES.items())
     type_code = f'CASE CAST("type" AS VARCHAR) {types} END'
     kind_code = (
         "CASE WHEN sla_kind IS NULL THEN 0 WHEN CAST(sla_kind AS VARCHAR) = 'sla' THEN 1 "
@@ -156,6 +133,9 @@ def _targets_sql(
                 "struct_extract(s.st, 'bus') AS status_business_minutes",
             ]
         )
+    span = "ticket_id IS NOT NULL"
+    if tickets is not None:
+        span = f"ticket_id >= {int(tickets[0])} AND ticket_id < {int(tickets[1])}"
     before = "(c.fulfilled_at IS NULL OR e.t <= c.fulfilled_at)"
     # The latest event, ties to the larger id, as one number (much faster than a row key).
     latest = "(CAST(epoch_us(e.t) AS HUGEINT) * 18446744073709551616 + e.id)"
@@ -192,7 +172,7 @@ WITH ev AS (  -- rule 1: no deleted event, nothing after as_of, no null key or t
                {kind_code} AS bk,
                {payload}
         FROM {_SQL_SOURCE}
-        WHERE ticket_id IS NOT NULL AND {metric_key} IS NOT NULL AND instance_id IS NOT NULL
+        WHERE {span} AND {metric_key} IS NOT NULL AND instance_id IS NOT NULL
           AND "time" IS NOT NULL AND CAST("time" AS TIMESTAMPTZ) <= {as_of_sql}
           AND NOT coalesce(CAST(deleted AS BOOLEAN), false)
     ) WHERE ty IS NOT NULL
@@ -265,10 +245,10 @@ def _rows_sql(metrics: Sequence[str] | None, key: str, decoded: str, order: bool
     _, metric_name, label, reply = _metric_sql(metrics)
     sql = f"""rows AS (
     SELECT {key}, {decoded + "," if decoded else ""} kind,
-           CASE WHEN {reply} AND instance_id = 1 THEN {_sql_text(FIRST_REPLY)}
-                WHEN {reply} AND instance_id > 1 THEN {_sql_text(NEXT_REPLY)} END AS reply_kind,
-           CASE WHEN {reply} AND instance_id = 1 THEN {_sql_text(METRIC_LABELS[FIRST_REPLY])}
-                WHEN {reply} AND instance_id > 1 THEN {_sql_text(METRIC_LABELS[NEXT_REPLY])}
+           CASE WHEN {reply} AND instance_id = 1 THEN {sql_text(FIRST_REPLY)}
+                WHEN {reply} AND instance_id > 1 THEN {sql_text(NEXT_REPLY)} END AS reply_kind,
+           CASE WHEN {reply} AND instance_id = 1 THEN {sql_text(METRIC_LABELS[FIRST_REPLY])}
+                WHEN {reply} AND instance_id > 1 THEN {sql_text(METRIC_LABELS[NEXT_REPLY])}
                 ELSE {label} END AS metric_label,
            CAST(policy_id AS BIGINT) AS policy_id, CAST(policy_title AS VARCHAR) AS policy_title,
            CAST(sla_target_minutes AS INTEGER) AS target_minutes,
@@ -322,43 +302,6 @@ def _input_kind(events: Any) -> str | None:
 
 
 _BATCH_ROWS = 1 << 17
-_STRING_NA = ("metric", "policy_title")  # string dtype with pd.NA, as load_frame's columns
-_PANDAS_INTS = {
-    pa.int64(): pd.Int64Dtype(),
-    pa.int32(): pd.Int32Dtype(),
-    pa.bool_(): pd.BooleanDtype(),
-    pa.float64(): pd.Float64Dtype(),
-}
-
-
-def _str_dtype(na_value: Any) -> Any:
-    try:
-        return pd.StringDtype("pyarrow", na_value=na_value)
-    except TypeError:  # pragma: no cover - pandas < 2.3 has no NaN-valued string dtype
-        return pd.StringDtype("pyarrow")
-
-
-def _ms_times(table: pa.Table) -> pa.Table:
-    """Timestamps as ``timestamp[ms, UTC]`` (the cache's unit; DuckDB gives microseconds)."""
-    for i, field in enumerate(table.schema):
-        if pa.types.is_timestamp(field.type):
-            table = table.set_column(
-                i, field.name, table.column(i).cast(pa.timestamp("ms", tz="UTC"))
-            )
-    return table
-
-
-def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Target rows as pandas with nullable dtypes (what the narwhals plan gives on pandas)."""
-    table = _ms_times(table)
-    strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
-    rest = table.drop_columns(strings)
-    frame = rest.to_pandas(types_mapper=_PANDAS_INTS.get)
-    na_string, nan_string = _str_dtype(pd.NA), _str_dtype(float("nan"))
-    for name in strings:
-        dtype = na_string if name in _STRING_NA else nan_string
-        frame[name] = pd.Series(dtype.__from_arrow__(table.column(name)), index=frame.index)
-    return frame[list(table.schema.names)]
 
 
 _METRICS_SQL = (
@@ -422,6 +365,24 @@ def _coded_pandas(events: pd.DataFrame, wanted: list[str]) -> tuple[pa.Table, li
     return table, metrics
 
 
+_SPAN_ROWS = 1_500_000
+
+
+def _ticket_spans(events: pa.Table) -> list[tuple[int, int] | None]:
+    """``[lo, hi)`` ranges of ``ticket_id`` splitting ``events`` in parts of about
+    :data:`_SPAN_ROWS` rows (even ranges of ids; ``[None]``: one part): one query each keeps
+    DuckDB's hash tables small (peak memory); a target's events are all of one ticket."""
+    parts = -(-events.num_rows // _SPAN_ROWS)
+    if parts <= 1 or not pa.types.is_integer(events.schema.field("ticket_id").type):
+        return [None]
+    bounds = pc.min_max(events.column("ticket_id"))
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    if lo is None:
+        return [None]
+    edges = [lo + (hi + 1 - lo) * i // parts for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if a < b]
+
+
 def _with_payload(targets: pa.Table, events: pa.Table) -> pa.Table:
     """``targets`` of an ``indexed`` :func:`_targets_sql` with the policy and status columns
     of the event rows they name (null where a target has no status event)."""
@@ -474,26 +435,37 @@ def targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
         con.register(_SQL_SOURCE, source)
         if coded is None:
             metrics = _metric_names(con)
-        sql = _targets_sql(
-            as_of_ts, metrics, order=not indexed, coded=coded is not None, indexed=indexed
-        )
-        table = con.sql(sql).to_arrow_table()
-        if indexed:
+        if not indexed:
+            sql = _targets_sql(as_of_ts, metrics, order=True, coded=coded is not None)
+            table = con.sql(sql).to_arrow_table()
+        else:  # by ranges of tickets (a quarter of the memory at 5M events), then the rows
+            found = [
+                con.sql(
+                    _targets_sql(
+                        as_of_ts,
+                        metrics,
+                        order=False,
+                        coded=coded is not None,
+                        indexed=True,
+                        tickets=span,
+                    )
+                ).to_arrow_table()
+                for span in _ticket_spans(source)
+            ]
             con.unregister(_SQL_SOURCE)
-            con.register("targets", _with_payload(table, source))
-            del source, table
-            table = con.sql(
-                "WITH " + _rows_sql(metrics, "ticket_id, mk, instance_id", "", order=True)
-            ).to_arrow_table()
+            con.register("targets", _with_payload(pa.concat_tables(found), source))
+            del source, found
+            key = "ticket_id, mk, instance_id"
+            table = con.sql("WITH " + _rows_sql(metrics, key, "", order=True)).to_arrow_table()
     finally:
         con.close()
     if kind == "arrow":
-        return _ms_times(table)
+        return ms_times(table)
     if kind == "polars":
         import polars as pl
 
-        out = pl.from_arrow(_ms_times(table))
+        out = pl.from_arrow(ms_times(table))
         return out.lazy() if type(events).__name__ == "LazyFrame" else out
-    native = _arrow_to_pandas(table)
+    native = targets_to_pandas(table)
     native.attrs[AS_OF_ATTR] = as_of_ts
     return native
