@@ -224,7 +224,8 @@ targets AS (
     LEFT JOIN statuses s ON {on("s")}
 )"""
     if indexed:  # the targets with their event rows: _with_payload, then _rows_sql
-        return sql + f"\nSELECT {decoded}, * EXCLUDE ({key}) FROM targets\n"
+        sql += f"\nSELECT {decoded}, * EXCLUDE ({key}) FROM targets\n"
+        return sql + ("ORDER BY ticket_id, mk, instance_id, kind\n" if order else "")
     return sql + ",\n" + _rows_sql(metrics, key, decoded if metrics is not None else "", order)
 
 
@@ -444,7 +445,7 @@ def targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
                     _targets_sql(
                         as_of_ts,
                         metrics,
-                        order=False,
+                        order=True,
                         coded=coded is not None,
                         indexed=True,
                         tickets=span,
@@ -455,8 +456,11 @@ def targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
             con.unregister(_SQL_SOURCE)
             con.register("targets", _with_payload(pa.concat_tables(found), source))
             del source, found
+            # the ranges are in ticket order and each is sorted: keep that order (no sort
+            # of the wide rows; insertion order is kept by a query without ORDER BY)
+            con.execute("SET preserve_insertion_order = true")
             key = "ticket_id, mk, instance_id"
-            table = con.sql("WITH " + _rows_sql(metrics, key, "", order=True)).to_arrow_table()
+            table = con.sql("WITH " + _rows_sql(metrics, key, "", order=False)).to_arrow_table()
     finally:
         con.close()
     if kind == "arrow":
