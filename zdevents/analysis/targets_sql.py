@@ -421,8 +421,11 @@ def targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
             source: Any = pa.Table.from_pandas(columns, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
             return None  # mixed-type object columns: the narwhals plan reads them as pandas
-    else:  # a pyarrow Table or a polars frame
+    else:  # a pyarrow Table or a polars frame (as Arrow: DuckDB would collect it anyway)
         source = events.select(wanted)
+        if kind == "polars":
+            lazy = type(source).__name__ == "LazyFrame"
+            source = (source.collect() if lazy else source).to_arrow()
     if kind == "pandas":  # Arrow's pool keeps what reading the frame freed: hand it back
         pa.default_memory_pool().release_unused()
     indexed = isinstance(source, pa.Table)
