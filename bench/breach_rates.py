@@ -11,13 +11,15 @@ every ticket is there). The as-of time is the cache's cursor for every engine.
   (``["metric", "policy_title"]``), whose counts are summed per metric for the comparison.
 * the same zdevents calls on **polars** (``pl.read_parquet(files)`` eager, and
   ``zd.scan(engine="polars")`` lazy), a **DuckDB relation** (``zd.scan(engine="duckdb")``),
-  a **pyarrow Table** (``Cache.read()``) and **Dask** (``zd.scan(engine="dask")`` on local
+  a **pyarrow Table** (``cache.read()``) and **Dask** (``zd.scan(engine="dask")`` on local
   threads: its counts, not a speed figure).
 * size ``xl``: the 5M-event cache copied ten times under other ticket and event ids (50M
   events; :func:`bench.data.xl_cache`), through the reference and the out-of-core path
   (a DuckDB relation from ``zd.scan``) only.
 
-Each engine runs in its own fresh process (best of ``repeat``; "read" is loading the data into
+Every engine reads the Parquet cache; the engines with a goal (and the reference) also read
+the Delta table it migrates to (:func:`bench.data.delta_cache`), the default store of local
+caches. Each engine runs in its own fresh process (best of ``repeat``; "read" is loading the data into
 the engine's frame, "compute" the two zdevents calls; lazy engines only have a total).
 """
 
@@ -156,9 +158,9 @@ def run_engine(data_dir: str, engine: str, as_of: str, repeat: int) -> dict[str,
     import duckdb
 
     import zdevents as zd
-    from zdevents.store.parquet import Cache
+    from zdevents.store import open_store
 
-    cache = Cache(data_dir, data.ACCOUNT, "metric_events")
+    cache = open_store(data_dir, data.ACCOUNT, "metric_events")  # Parquet folder or Delta
     files = [str(p) for p in cache.files()]
     from bench.load_frame import settings_for
 
@@ -233,30 +235,72 @@ def _try_engine(data_dir: Path, engine: str, as_of: str, repeat: int) -> dict[st
 
 
 def run(size: Size, folder: Path) -> Result:
-    from zdevents.store.parquet import Cache
+    from zdevents.store import open_store
 
     result = Result(NAME, TITLE)
     pages = data.export_pages(folder, size.tickets)
     data_dir = data.events_cache(folder, pages, batch_pages=size.batch_pages)
-    state = Cache(data_dir, data.ACCOUNT, "metric_events").state()
+    state = open_store(data_dir, data.ACCOUNT, "metric_events").state()
     import pandas as pd
 
     as_of = pd.Timestamp(state.cursor, unit="s", tz="UTC").isoformat()
-    engines = XL_ENGINES if size.name == "xl" else ENGINES
+    stores = {"Parquet cache": data_dir}
     if size.name == "xl":
-        data_dir = data.xl_cache(folder, data_dir, copies=10)
-        state = Cache(data_dir, data.ACCOUNT, "metric_events").state()
-    runs = {
-        engine: _try_engine(data_dir, engine, as_of, 1 if engine == "dask" else size.repeat)
-        for engine in engines
-    }  # Dask: its counts, once
-    reference = runs["duckdb-sql"]
-    if "error" in reference:
-        result.failures.append(f"the DuckDB SQL reference failed: {reference['error']}")
-        result.raw = runs
-        return result
+        stores = {"Parquet cache": data.xl_cache(folder, data_dir, copies=10)}
+    else:  # the default store of local caches: every engine with a goal, on the Delta table
+        stores["Delta table"] = data.delta_cache(folder, data_dir)
+    raw: dict[str, Any] = {"as_of": as_of, "rows": state.rows}
+    reference_counts = None
+    for store, where in stores.items():
+        engines = (
+            XL_ENGINES
+            if size.name == "xl"
+            else ENGINES
+            if store == "Parquet cache"
+            else ("duckdb-sql", *GOAL_ENGINES)
+        )
+        runs = {
+            engine: _try_engine(where, engine, as_of, 1 if engine == "dask" else size.repeat)
+            for engine in engines
+        }  # Dask: its counts, once
+        raw[store] = runs
+        reference = runs["duckdb-sql"]
+        if "error" in reference:
+            result.failures.append(
+                f"{store}: the DuckDB SQL reference failed: {reference['error']}"
+            )
+            continue
+        if reference_counts is None:
+            reference_counts = reference["counts"]
+        elif reference["counts"] != reference_counts:
+            result.failures.append(f"{store}: the DuckDB SQL reference counts differ")
+        _compare(store, runs, reference, size, result)
+    if reference_counts is not None:
+        counts = Table(
+            "Counts per metric (every engine that ran gave exactly these)",
+            ["metric", *COUNTS, "breach rate"],
+        )
+        for metric, values in sorted(reference_counts.items()):
+            done = values[1] + values[2]
+            rate = f"{values[1] / done:.3f}" if done else "-"
+            counts.rows.append([metric, *(f"{v:,}" for v in values), rate])
+        result.tables.append(counts)
+    rows = state.rows * (10 if size.name == "xl" else 1)
+    result.notes.append(
+        f"{rows:,} events, as_of = cache cursor {as_of}; best of {size.repeat} "
+        "per engine, each engine in a fresh process; ratios against the DuckDB SQL "
+        "reference over the same store's files, measured in the same run"
+    )
+    result.raw = raw
+    return result
+
+
+def _compare(
+    store: str, runs: dict[str, Any], reference: dict[str, Any], size: Size, result: Result
+) -> None:
+    """The table and ratios of one store's runs against its DuckDB SQL reference."""
     table = Table(
-        "breach_rates(sla_targets(events)), by metric",
+        f"{store}: breach_rates(sla_targets(events)), by metric",
         [
             "engine",
             "read",
@@ -276,7 +320,7 @@ def run(size: Size, folder: Path) -> Result:
         equal = run_["counts"] == reference["counts"]
         if not equal:
             result.failures.append(
-                f"{LABELS[engine]}: counts differ from the DuckDB SQL "
+                f"{store}, {LABELS[engine]}: counts differ from the DuckDB SQL "
                 f"reference: {run_['counts']} vs {reference['counts']}"
             )
         read_s = run_["read_seconds"]
@@ -296,14 +340,16 @@ def run(size: Size, folder: Path) -> Result:
         if engine != "duckdb-sql":
             goal = engine in GOAL_ENGINES
             result.ratio(
-                f"{LABELS[engine]} / DuckDB SQL, read + compute",
+                f"{store}: {LABELS[engine]} / DuckDB SQL, read + compute",
                 ratio,
                 "<= 1.50x" if goal else "",
                 (ratio <= 1.5) if goal else None,
             )
-    if "pandas" in runs and "peak_rss_mb" in runs["pandas"]:
+    if "peak_rss_mb" in runs.get("pandas", {}):
         rss = runs["pandas"]["peak_rss_mb"] / reference["peak_rss_mb"]
-        result.ratio("peak RSS, pandas default path / DuckDB SQL", rss, "<= 1.50x", rss <= 1.5)
+        result.ratio(
+            f"{store}: peak RSS, pandas default path / DuckDB SQL", rss, "<= 1.50x", rss <= 1.5
+        )
     if size.name == "xl" and "peak_rss_mb" in runs.get("duckdb-relation", {}):
         gb = runs["duckdb-relation"]["peak_rss_mb"] / 1000
         result.ratio(
@@ -313,19 +359,4 @@ def run(size: Size, folder: Path) -> Result:
             gb < 8,
             unit=" GB",
         )
-    counts = Table(
-        "Counts per metric (every engine that ran gave exactly these)",
-        ["metric", *COUNTS, "breach rate"],
-    )
-    for metric, values in sorted(reference["counts"].items()):
-        done = values[1] + values[2]
-        rate = f"{values[1] / done:.3f}" if done else "-"
-        counts.rows.append([metric, *(f"{v:,}" for v in values), rate])
-    rows = state.rows
-    result.notes.append(
-        f"{rows:,} events, as_of = cache cursor {as_of}; best of {size.repeat} "
-        "per engine, each engine in a fresh process"
-    )
-    result.tables += [table, counts]
-    result.raw = {"as_of": as_of, "rows": rows, "runs": runs}
-    return result
+    result.tables.append(table)
