@@ -5,7 +5,9 @@ Two passes over the events (the clock per metric instance, then one grouped pass
 applies, breaches and statuses joined to it), where the engine-agnostic plan of
 :mod:`zdevents.analysis.targets_frame` needs nine joins and group-bys. Both implement the same
 rules; the tests compare them row for row. pandas data goes in and out through Arrow; a
-DuckDB relation stays lazy on its own connection.
+DuckDB relation stays lazy on its own connection. pandas, Arrow and polars inputs carry row
+numbers through the query instead of the apply and status columns, which are taken for the
+targets afterwards, and large inputs run once per range of ticket ids (less memory).
 """
 
 from __future__ import annotations
