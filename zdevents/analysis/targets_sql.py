@@ -413,9 +413,11 @@ def targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
         relation = events.select(*columns)
         metrics = _metric_names(relation.query(_SQL_SOURCE, _METRICS_SQL))
         return relation.query(_SQL_SOURCE, _targets_sql(as_of_ts, metrics, order=False))
-    coded = _coded_pandas(events, wanted) if kind == "pandas" else None
-    if coded is not None:
-        source, metrics = coded
+    found_codes = _coded_pandas(events, wanted) if kind == "pandas" else None
+    coded = found_codes is not None
+    if found_codes is not None:
+        source, metrics = found_codes
+        del found_codes  # the table is freed with ``source``
     elif kind == "pandas":
         try:
             columns = events[wanted]
@@ -439,10 +441,10 @@ def targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
     try:
         con.execute("SET TimeZone = 'UTC'")  # naive times are UTC, as everywhere in zdevents
         con.register(_SQL_SOURCE, source)
-        if coded is None:
+        if not coded:
             metrics = _metric_names(con)
         if not indexed:
-            sql = _targets_sql(as_of_ts, metrics, order=True, coded=coded is not None)
+            sql = _targets_sql(as_of_ts, metrics, order=True, coded=coded)
             table = con.sql(sql).to_arrow_table()
         else:  # by ranges of tickets (a quarter of the memory at 5M events), then the rows
             found = [
@@ -451,23 +453,31 @@ def targets_duckdb(events: Any, as_of_ts: pd.Timestamp) -> Any:
                         as_of_ts,
                         metrics,
                         order=True,
-                        coded=coded is not None,
+                        coded=coded,
                         indexed=True,
                         tickets=span,
                     )
                 ).to_arrow_table()
                 for span in _ticket_spans(source)
             ]
-            con.unregister(_SQL_SOURCE)
-            con.register("targets", _with_payload(pa.concat_tables(found), source))
-            del source, found
+    finally:
+        con.close()  # frees what the big query held before the rows are built
+    if indexed:
+        targets = _with_payload(pa.concat_tables(found), source)
+        del source, found
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
             # the ranges are in ticket order and each is sorted: keep that order (no sort
             # of the wide rows; insertion order is kept by a query without ORDER BY)
             con.execute("SET preserve_insertion_order = true")
+            con.register("targets", targets)
             key = "ticket_id, mk, instance_id"
             table = con.sql("WITH " + _rows_sql(metrics, key, "", order=False)).to_arrow_table()
-    finally:
-        con.close()
+        finally:
+            con.close()
+        del targets
+        pa.default_memory_pool().release_unused()  # the events' codes, the taken columns
     if kind == "arrow":
         return ms_times(table)
     if kind == "polars":
