@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import data
-from bench.common import Result, Size, Table, fmt_mb, fmt_s, run_isolated
+from bench.common import Result, Size, Table, fmt_mb, fmt_s, run_isolated, table_format_of
 
 NAME = "breach_rates"
 TITLE = "breach_rates(sla_targets(events)) per engine vs DuckDB SQL"
@@ -160,7 +160,8 @@ def run_engine(data_dir: str, engine: str, as_of: str, repeat: int) -> dict[str,
     import zdevents as zd
     from zdevents.store import open_store
 
-    cache = open_store(data_dir, data.ACCOUNT, "metric_events")  # Parquet folder or Delta
+    fmt = table_format_of(data_dir)  # a Parquet cache stays one (no conversion on use)
+    cache = open_store(data_dir, data.ACCOUNT, "metric_events", table_format=fmt)
     files = [str(p) for p in cache.files()]
     from bench.load_frame import settings_for
 
@@ -240,7 +241,8 @@ def run(size: Size, folder: Path) -> Result:
     result = Result(NAME, TITLE)
     pages = data.export_pages(folder, size.tickets)
     data_dir = data.events_cache(folder, pages, batch_pages=size.batch_pages)
-    state = open_store(data_dir, data.ACCOUNT, "metric_events").state()
+    fmt = table_format_of(data_dir)
+    state = open_store(data_dir, data.ACCOUNT, "metric_events", table_format=fmt).state()
     import pandas as pd
 
     as_of = pd.Timestamp(state.cursor, unit="s", tz="UTC").isoformat()

@@ -139,7 +139,8 @@ def pick_month(data_dir: Path) -> tuple[str, str]:
     """[since, until) of the cache month with the most rows."""
     from zdevents.store import open_store
 
-    state = open_store(data_dir, data.ACCOUNT, "metric_events").state()
+    fmt = table_format_of(data_dir)  # a Parquet cache stays one (no conversion on use)
+    state = open_store(data_dir, data.ACCOUNT, "metric_events", table_format=fmt).state()
     rows: dict[str, int] = {}
     for part in state.files:
         rows[part.month] = rows.get(part.month, 0) + part.rows
