@@ -134,6 +134,32 @@ def test_commits_dedupe_keep_last_against_the_table_and_time_travel(location):
         cache.read(as_of_commit="2001-01-01")
 
 
+def test_each_commit_returns_the_state_a_fresh_read_of_the_table_gives(location):
+    # the commit builds its state from what it committed, without reopening the table:
+    # it must be what a reader opening the table right after finds, commit after commit
+    cache = DeltaCache(location, ACCOUNT, STREAM)
+    batches = [
+        (rows((1, "2024-01-05", "activate"), (2, "2024-01-31T23:59:59", "activate")), 1706745600),
+        (rows((2, "2024-01-31T23:59:59", "fulfill"), (3, "2024-02-01", "activate")), 1706832000),
+        (rows((3, "2024-02-01", "activate")), 1706918400),  # an identical repeat only
+        (rows(), 1707004800),  # no rows: the cursor alone moves
+    ]
+    with cache.lock():
+        for number, (table, cursor) in enumerate(batches, start=1):
+            got = cache.commit(conform(table), cursor=cursor).state
+            fresh = DeltaCache(location, ACCOUNT, STREAM).state()
+            assert (got.version, got.cursor, got.rows, got.files) == (
+                number,
+                cursor,
+                fresh.rows,
+                fresh.files,
+            )
+            assert got == fresh
+            assert got.footers == fresh.footers
+    assert [p.rows for p in fresh.files] == [1, 1, 1]
+    assert fresh.rows == 3
+
+
 def test_a_reader_reads_its_version_while_a_writer_holds_the_lock_and_commits(tmp_path):
     cache = DeltaCache(tmp_path, ACCOUNT, STREAM)
     with cache.lock():

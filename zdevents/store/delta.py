@@ -127,6 +127,11 @@ class DeltaCache(DeltaReader):
         self._lock = None if self.remote else WriteLock(Path(self.uri), ".zdevents.lock", stream)
         self._held = False
         self._base: int | None = None
+        # this writer's session (inside lock()): the table object at ``_base`` and, once it
+        # committed, the state it committed, so a commit neither reopens the table nor
+        # re-reads the state its previous commit wrote
+        self._delta: Any = None
+        self._known: DeltaState | None = None
 
     def __repr__(self) -> str:
         return f"DeltaCache({self.uri!r})"
@@ -181,16 +186,33 @@ class DeltaCache(DeltaReader):
             yield self
         finally:
             self._held = False
-            self._base = None
+            self._forget(None)
             if self._lock is not None:
                 self._lock.release()
+
+    def _forget(self, base: int | None) -> None:
+        """Continue from version ``base`` with nothing of the table kept in memory."""
+        self._base = base
+        self._delta = None
+        self._known = None
+        self._files.forget()
 
     def _locked_state(self) -> tuple[Any, DeltaState]:
         """The table at the version this writer continues, and its state (inside the lock)."""
         if not self._held:
             raise RuntimeError("DeltaCache.commit() must run inside `with cache.lock(): ...`")
-        delta = self._log.table(self._base)
-        return delta, self._log.state_of(delta)
+        delta = self._delta
+        if delta is not None and delta.version() != self._base:
+            try:  # reads only the log entries after the version it holds
+                delta.load_as_version(self._base)
+            except Exception:  # delta-rs raises several kinds; reopen (errors named there)
+                delta = None
+        if delta is None:
+            delta = self._log.table(self._base)
+        self._delta = delta
+        if self._known is None or self._known.version != self._base:
+            self._known = self._log.state_of(delta)
+        return delta, self._known
 
     def _transact(
         self,
@@ -199,12 +221,16 @@ class DeltaCache(DeltaReader):
         removes: list[PartFile],
         state: CacheState,
         footers: dict,
-    ) -> None:
+    ) -> int:
+        """Commit as the next version; return it (this writer's next commit continues it)."""
         live = {p.path for p in state.files}
         footers = {k: v for k, v in footers.items() if k in live}
-        self._log.transact(delta, adds=adds, removes=removes, state=state, footers=footers)
-        if self._base is not None:
-            self._base += 1
+        version = self._log.transact(
+            delta, adds=adds, removes=removes, state=state, footers=footers
+        )
+        self._base = version
+        self._known = None
+        return version
 
     # ------------------------------------------------------------------ commit
     def commit(
@@ -245,12 +271,13 @@ class DeltaCache(DeltaReader):
         merged = Merged(files=list(state.files))
 
         def write(rows: pa.Table, month: str) -> PartFile:
-            return self._files.write(rows, month, footers)
+            # kept in memory: the next commit's first rows usually repeat the last ones
+            return self._files.write(rows, month, footers, keep=True)
 
         try:
-            merge_rows(merged, table, self._files.read, write)
+            merge_rows(merged, table, self._files.recent, write)
             for month in sorted({p.month for p in merged.written}):
-                self._compact(merged, month, write)
+                self._compact(merged, month, footers)
             new_state = covering(
                 state,
                 cursor,
@@ -262,25 +289,33 @@ class DeltaCache(DeltaReader):
             live = {p.path for p in merged.files}
             adds = [p for p in merged.written if p.path in live]
             removes = [p for p in merged.removed if p.path not in live]
-            self._transact(delta, adds, removes, new_state, footers)
+            version = self._transact(delta, adds, removes, new_state, footers)
         except BaseException:
             self._files.discard(merged.written)
             raise
+        # the state just committed, kept for this writer's next commit (no table reopened)
+        self._files.settle(live)
+        self._known = committed = self._log.committed_state(new_state.files, version)
         return CommitResult(
             new_rows=table.num_rows - merged.replaced_rows,
             replaced_rows=merged.replaced_rows,
-            rows_total=new_state.rows,
-            state=self.state(),  # with the version and commit time the transaction got
+            rows_total=committed.rows,
+            state=committed,  # with the version and commit time the transaction got
         )
 
-    def _compact(self, merged: Merged, month: str, write: Any) -> None:
-        """Merge the small files of ``month`` into one when it holds too many of them."""
+    def _compact(self, merged: Merged, month: str, footers: dict) -> None:
+        """Merge the small files of ``month`` into one when it holds too many of them.
+
+        The merged file's rows are not kept in memory (it can be large); the small files
+        this writer just wrote are read from memory.
+        """
         small = [
             p for p in merged.files if p.month == month and p.rows < compaction.SMALL_PART_ROWS
         ]
         if len(small) <= compaction.MAX_PARTS_PER_MONTH:
             return
-        made = write(pa.concat_tables([self._files.read(p) for p in small]).sort_by(ORDER), month)
+        rows = pa.concat_tables([self._files.recent(p) for p in small]).sort_by(ORDER)
+        made = self._files.write(rows, month, footers)
         log.debug("compacted %d files of %s into 1", len(small), month)
         merged.files = [p for p in merged.files if p not in small] + [made]
         merged.written.append(made)
@@ -371,7 +406,7 @@ class DeltaCache(DeltaReader):
                 custom_metadata={META_KEY: meta_json(state, state.footers)}, max_commit_retries=0
             )
         )
-        self._base = self._log.table().version()
+        self._forget(self._log.table().version())
         return result
 
     def vacuum(
@@ -408,7 +443,7 @@ class DeltaCache(DeltaReader):
                 custom_metadata={META_KEY: meta_json(state, state.footers)}
             ),
         )
-        self._base = self._log.table().version()
+        self._forget(self._log.table().version())
         return removed
 
     def clear(self) -> None:

@@ -2,6 +2,10 @@
 
 Each file's size is in the table's log and its footer CRC32 in zdevents' commit metadata, so
 a damaged file is an error naming it (and the refetch command), never a wrong number.
+
+A writer keeps the rows of the files its last commit wrote in memory (:meth:`DeltaFiles.recent`):
+the next commit's first rows usually repeat the last ones (page boundaries), and comparing
+them needs those files, which it then does not read back from storage.
 """
 
 from __future__ import annotations
@@ -43,13 +47,20 @@ class DeltaFiles:
         self.log = log
         self.remote = remote
         self.conform = conform
+        # {path: rows} of the files written by this writer: by the commit under way, and by
+        # its last commit (those still live); see recent()
+        self._fresh: dict[str, pa.Table] = {}
+        self._kept: dict[str, pa.Table] = {}
 
     @property
     def uri(self) -> str:
         return self.log.uri
 
-    def write(self, table: pa.Table, month: str, footers: dict) -> PartFile:
-        """Write one data file (pyarrow, page checksums) and record its footer CRC32."""
+    def write(self, table: pa.Table, month: str, footers: dict, *, keep: bool = False) -> PartFile:
+        """Write one data file (pyarrow, page checksums) and record its footer CRC32.
+
+        ``keep``: also keep its rows in memory for :meth:`recent` (see :meth:`settle`).
+        """
         fs, root = self.log.filesystem()
         path = f"month={month}/part-{uuid.uuid4().hex}.parquet"
         table = self.conform(table)
@@ -79,11 +90,34 @@ class DeltaFiles:
         length = int.from_bytes(data[size - 8 : size - 4].to_pybytes(), "little")
         crc = zlib.crc32(data[size - 8 - length :].to_pybytes())
         footers[path] = crc
+        if keep:
+            self._fresh[path] = table
         lo, hi = time_range(table)
         return PartFile(path, month, table.num_rows, lo, hi, size, crc)
 
+    def recent(self, part: PartFile, columns: list[str] | None = None) -> pa.Table:
+        """:meth:`read`, from memory when this writer wrote the file in its commit under way
+        or its last one (the rows it wrote: what reading the file back gives)."""
+        table = self._fresh.get(part.path)
+        if table is None:
+            table = self._kept.get(part.path)
+        if table is None:
+            return self.read(part, columns)
+        return table.select(columns) if columns is not None else table
+
+    def settle(self, live: set[str]) -> None:
+        """The commit under way landed: keep the rows of its files in ``live`` (only)."""
+        self._kept = {path: rows for path, rows in self._fresh.items() if path in live}
+        self._fresh = {}
+
+    def forget(self) -> None:
+        """Keep no rows in memory (the writer's session ended, or its commit failed)."""
+        self._fresh = {}
+        self._kept = {}
+
     def discard(self, parts: list[PartFile]) -> None:
         """Delete data files this writer made but never committed (best effort)."""
+        self.forget()
         fs, root = self.log.filesystem()
         for part in parts:
             with contextlib.suppress(Exception):

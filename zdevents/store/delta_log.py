@@ -89,7 +89,7 @@ class DeltaLog:
         """The table's pyarrow file system and its root path on it (opened once)."""
         if self._fs is None:
             try:
-                self._fs = pafs.FileSystem.from_uri(self.uri)
+                self._fs = _quick_puts(*pafs.FileSystem.from_uri(self.uri))
             except (OSError, pa.ArrowException, ValueError) as exc:
                 raise CacheError(
                     f"cannot open {self.uri}: {short(exc)}; check ZDEVENTS_DATA_DIR and the "
@@ -223,6 +223,22 @@ class DeltaLog:
                     f"holds {len(files)} data file(s) but no commit of it records zdevents' state"
                 )
             meta = {}
+        return self._state(meta, files, version, stamp)
+
+    def committed_state(self, files: tuple[PartFile, ...], version: int) -> DeltaState:
+        """The state of ``version``, which this writer just committed with ``files`` live.
+
+        What :meth:`state_of` gives for that version, without opening the table again: the
+        files are the ones the commit left live, the rest is read from that one log entry.
+        """
+        meta = self.commit_metadata(version)
+        if meta is None:  # not expected: the entry was just written with the metadata
+            return self.state_of(self.table(version))
+        return self._state(meta, files, version, meta.get("_timestamp"))
+
+    def _state(
+        self, meta: dict, files: tuple[PartFile, ...], version: int, stamp: object
+    ) -> DeltaState:
         try:
             coverage = coverage_from_json(meta.get("coverage", []))
             values = {k: meta.get(k) for k in _STATE_FIELDS}
@@ -235,7 +251,13 @@ class DeltaLog:
             raise self.state_error(f"records a damaged state ({exc})") from None
         live = {p.path for p in files}
         files = tuple(
-            replace(p, footer_crc32=footers.get(p.path)) if p.path in footers else p for p in files
+            sorted(
+                (
+                    replace(p, footer_crc32=footers.get(p.path)) if p.path in footers else p
+                    for p in files
+                ),
+                key=lambda p: (p.min_time, p.max_time, p.path),
+            )
         )
         return DeltaState(
             schema_version=SCHEMA_VERSION,
@@ -267,8 +289,10 @@ class DeltaLog:
         removes: list[PartFile],
         state: CacheState,
         footers: dict,
-    ) -> None:
+    ) -> int:
         """Commit file actions and ``state`` (with the ``footers`` of live files) as one version.
+
+        Returns the version committed: the one after ``table``'s (no retry on a conflict).
 
         Raises
         ------
@@ -308,6 +332,7 @@ class DeltaLog:
             ) from None
         except Exception as exc:
             raise CacheError(write_message(exc, self.uri), path=self.uri) from None
+        return table.version() + 1
 
 
 def files_of(table: Any) -> tuple[PartFile, ...]:
@@ -382,6 +407,17 @@ def _stats(part: PartFile) -> str:
             "nullCount": {"time": 0, "id": 0},
         }
     )
+
+
+def _quick_puts(fs: pafs.FileSystem, root: str) -> tuple[pafs.FileSystem, str]:
+    """S3: the same file system, but a small file is written with one PUT, not a multipart
+    upload (three requests); an error then shows when the file is closed, still inside the
+    write (pyarrow's ``allow_delayed_open``). Credentials stay the store's own chain."""
+    if isinstance(fs, pafs.S3FileSystem):
+        _, (options, *_) = fs.__reduce__()
+        if isinstance(options, dict) and not options.get("allow_delayed_open"):
+            fs = pafs.S3FileSystem(**{**options, "allow_delayed_open": True})
+    return fs, root
 
 
 def _ms(value: object) -> int:
