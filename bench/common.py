@@ -463,3 +463,47 @@ def save_raw(folder: Path, result: Result, size: Size) -> Path:
     }
     path.write_text(json.dumps(payload, indent=1, default=str))
     return path
+
+
+FLAT_GOAL = 1.10
+"""Peak RSS is flat when the largest size's is at most this many times the smallest size's."""
+
+
+def peak_rss_ratios(
+    result: Result,
+    what: str,
+    peaks: dict[str, float],
+    goal_mb: float,
+    flat_label: str | None = None,
+) -> None:
+    """The peak-RSS goal at the largest size and its flatness against the smallest.
+
+    ``peaks`` maps size labels, smallest first, to peak RSS (MB) of ``what``; adds
+    ``peak RSS of <what> @<largest>`` (goal ``<= goal_mb``) and, with two sizes or more,
+    ``<flat_label>`` (default ``peak RSS of <what> @<largest> / @<smallest> (flat)``, goal
+    ``<= FLAT_GOAL``).
+
+    Examples
+    --------
+    >>> result = Result("x", "x")
+    >>> peak_rss_ratios(result, "the ingest", {"1M": 300.0, "5M": 345.0}, 400.0)
+    >>> [(r.label, round(r.value, 2), r.met) for r in result.ratios]
+    [('peak RSS of the ingest @5M', 345.0, True), ('peak RSS of the ingest @5M / @1M (flat)', 1.15, False)]
+    """
+    labels = list(peaks)
+    largest = labels[-1]
+    result.ratio(
+        f"peak RSS of {what} @{largest}",
+        peaks[largest],
+        f"<= {goal_mb:.0f} MB",
+        peaks[largest] <= goal_mb,
+        unit=" MB",
+    )
+    if len(labels) > 1:
+        growth = peaks[largest] / peaks[labels[0]]
+        result.ratio(
+            flat_label or f"peak RSS of {what} @{largest} / @{labels[0]} (flat)",
+            growth,
+            f"<= {FLAT_GOAL:.2f}x",
+            growth <= FLAT_GOAL,
+        )

@@ -14,22 +14,17 @@ whole process):
 * **refresh** - ``zd.fetch`` into that table, already up to date, from the local server
   serving the same export: the requests it sends, and its wall time beyond one plain HTTP
   request (``requests``) for the same page, sent from the same process just before;
-* **S3 stand-in** - moto's S3 server on 127.0.0.1 (``ThreadedMotoServer``, run by this
-  process): ``zd.fetch`` of a ~1M-event export from the local server into a Delta table
+* **S3 stand-in** - moto's S3 server on 127.0.0.1 (:func:`zdevents.testing.s3_stand_in`, run
+  by this process, which sets the ``AWS_*`` variables the measured processes inherit): ``zd.fetch`` of a ~1M-event export from the local server into a Delta table
   there and into one on local disk, then ``load_frame`` of each with its floor, and the
   up-to-date refresh of each.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
 import shutil
-import socket
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +37,7 @@ from bench.common import (
     fmt_rate,
     fmt_s,
     interleaved,
+    peak_rss_ratios,
     run_isolated,
     spread,
 )
@@ -133,46 +129,6 @@ def refresh_worker(base_url: str, data_dir: str, repeat: int) -> dict[str, Any]:
         "version_before": getattr(before, "version", None),
         "version_after": getattr(after, "version", None),
     }
-
-
-@contextlib.contextmanager
-def s3_stand_in() -> Iterator[str]:
-    """moto's S3 server on a free loopback port, in this process; yields ``s3://BUCKET``.
-
-    The object-store clients (delta-rs, pyarrow) find it through the standard ``AWS_*``
-    environment variables, set here with dummy keys (and inherited by the measured
-    processes) and restored afterwards. Nothing leaves the machine.
-    """
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ALLOW_HTTP": "true",
-        "AWS_ACCESS_KEY_ID": "bench-key-id",
-        "AWS_SECRET_ACCESS_KEY": "bench-secret-key",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    before = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(Bucket=BUCKET)
-        yield f"s3://{BUCKET}"
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
 
 
 # ---------------------------------------------------------------------------- parts
@@ -268,23 +224,8 @@ def _ingest(size: Size, folder: Path, pages: data.PagesFile, result: Result) -> 
             for try_ in every[name]:
                 shutil.rmtree(try_["data_dir"], ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
-    labels = [label for label, _ in size.ingest_events]
-    largest = labels[-1]
-    result.ratio(
-        f"peak RSS of the Delta ingest @{largest}",
-        rss[largest],
-        f"<= {RSS_GOAL_MB:.0f} MB",
-        rss[largest] <= RSS_GOAL_MB,
-        unit=" MB",
-    )
-    if len(labels) > 1:
-        growth = rss[largest] / rss[labels[0]]
-        result.ratio(
-            f"peak RSS of the Delta ingest @{largest} / @{labels[0]} (flat)",
-            growth,
-            "<= 1.10x",
-            growth <= 1.10,
-        )
+    largest = size.ingest_events[-1][0]
+    peak_rss_ratios(result, "the Delta ingest", rss, RSS_GOAL_MB)
     result.ratio(
         f"peak RSS of the Delta ingest @{largest}, MALLOC_ARENA_MAX=2 (diagnosis)",
         arenas[largest],
@@ -366,6 +307,7 @@ def _refresh_ratios(where: str, run_: dict[str, Any], result: Result) -> None:
 def _s3(size: Size, folder: Path, result: Result, refresh: Table) -> None:
     """Fetch, load_frame and refresh ~1M events on local disk and on the S3 stand-in."""
     from zdevents.store import DeltaCache
+    from zdevents.testing import s3_stand_in
 
     local = folder / "delta-s3-local"
     shutil.rmtree(local, ignore_errors=True)
@@ -384,10 +326,10 @@ def _s3(size: Size, folder: Path, result: Result, refresh: Table) -> None:
         ],
     )
     raw: dict[str, Any] = {}
-    with local_server(size.s3_tickets) as server, s3_stand_in() as bucket:
+    with local_server(size.s3_tickets) as server, s3_stand_in(BUCKET) as s3:
         build = server.warm_up()
         DeltaCache(local, data.ACCOUNT, "metric_events").create()
-        places = {"local disk": str(local), "S3 stand-in": f"{bucket}/{uuid.uuid4().hex[:8]}"}
+        places = {"local disk": str(local), "S3 stand-in": f"{s3.url}/{uuid.uuid4().hex[:8]}"}
         for where, data_dir in places.items():
             fetched = run_isolated(
                 "bench.fetch:fetch_worker",
@@ -435,7 +377,8 @@ def _s3(size: Size, folder: Path, result: Result, refresh: Table) -> None:
             zd_s3["seconds"] / floor_s3["seconds"],
         )
     result.notes.append(
-        f"S3 stand-in: moto's ThreadedMotoServer on 127.0.0.1, in the benchmark's process "
+        f"S3 stand-in: zdevents.testing.s3_stand_in (moto's S3 server) on 127.0.0.1, in the "
+        "benchmark's process "
         f"(the fetch and reads run in their own); the local server built its "
         f"{size.s3_tickets:,}-ticket dataset in {build:.1f} s on a warm-up request (not timed)"
     )

@@ -37,6 +37,7 @@ from bench.common import (
     fmt_rate,
     fmt_s,
     interleaved,
+    peak_rss_ratios,
     run_isolated,
     spread,
 )
@@ -385,22 +386,13 @@ def run(size: Size, folder: Path) -> Result:
             shutil.rmtree(zd_dir, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
     labels = [label for label, _ in size.ingest_events]
-    largest = labels[-1]
-    result.ratio(
-        f"peak RSS of zdevents ingest @{largest}",
-        zd_rss[largest],
-        f"<= {RSS_GOAL_MB:.0f} MB",
-        zd_rss[largest] <= RSS_GOAL_MB,
-        unit=" MB",
+    peak_rss_ratios(
+        result,
+        "zdevents ingest",
+        zd_rss,
+        RSS_GOAL_MB,
+        f"peak RSS @{labels[-1]} / @{labels[0]} (flat: does not grow with pages)",
     )
-    if len(labels) > 1:
-        growth = zd_rss[largest] / zd_rss[labels[0]]
-        result.ratio(
-            f"peak RSS @{largest} / @{labels[0]} (flat: does not grow with pages)",
-            growth,
-            "<= 1.10x",
-            growth <= 1.10,
-        )
     result.tables.append(table)
     result.raw = {"pages": pages.pages, "events": pages.events, "runs": runs}
     return result
