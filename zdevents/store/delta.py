@@ -176,7 +176,8 @@ class DeltaCache(DeltaReader):
         try:
             # the version this writer continues: a commit by anyone else after it makes this
             # writer's next commit fail (object storage has no lock file)
-            self._base = self.create()
+            self._delta = self._log.open()
+            self._base = self._delta.version()
         except BaseException:
             if self._lock is not None:
                 self._lock.release()

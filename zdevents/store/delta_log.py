@@ -193,12 +193,16 @@ class DeltaLog:
 
     def create(self) -> int:
         """Create the (empty) table if there is none; return the latest version."""
+        return self.open().version()
+
+    def open(self) -> Any:
+        """The DeltaTable at the latest version, created (empty) first if there is none."""
         few_malloc_arenas()
         from deltalake import CommitProperties, DeltaTable
 
         table = self.table()
         if table is not None:
-            return table.version()
+            return table
         meta = meta_json(CacheState(schema_version=SCHEMA_VERSION, stream=self.stream), {})
         try:
             created = DeltaTable.create(
@@ -211,7 +215,7 @@ class DeltaLog:
             )
         except Exception as exc:
             raise CacheError(write_message(exc, self.uri), path=self.uri) from None
-        return created.version()
+        return created
 
     def state_of(self, table: Any) -> DeltaState:
         """The state a table version carries (the latest zdevents metadata up to it)."""
