@@ -66,6 +66,16 @@ def delta_settings(server: LocalZendesk, location: str) -> zd.Settings:
     return settings
 
 
+def fetch_in_two_steps(server: LocalZendesk, settings: zd.Settings) -> None:
+    """Fetch what the server held on 2024-03-01, then the rest: a table of 2+ versions."""
+    server.now = pd.Timestamp("2024-03-01", tz="UTC").timestamp()
+    try:
+        zd.fetch(STREAM, settings=settings, progress=False)
+    finally:
+        server.now = None
+    zd.fetch(STREAM, settings=settings, progress=False)
+
+
 def rows(*items: tuple[int, str, str]) -> pa.Table:
     """Metric events ``(id, time, type)`` of ticket 7's reply_time, instance 1."""
     return pa.table(
@@ -158,6 +168,37 @@ def test_each_commit_returns_the_state_a_fresh_read_of_the_table_gives(location)
             assert got.footers == fresh.footers
     assert [p.rows for p in fresh.files] == [1, 1, 1]
     assert fresh.rows == 3
+
+
+def test_a_commit_that_would_change_nothing_but_its_time_writes_no_version(location):
+    cache = DeltaCache(location, ACCOUNT, STREAM)
+    with cache.lock():
+        cache.commit(
+            conform(rows((1, "2024-01-05", "activate"), (2, "2024-01-06", "activate"))),
+            cursor=1704499200,
+        )
+        before = cache.state()
+        # an identical repeat, the cursor where it was: what an up-to-date refresh commits
+        again = cache.commit(conform(rows((2, "2024-01-06", "activate"))), cursor=1704499200)
+        assert (again.new_rows, again.rows_total) == (0, 2)
+        assert again.state == before
+        assert cache.state() == before and cache.state().updated_at == before.updated_at
+        # a cursor that moves is committed, with or without rows
+        moved = cache.commit(conform(rows()), cursor=1704585600)
+        assert (moved.state.version, moved.state.cursor) == (before.version + 1, 1704585600)
+    assert cache.state().version == before.version + 1
+
+
+def test_an_up_to_date_refresh_leaves_the_table_at_its_version(server, location):
+    settings = delta_settings(server, location)
+    zd.fetch(STREAM, settings=settings, progress=False)
+    cache = open_store(settings.data_dir, settings.account, STREAM)
+    before = cache.state()
+    again = zd.fetch(STREAM, settings=settings, progress=False)
+    assert (again.requests, again.new_events) == (1, 0)
+    assert cache.state() == before
+    got = plain(cache.read())
+    assert sorted(got["id"].to_pylist()) == sorted(server.unique_ids(STREAM))
 
 
 def test_a_reader_reads_its_version_while_a_writer_holds_the_lock_and_commits(tmp_path):
@@ -655,8 +696,7 @@ def test_zd_scan_opens_an_earlier_table_version(server, tmp_path):
 
 def test_status_shows_the_table_version_rows_and_file_count(server, location, tmp_path, capsys):
     settings = delta_settings(server, location)
-    zd.fetch(STREAM, settings=settings, progress=False)
-    zd.fetch(STREAM, settings=settings, progress=False, force=True)
+    fetch_in_two_steps(server, settings)
     cache = open_store(settings.data_dir, settings.account, STREAM)
     state = cache.state()
     assert state.version >= 2 and len(state.files) > 1
@@ -683,8 +723,7 @@ def test_status_shows_the_table_version_rows_and_file_count(server, location, tm
 @pytest.mark.slow
 def test_the_report_records_the_table_version_it_read(server, tmp_path):
     settings = delta_settings(server, str(tmp_path / "data"))
-    zd.fetch(STREAM, settings=settings, progress=False)
-    zd.fetch(STREAM, settings=settings, progress=False, force=True)
+    fetch_in_two_steps(server, settings)
     version = open_store(settings.data_dir, settings.account, STREAM).state().version
     assert version >= 2
     run = zd.build_report(tmp_path / "report", settings=settings)

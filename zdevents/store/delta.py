@@ -248,7 +248,10 @@ class DeltaCache(DeltaReader):
         Same parameters and meaning as :meth:`zdevents.store.parquet.Cache.commit`. Data files are
         written first; the commit (files added and removed, the state in its metadata) is
         one Delta transaction, so a crash leaves the previous version intact. A month whose
-        small files exceed ``MAX_PARTS_PER_MONTH`` is compacted in the same commit.
+        small files exceed ``MAX_PARTS_PER_MONTH`` is compacted in the same commit. When
+        nothing would change but the state's ``updated_at`` (only identical repeats, the
+        cursor where it was: an up-to-date refresh), nothing is committed and the table
+        stays at its version.
 
         Raises
         ------
@@ -290,6 +293,15 @@ class DeltaCache(DeltaReader):
             live = {p.path for p in merged.files}
             adds = [p for p in merged.written if p.path in live]
             removes = [p for p in merged.removed if p.path not in live]
+            if not (adds or removes) and replace(new_state, updated_at=state.updated_at) == state:
+                # nothing but the time of the commit would change (an up-to-date refresh:
+                # only repeats, the cursor where it was): no new version
+                return CommitResult(
+                    new_rows=table.num_rows - merged.replaced_rows,
+                    replaced_rows=merged.replaced_rows,
+                    rows_total=state.rows,
+                    state=state,
+                )
             version = self._transact(delta, adds, removes, new_state, footers)
         except BaseException:
             self._files.discard(merged.written)
