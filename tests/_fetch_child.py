@@ -137,8 +137,8 @@ def _arm_delta(point: str, hit: Callable[[], bool]) -> None:
     if point in ("data-half", "data-written"):
         real_write = DeltaFiles.write
 
-        def write(self, table, month, footers):
-            part = real_write(self, table, month, footers)
+        def write(self, table, month, footers, **kwargs):
+            part = real_write(self, table, month, footers, **kwargs)
             if hit():
                 if point == "data-half":
                     fs, root = self.log.filesystem()
@@ -168,9 +168,10 @@ def _arm_delta(point: str, hit: Callable[[], bool]) -> None:
                 fh.flush()
                 os.fsync(fh.fileno())
             _die()
-        real_transact(self, table, **kwargs)
+        version = real_transact(self, table, **kwargs)
         if point == "committed" and hit():
             _die()
+        return version
 
     DeltaLog.transact = transact
 
@@ -193,8 +194,9 @@ def _record_commits(path: str) -> None:
     real_transact = DeltaLog.transact
 
     def transact(self, table, **kwargs):
-        real_transact(self, table, **kwargs)
+        version = real_transact(self, table, **kwargs)
         record(kwargs["state"].rows)
+        return version
 
     Cache._write_state = write_state
     DeltaLog.transact = transact
