@@ -49,7 +49,6 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import CacheError
-from . import compaction
 from .delta_log import META_KEY, DeltaState, files_of, meta_json
 from .delta_read import DeltaReader
 from .location import is_object_store, table_uri
@@ -281,7 +280,7 @@ class DeltaCache(DeltaReader):
         try:
             merge_rows(merged, table, self._files.recent, write)
             for month in sorted({p.month for p in merged.written}):
-                self._compact(merged, month, footers)
+                self._files.compact(merged, month, footers)
             new_state = covering(
                 state,
                 cursor,
@@ -315,24 +314,6 @@ class DeltaCache(DeltaReader):
             rows_total=committed.rows,
             state=committed,  # with the version and commit time the transaction got
         )
-
-    def _compact(self, merged: Merged, month: str, footers: dict) -> None:
-        """Merge the small files of ``month`` into one when it holds too many of them.
-
-        The merged file's rows are not kept in memory (it can be large); the small files
-        this writer just wrote are read from memory.
-        """
-        small = [
-            p for p in merged.files if p.month == month and p.rows < compaction.SMALL_PART_ROWS
-        ]
-        if len(small) <= compaction.MAX_PARTS_PER_MONTH:
-            return
-        rows = pa.concat_tables([self._files.recent(p) for p in small]).sort_by(ORDER)
-        made = self._files.write(rows, month, footers)
-        log.debug("compacted %d files of %s into 1", len(small), month)
-        merged.files = [p for p in merged.files if p not in small] + [made]
-        merged.written.append(made)
-        merged.removed += small
 
     def adopt(self, state: CacheState) -> None:
         """Commit ``state``'s cursor, coverage, horizon, scope and position over this table's

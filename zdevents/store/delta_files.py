@@ -11,6 +11,7 @@ them needs those files, which it then does not read back from storage.
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 import zlib
 from collections.abc import Callable
@@ -20,13 +21,23 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from ..errors import CacheError
+from . import compaction
 from .delta_log import DeltaLog, short, to_delta_types, write_message
 from .manifest import PartFile
 from .parts import PARQUET_FORMAT, time_filter
 from .ranges import Window
-from .rows import ORDER, ROW_GROUP_ROWS, dictionary_columns, is_time_ordered, time_range
+from .rows import (
+    ORDER,
+    ROW_GROUP_ROWS,
+    Merged,
+    dictionary_columns,
+    is_time_ordered,
+    time_range,
+)
 
 __all__ = ["DeltaFiles"]
+
+log = logging.getLogger(__name__)
 
 
 class DeltaFiles:
@@ -114,6 +125,24 @@ class DeltaFiles:
         """Keep no rows in memory (the writer's session ended, or its commit failed)."""
         self._fresh = {}
         self._kept = {}
+
+    def compact(self, merged: Merged, month: str, footers: dict) -> None:
+        """Merge the small files of ``month`` in ``merged`` into one when there are too many.
+
+        The merged file's rows are not kept in memory (it can be large); the small files
+        this writer just wrote are read from memory.
+        """
+        small = [
+            p for p in merged.files if p.month == month and p.rows < compaction.SMALL_PART_ROWS
+        ]
+        if len(small) <= compaction.MAX_PARTS_PER_MONTH:
+            return
+        rows = pa.concat_tables([self.recent(p) for p in small]).sort_by(ORDER)
+        made = self.write(rows, month, footers)
+        log.debug("compacted %d files of %s into 1", len(small), month)
+        merged.files = [p for p in merged.files if p not in small] + [made]
+        merged.written.append(made)
+        merged.removed += small
 
     def discard(self, parts: list[PartFile]) -> None:
         """Delete data files this writer made but never committed (best effort)."""
