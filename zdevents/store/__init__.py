@@ -94,9 +94,7 @@ def open_store(
         return DeltaCache(data_dir, account, stream)
     if table_format == "parquet":
         return cache
-    if not cache.state_path.exists():
-        _refuse_a_lost_log(cache)
-    if cache.state_path.exists():
+    if cache.state_path.exists():  # a Parquet cache folder: converted once, here
         log.warning(
             "converting the Parquet cache in %s into a Delta table (once; the old files go "
             "when the table holds the same rows)",
@@ -108,6 +106,14 @@ def open_store(
             log.warning("%s: a fetch is running; read as a Parquet cache this time", cache.dir)
             return cache
         log.warning("%s: %s rows now in a Delta table", cache.dir, f"{done.rows:,}")
+    elif parts := lost_table_log(data_dir, account, stream):
+        # never an empty new table over them: that would silently drop every cached event
+        raise CacheError(
+            f"{cache.dir} holds {parts} data file(s) but no table log (_delta_log) nor "
+            f"state.json: run `zdevents cache rebuild --stream {stream}` to rebuild the "
+            "table from them (nothing is deleted), or restore the _delta_log folder",
+            path=str(cache.dir),
+        )
     return DeltaCache(data_dir, account, stream)
 
 
@@ -130,15 +136,3 @@ def lost_table_log(data_dir: str | os.PathLike[str], account: str, stream: str) 
     if not folder.is_dir() or (folder / "_delta_log").exists() or (folder / "state.json").exists():
         return 0
     return sum(1 for _ in folder.glob("month=*/part-*.parquet"))
-
-
-def _refuse_a_lost_log(cache: Cache) -> None:
-    """A folder of data files without a table log is an error, never an empty new table."""
-    parts = lost_table_log(cache.data_dir, cache.account, cache.stream)
-    if parts:
-        raise CacheError(
-            f"{cache.dir} holds {parts} data file(s) but no table log (_delta_log) nor "
-            f"state.json: run `zdevents cache rebuild --stream {cache.stream}` to rebuild the "
-            "table from them (nothing is deleted), or restore the _delta_log folder",
-            path=str(cache.dir),
-        )
