@@ -9,14 +9,17 @@ The helpers below take either store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
 import zdevents as zd
 from zdevents.sample.server import LocalZendesk
@@ -240,3 +243,18 @@ def child_env(
     """Only the zdevents variables (a forkserver child keeps the rest of its environment)."""
     env = cli_env(server, data_dir, table_format)
     return {k: v for k, v in env.items() if k.startswith(("ZEN", "ZDE"))}
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path):
+    """A 16 MB tmpfs at ``folder`` (skips where mounting is not allowed: root only)."""
+    folder.mkdir(parents=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16M", "tmpfs", str(folder)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small file system here (a real full disk needs root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

@@ -19,6 +19,7 @@ import pytest
 from _delta_s3 import BUCKET, s3_server
 from _engines import assert_same
 from _reliability import plain
+from _reliability import small_disk as mounted_small_disk
 
 import zdevents as zd
 from zdevents.errors import CacheError, CacheLocked
@@ -454,19 +455,8 @@ def test_sla_on_a_two_worker_dask_cluster_reading_s3_equals_pandas(shared):
 @pytest.fixture
 def small_disk(tmp_path):
     """A 16 MB tmpfs (root only; skipped where mounting is not allowed)."""
-    import subprocess
-
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16M", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip("cannot mount a small file system here")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    with mounted_small_disk(tmp_path / "disk") as disk:
+        yield disk
 
 
 def test_a_full_disk_is_a_clear_error_and_the_table_stays_at_its_version(server, small_disk):

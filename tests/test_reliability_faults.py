@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from _reliability import (
     cache_of,
     clean_fetch,
     read_plain,
+    small_disk,
 )
 
 import zdevents as zd
@@ -300,21 +300,6 @@ def _disk_full_after(monkeypatch, target: str, files_ok: int) -> list[str]:
     return failed
 
 
-@contextlib.contextmanager
-def _small_disk(folder: Path):
-    """A 16 MB tmpfs at ``folder`` (skips where mounting is not allowed: root only)."""
-    folder.mkdir(parents=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16M", "tmpfs", str(folder)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip("cannot mount a small file system here (a real full disk needs root)")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
-
-
 def _fill(disk: Path) -> None:
     """Fill the file system of ``disk`` to its last byte (``disk/filler``)."""
     fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
@@ -356,7 +341,7 @@ def test_disk_full_while_writing_is_a_clear_error_and_the_cache_stays_intact(
     truth = truths["metric_events"]
     with contextlib.ExitStack() as stack:
         if table_format == "delta":
-            disk = stack.enter_context(_small_disk(tmp_path / "disk"))
+            disk = stack.enter_context(small_disk(tmp_path / "disk"))
             data_dir = disk / "data"
         else:
             disk, data_dir = None, tmp_path
@@ -424,7 +409,7 @@ def test_disk_full_message_from_a_real_os_error_in_fsync(server, truths, tmp_pat
 def test_a_new_table_on_a_full_disk_is_a_clear_error_and_leaves_nothing(server, truths, tmp_path):
     """The Delta counterpart of the fsync case: a real ENOSPC on the very first write (delta-rs
     creating the table's log) is the same clear error, and nothing is left behind."""
-    with _small_disk(tmp_path / "disk") as disk:
+    with small_disk(tmp_path / "disk") as disk:
         settings = settings_for(server, disk / "data", "delta")
         cache = cache_of(settings)
         _fill(disk)
