@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from ..errors import CacheError
 from . import compaction
-from .delta_log import DeltaLog, short, to_delta_types, write_message
+from .delta_log import DeltaLog, delta_type, short, to_delta_types, write_message
 from .manifest import PartFile
 from .parts import PARQUET_FORMAT, time_filter
 from .ranges import Window
@@ -35,9 +35,40 @@ from .rows import (
     time_range,
 )
 
-__all__ = ["DeltaFiles"]
+__all__ = ["DeltaFiles", "file_schema", "read_format"]
 
 log = logging.getLogger(__name__)
+
+
+def file_schema(schema: pa.Schema) -> pa.Schema:
+    """What the data files of a table of ``schema`` read as with :func:`read_format`.
+
+    Delta's types (:func:`~zdevents.store.delta_log.delta_type`: microsecond times, strings),
+    except that the dictionary columns of ``schema`` stay dictionaries: Parquet's dictionary
+    pages are read straight into them, where casting the strings back would hash every value.
+
+    Examples
+    --------
+    >>> from zdevents.schema import METRIC_EVENTS_SCHEMA
+    >>> read = file_schema(METRIC_EVENTS_SCHEMA)
+    >>> str(read.field("metric").type), str(read.field("time").type)
+    ('dictionary<values=string, indices=int32, ordered=0>', 'timestamp[us, tz=UTC]')
+    """
+    return pa.schema(
+        [f if pa.types.is_dictionary(f.type) else f.with_type(delta_type(f.type)) for f in schema]
+    )
+
+
+def read_format(schema: pa.Schema) -> ds.ParquetFileFormat:
+    """The Parquet format that reads ``schema``'s dictionary columns as dictionaries and
+    verifies every page's CRC32 (the files are written with page checksums)."""
+    dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
+    return ds.ParquetFileFormat(
+        read_options=ds.ParquetReadOptions(dictionary_columns=dictionaries),
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+            page_checksum_verification=True
+        ),
+    )
 
 
 class DeltaFiles:
@@ -227,8 +258,8 @@ class DeltaFiles:
         try:
             dataset = ds.dataset(
                 [f"{root}/{p.path}" for p in parts],
-                format=PARQUET_FORMAT,
-                schema=schema,
+                format=read_format(schema) if schema is not None else PARQUET_FORMAT,
+                schema=file_schema(schema) if schema is not None else None,
                 filesystem=fs,
             )
             table = dataset.to_table(columns=columns, filter=condition)
@@ -236,7 +267,8 @@ class DeltaFiles:
             for part in parts:
                 self.read(part)  # names the damaged file
             raise CacheError(f"could not read the table {self.uri}: {short(exc)}") from None
-        if overlapping:
-            if columns is None or {"time", "id"} <= set(columns):
-                table = table.sort_by(ORDER)
+        if schema is not None:  # to the storage schema: only the times change (us to ms)
+            table = table.cast(pa.schema([schema.field(name) for name in table.column_names]))
+        if overlapping and (columns is None or {"time", "id"} <= set(columns)):
+            table = table.sort_by(ORDER)
         return table.replace_schema_metadata(None)

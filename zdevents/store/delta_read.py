@@ -11,52 +11,18 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from ..errors import CacheError
 from .delta_files import DeltaFiles
-from .delta_log import DeltaLog, DeltaState, delta_type, short
+from .delta_log import DeltaLog, DeltaState
 from .layout import check_name
 from .location import Location, is_object_store, table_uri
-from .manifest import SCHEMA_VERSION, CacheState, PartFile
-from .parts import time_filter
+from .manifest import SCHEMA_VERSION, CacheState
 from .ranges import Window
-from .rows import ORDER, STORAGE_SCHEMAS, conform
+from .rows import STORAGE_SCHEMAS, conform
 from .snapshot import Snapshot, StoreReads
 
-__all__ = ["DeltaReader", "file_schema"]
-
-
-def file_schema(schema: pa.Schema) -> pa.Schema:
-    """What the data files of a table of ``schema`` read as with :func:`read_format`.
-
-    Delta's types (:func:`~zdevents.store.delta_log.delta_type`: microsecond times, strings),
-    except that the dictionary columns of ``schema`` stay dictionaries: Parquet's dictionary
-    pages are read straight into them, where casting the strings back would hash every value.
-
-    Examples
-    --------
-    >>> from zdevents.schema import METRIC_EVENTS_SCHEMA
-    >>> read = file_schema(METRIC_EVENTS_SCHEMA)
-    >>> str(read.field("metric").type), str(read.field("time").type)
-    ('dictionary<values=string, indices=int32, ordered=0>', 'timestamp[us, tz=UTC]')
-    """
-    return pa.schema(
-        [f if pa.types.is_dictionary(f.type) else f.with_type(delta_type(f.type)) for f in schema]
-    )
-
-
-def read_format(schema: pa.Schema) -> ds.ParquetFileFormat:
-    """The Parquet format that reads ``schema``'s dictionary columns as dictionaries and
-    verifies every page's CRC32 (the files are written with page checksums)."""
-    dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
-    return ds.ParquetFileFormat(
-        read_options=ds.ParquetReadOptions(dictionary_columns=dictionaries),
-        default_fragment_scan_options=ds.ParquetFragmentScanOptions(
-            page_checksum_verification=True
-        ),
-    )
+__all__ = ["DeltaReader"]
 
 
 class DeltaReader(StoreReads):
@@ -95,9 +61,6 @@ class DeltaReader(StoreReads):
         self._schema = STORAGE_SCHEMAS.get(stream)
         self._log = DeltaLog(self.uri, stream, self._schema)
         self._files = DeltaFiles(self._log, self.remote, self._conform)
-        if self._schema is not None:
-            self._file_schema = file_schema(self._schema)
-            self._format = read_format(self._schema)
 
     def __repr__(self) -> str:
         return f"DeltaReader({self.uri!r})"
@@ -201,43 +164,8 @@ class DeltaReader(StoreReads):
         return self.read_parts(state, columns, Window.of(since, until))
 
     def read_parts(self, state: CacheState, columns: list[str] | None, window: Window) -> pa.Table:
-        """The rows in ``window`` of the files of ``state``'s version (see ``Snapshot.read``).
-
-        In the stream's storage schema (dictionary columns, millisecond times), each file
-        verified first (size, footer CRC32) and every page's CRC32 while it is read.
-        """
-        parts = Snapshot(self, state).parts(window)
-        if not parts or self._schema is None:
-            return self._files.read_many(parts, columns, window)
-        return self._read_many(parts, columns, window)
-
-    def _read_many(
-        self, parts: list[PartFile], columns: list[str] | None, window: Window
-    ) -> pa.Table:
-        """``DeltaFiles.read_many`` reading the dictionary columns as dictionaries: the
-        files' strings hashed back into dictionaries cost twice the read itself."""
-        for part in parts:
-            self._files.verify(part)
-        fs, root = self._log.filesystem()
-        try:
-            dataset = ds.dataset(
-                [f"{root}/{p.path}" for p in parts],
-                format=self._format,
-                schema=self._file_schema,
-                filesystem=fs,
-            )
-            table = dataset.to_table(columns=columns, filter=time_filter(parts, window))
-        except (OSError, pa.ArrowException) as exc:
-            for part in parts:
-                self._files.read(part)  # names the damaged file
-            raise CacheError(f"could not read the table {self.uri}: {short(exc)}") from None
-        # to the storage schema: only the times change (microseconds to milliseconds)
-        assert self._schema is not None
-        table = table.cast(pa.schema([self._schema.field(name) for name in table.column_names]))
-        overlapping = any(b.min_time < a.max_time for a, b in zip(parts, parts[1:], strict=False))
-        if overlapping and (columns is None or {"time", "id"} <= set(columns)):
-            table = table.sort_by(ORDER)
-        return table.replace_schema_metadata(None)
+        """The rows in ``window`` of the files of ``state``'s version (see ``Snapshot.read``)."""
+        return self._files.read_many(Snapshot(self, state).parts(window), columns, window)
 
     def size_bytes(self) -> int:
         """Bytes of the latest version's data files.
