@@ -305,3 +305,16 @@ def test_the_demo_uses_the_data_dir_of_a_dotenv_that_status_reads_too(tmp_path):
     assert not (tmp_path / "data").exists()
     status = run_cli("status", env=env, cwd=tmp_path)
     assert status.stdout.splitlines()[0] == f"cache folder: {tmp_path / 'elsewhere'}"
+
+
+@pytest.mark.e2e
+def test_the_demo_keeps_the_table_format_the_environment_or_dotenv_asks_for(tmp_path):
+    (tmp_path / ".env").write_text("ZDEVENTS_TABLE_FORMAT=parquet\n")
+    demo = run_cli("demo", "--tickets", "20", "--quiet", env=bare_env(), cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    folder = tmp_path / "data" / "sample" / "metric_events"
+    assert (folder / "state.json").is_file() and not (folder / "_delta_log").exists()
+    env = bare_env(ZDEVENTS_TABLE_FORMAT="delta")  # the environment wins over .env
+    demo = run_cli("demo", "--tickets", "20", "--quiet", "--data-dir", "d2", env=env, cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    assert (tmp_path / "d2" / "sample" / "metric_events" / "_delta_log").is_dir()

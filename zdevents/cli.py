@@ -182,10 +182,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .pipeline import run_demo
 
     # the folder status, report and load_frame read by default (see Settings.data_dir)
-    data_dir = args.data_dir or os.environ.get("ZDEVENTS_DATA_DIR") or _dotenv_data_dir() or "data"
+    data_dir = args.data_dir or _env_or_dotenv("ZDEVENTS_DATA_DIR") or "data"
     run_demo(
         out_dir=args.out,
         data_dir=data_dir,
+        table_format=_env_or_dotenv("ZDEVENTS_TABLE_FORMAT") or "delta",
         tickets=args.tickets,
         progress=not args.quiet,
         echo=print,
@@ -201,13 +202,15 @@ def _cli_words(message: str) -> str:
     return re.sub(r"(?<![-\w])(since|until) \(", r"--\1 (", message)
 
 
-def _dotenv_data_dir() -> str | None:
-    """ZDEVENTS_DATA_DIR from ./.env, which Settings.from_env also reads."""
+def _env_or_dotenv(name: str) -> str | None:
+    """A variable from the environment, else from ./.env (as Settings.from_env reads them)."""
+    if os.environ.get(name):
+        return os.environ[name]
     if not Path(".env").is_file():
         return None
     from dotenv import dotenv_values
 
-    return dotenv_values(".env").get("ZDEVENTS_DATA_DIR") or None
+    return dotenv_values(".env").get(name) or None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -281,11 +281,12 @@ def run_demo(
     seed: int = 7,
     progress: bool = True,
     echo: Callable[[str], object] = print,
+    table_format: str = "delta",
 ) -> ReportRun:
     """Generate the sample account, serve it on 127.0.0.1, fetch both streams, report.
 
-    The real pipeline end to end (HTTP, pacing, normalisation, Parquet cache, analysis,
-    charts) with no Zendesk account.
+    The real pipeline end to end (HTTP, pacing, normalisation, the cache in ``table_format``,
+    analysis, charts) with no Zendesk account.
 
     Examples
     --------
@@ -294,7 +295,14 @@ def run_demo(
     from .sample.demo import prepare_sample  # the sample generator and server, on first use
 
     started = time.monotonic()
-    settings = prepare_sample(data_dir, tickets=tickets, seed=seed, progress=progress, echo=echo)
+    settings = prepare_sample(
+        data_dir,
+        tickets=tickets,
+        seed=seed,
+        progress=progress,
+        echo=echo,
+        table_format=table_format,
+    )
     echo("")
     echo(format_status(cache_status(settings=settings)))
     echo("")

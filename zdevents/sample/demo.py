@@ -26,13 +26,15 @@ def prepare_sample(
     seed: int = 7,
     progress: bool = False,
     echo: Callable[[str], object] | None = None,
+    table_format: str = "delta",
 ) -> Settings:
     """Fetch the sample account into ``data_dir`` through the real client; return its settings.
 
     Serves :class:`~zdevents.sample.account.SampleAccount` on 127.0.0.1 for the duration and fetches
     both streams (ticket events with comments). A second call only asks for what is newer than
     the cursor (nothing). The returned settings name the ``sample`` account's cache and carry
-    no credentials, so ``load_frame(settings=...)`` reads the cache.
+    no credentials, so ``load_frame(settings=...)`` reads the cache (a Delta table, or the
+    Parquet folder with ``table_format="parquet"``).
 
     Examples
     --------
@@ -41,7 +43,7 @@ def prepare_sample(
     """
     account = SampleAccount(tickets=tickets, seed=seed)
     with LocalZendesk(account) as server:
-        settings = server.settings(data_dir=Path(data_dir))
+        settings = server.settings(data_dir=Path(data_dir), table_format=table_format)
         if echo:
             echo(f"sample account ({tickets:,} tickets, seed {seed}) served at {server.url}")
         for stream in ("metric_events", "ticket_events"):
@@ -54,4 +56,6 @@ def prepare_sample(
             if echo:
                 echo(str(result))
         fetch_names(settings)  # group and brand names, beside the exports
-    return Settings(subdomain=settings.subdomain, data_dir=settings.data_dir)
+    return Settings(
+        subdomain=settings.subdomain, data_dir=settings.data_dir, table_format=table_format
+    )
