@@ -241,6 +241,7 @@ def test_sigterm_and_sighup_keep_what_was_fetched(signame, command, tmp_path):
             ZENDESK_EMAIL=srv.email,
             ZENDESK_API_TOKEN=srv.api_token,
             ZDEVENTS_DATA_DIR=str(tmp_path / "cache"),
+            PYTHONFAULTHANDLER="1",  # a child that does not end shows where it is (SIGABRT)
         )
         argv = ["-m", "zdevents", "fetch"] if command == "cli" else ["-c", LIBRARY_FETCH]
         proc = subprocess.Popen(
@@ -264,7 +265,13 @@ def test_sigterm_and_sighup_keep_what_was_fetched(signame, command, tmp_path):
                 time.sleep(0.05)
             assert b"8 pages" in seen, seen.decode(errors="replace")
             proc.send_signal(number)
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)  # the threads' tracebacks, to stderr
+                proc.wait(timeout=30)
+                reader.join(timeout=10)
+                pytest.fail(f"the fetch did not end after {signame}:\n{seen.decode()[-8000:]}")
         finally:
             if proc.poll() is None:
                 proc.kill()
