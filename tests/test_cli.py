@@ -250,6 +250,9 @@ def test_sigterm_and_sighup_keep_what_was_fetched(signame, command, tmp_path):
             cwd=tmp_path,
             stderr=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            # as from a terminal: a test run started under nohup passes SIGHUP on ignored, and
+            # an ignored SIGHUP rightly stays ignored by the fetch
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
         )
         seen = bytearray()
 
